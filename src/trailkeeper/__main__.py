@@ -1,0 +1,5 @@
+"""`python -m trailkeeper` runs the CLI."""
+
+from trailkeeper.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""Builds the ASGI application: dialects, error rendering, OpenAPI, health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Request, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.response import Response
+
+from trailkeeper import __version__
+from trailkeeper.api.errors import handler, render_native
+from trailkeeper.api.native import native_router
+from trailkeeper.api.request import SafeRequest
+from trailkeeper.api.shared import service_of
+from trailkeeper.config import Settings
+from trailkeeper.service import AuditService
+
+
+@get("/healthz", summary="Liveness and database check", sync_to_thread=True, tags=["health"])
+def healthz(request: Request[Any, Any, Any]) -> dict[str, str]:
+    service_of(request).check_health()
+    return {"status": "ok"}
+
+
+@get("/openapi.json", include_in_schema=False, sync_to_thread=False)
+def openapi_json(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    return Response(request.app.openapi_schema.to_schema(), media_type="application/json")
+
+
+def create_app(service: AuditService, settings: Settings) -> Litestar:
+    openapi = OpenAPIConfig(
+        title="trailkeeper",
+        version=__version__,
+        description="Self-hosted audit log service.",
+        path="/docs",
+        render_plugins=[ScalarRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", description="API key")
+            }
+        ),
+    )
+    return Litestar(
+        route_handlers=[healthz, openapi_json, native_router],
+        request_class=SafeRequest,
+        request_max_body_size=settings.max_body_bytes,
+        exception_handlers={Exception: handler(render_native)},
+        openapi_config=openapi,
+        state=State({"service": service}),
+        logging_config=None,
+    )

@@ -1,0 +1,176 @@
+"""trailkeeper's own API under /v1: ingestion, listing with filters, get-one, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.params import Parameter
+from litestar.response import Stream
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from trailkeeper import auth
+from trailkeeper.api.shared import principal, reject_unknown_query, service_of
+from trailkeeper.errors import InvalidInput
+from trailkeeper.formats import EXPORT_FORMATS, EventView, export_chunks, to_view
+from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventBatchIn, EventFilter, EventIn
+
+DIALECT = "native"
+
+Limit = Annotated[int, Parameter(ge=1, le=MAX_PAGE, description=f"Page size, 1-{MAX_PAGE}.")]
+Cursor = Annotated[
+    str | None,
+    Parameter(max_length=256, description="`next_cursor` or `previous_cursor` of a page."),
+]
+Text = Annotated[str | None, Parameter(min_length=1, max_length=256)]
+Since = Annotated[
+    datetime | None, Parameter(description="Only events at or after this time (RFC 3339).")
+]
+Until = Annotated[
+    datetime | None, Parameter(description="Only events before this time (RFC 3339).")
+]
+FILTER_PARAMS = frozenset(
+    {"actor_id", "action", "type", "target_type", "target_id", "source", "since", "until"}
+)
+
+
+class EventPageView(msgspec.Struct, frozen=True):
+    items: list[EventView]
+    limit: int
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+class BatchResult(msgspec.Struct, frozen=True):
+    items: list[EventView]
+    created: int
+    existing: int
+
+
+def _ingested(results: Iterable[tuple[Event, bool]]) -> tuple[list[EventView], int]:
+    views, created = [], 0
+    for event, is_new in results:
+        views.append(to_view(event))
+        created += is_new
+    return views, created
+
+
+@post(
+    "/events",
+    summary="Record one event",
+    description="Idempotent when the event carries an `id`: re-sending the same id and content "
+    "returns the stored event with 200; the same id with other content is a 409.",
+    status_code=HTTP_201_CREATED,
+    sync_to_thread=True,
+)
+def create_event(request: Request[Any, Any, Any], data: EventIn) -> Response[EventView]:
+    who = principal(request, auth.SCOPE_EVENTS_WRITE)
+    views, created = _ingested(service_of(request).ingest(who.tenant, [data]))
+    return Response(views[0], status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+
+@post(
+    "/events/batch",
+    summary="Record up to 1000 events, all or nothing",
+    status_code=HTTP_201_CREATED,
+    sync_to_thread=True,
+)
+def create_events(request: Request[Any, Any, Any], data: EventBatchIn) -> Response[BatchResult]:
+    who = principal(request, auth.SCOPE_EVENTS_WRITE)
+    views, created = _ingested(service_of(request).ingest(who.tenant, data.events))
+    body = BatchResult(items=views, created=created, existing=len(views) - created)
+    return Response(body, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+
+@get("/events", summary="List events, newest first", sync_to_thread=True)
+def list_events(
+    request: Request[Any, Any, Any],
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+    actor_id: Text = None,
+    action: Text = None,
+    type: Text = None,
+    target_type: Text = None,
+    target_id: Text = None,
+    source: Text = None,
+    since: Since = None,
+    until: Until = None,
+) -> EventPageView:
+    who = principal(request, auth.SCOPE_EVENTS_READ)
+    reject_unknown_query(request, FILTER_PARAMS | {"limit", "cursor"})
+    filters = EventFilter(
+        actor_id=actor_id,
+        action=action,
+        type=type,
+        target_type=target_type,
+        target_id=target_id,
+        source=source,
+        since=since,
+        until=until,
+    )
+    page, next_cursor, previous_cursor = service_of(request).list_events(
+        who.tenant, filters, limit, cursor, DIALECT
+    )
+    return EventPageView(
+        items=[to_view(e) for e in page.events],
+        limit=limit,
+        next_cursor=next_cursor,
+        previous_cursor=previous_cursor,
+    )
+
+
+@get("/events/{event_id:str}", summary="Get one event", sync_to_thread=True)
+def get_event(request: Request[Any, Any, Any], event_id: str) -> EventView:
+    who = principal(request, auth.SCOPE_EVENTS_READ)
+    return to_view(service_of(request).get_event(who.tenant, event_id))
+
+
+@get(
+    "/export",
+    summary="Export matching events, oldest first, as JSON lines or CSV (streamed)",
+    sync_to_thread=True,
+)
+def export_events(
+    request: Request[Any, Any, Any],
+    format: Annotated[str, Parameter(description="jsonl or csv")] = "jsonl",
+    actor_id: Text = None,
+    action: Text = None,
+    type: Text = None,
+    target_type: Text = None,
+    target_id: Text = None,
+    source: Text = None,
+    since: Since = None,
+    until: Until = None,
+) -> Stream:
+    who = principal(request, auth.SCOPE_EVENTS_READ)
+    reject_unknown_query(request, FILTER_PARAMS | {"format"})
+    if format not in EXPORT_FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(EXPORT_FORMATS)}")
+    filters = EventFilter(
+        actor_id=actor_id,
+        action=action,
+        type=type,
+        target_type=target_type,
+        target_id=target_id,
+        source=source,
+        since=since,
+        until=until,
+    )
+    events = service_of(request).export(who.tenant, filters)
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
+    return Stream(
+        export_chunks(events, format),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="events.{format}"'},
+    )
+
+
+native_router = Router(
+    path="/v1",
+    route_handlers=[create_event, create_events, list_events, get_event, export_events],
+    tags=["events"],
+    security=[{"bearer": []}],
+)

@@ -1,0 +1,393 @@
+"""`trailkeeper` command line: serve, import, export, keys, tenants. A thin layer on the service."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+
+from trailkeeper import __version__, auth
+from trailkeeper.config import Settings, load_settings
+from trailkeeper.errors import TrailkeeperError
+from trailkeeper.formats import EXPORT_FORMATS, export_chunks, parse_event_line
+from trailkeeper.model import MAX_BATCH, EventFilter, EventIn, format_ts
+from trailkeeper.service import AuditService
+from trailkeeper.store import open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+QUICKSTART_KEY = "quickstart"
+
+
+def _fail_cleanly(func: F) -> F:
+    """Show trailkeeper errors as one line on stderr (exit 1), never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TrailkeeperError as exc:
+            raise click.ClickException(exc.message) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    return load_settings(database_url=ctx.obj.get("database_url"), **overrides)
+
+
+def _open(settings: Settings) -> AuditService:
+    store = open_store(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pg_pool_size=settings.pg_pool_size,
+        timeout=settings.db_timeout_seconds,
+    )
+    return AuditService(store, secret=settings.secret)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="trailkeeper")
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="sqlite:///path.db or postgresql://... (default: $TRAILKEEPER_DATABASE_URL or "
+    "sqlite:///data/trailkeeper.db).",
+)
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
+    """trailkeeper: a self-hosted audit log service."""
+    ctx.ensure_object(dict)
+    ctx.obj["database_url"] = database_url
+
+
+# ---- serve ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8000).")
+@click.option(
+    "--print-key",
+    is_flag=True,
+    help=f"Mint a fresh key named '{QUICKSTART_KEY}' for tenant 'default' (revoking the "
+    "previous one) and print it. Meant for local development (`make run`).",
+)
+@click.pass_context
+@_fail_cleanly
+def serve(ctx: click.Context, host: str | None, port: int | None, print_key: bool) -> None:
+    """Run the HTTP server. On an empty database, creates tenant 'default' and prints a key."""
+    import uvicorn
+
+    from trailkeeper.api.app import create_app
+
+    settings = _settings(ctx, host=host, port=port)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
+    )
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    service = _open(settings)
+    try:
+        token = service.bootstrap()
+        if token is None and print_key:
+            token = _fresh_quickstart_key(service)
+        _print_banner(settings, token)
+        uvicorn.run(
+            create_app(service, settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=settings.log_level == "debug",
+            server_header=False,
+        )
+    finally:
+        service.close()
+
+
+def _fresh_quickstart_key(service: AuditService) -> str:
+    for key in service.list_keys("default"):
+        if key.name == QUICKSTART_KEY and key.revoked_at is None:
+            service.revoke_key(key.id)
+    _, token = service.create_key("default", QUICKSTART_KEY)
+    return token
+
+
+def _print_banner(settings: Settings, token: str | None) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    echo = functools.partial(click.echo, err=True)
+    echo(f"trailkeeper {__version__} on {base}  (database: {_redact(settings.database_url)})")
+    if token is None:
+        echo("Create an API key with: trailkeeper keys create --tenant default --name NAME")
+        return
+    echo("")
+    echo("API key for tenant 'default' (shown once, store it now):")
+    echo(f"  {token}")
+    echo("")
+    echo("Try it:")
+    echo(
+        f"  curl -s -X POST {base}/v1/events -H 'Authorization: Bearer {token}' "
+        "-H 'Content-Type: application/json' "
+        """-d '{"action": "user.login", "actor": {"id": "user-1"}, "source": "cli"}'"""
+    )
+    echo(f"  curl -s {base}/v1/events -H 'Authorization: Bearer {token}'")
+    echo(f"API docs: {base}/docs")
+    echo("")
+
+
+def _redact(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+# ---- import / export ------------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("source", type=click.File("rb"), default="-")
+@click.option("--tenant", default="default", show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(1, MAX_BATCH), default=MAX_BATCH, show_default=True
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+@_fail_cleanly
+def import_events(
+    ctx: click.Context, source: IO[bytes], tenant: str, batch_size: int, quiet: bool
+) -> None:
+    """Import events from a JSON-lines file (or - for stdin).
+
+    Each line is one event as accepted by POST /v1/events; trailkeeper's own export is accepted
+    too. Batches are stored all-or-nothing; events with ids can be imported again safely.
+    """
+    service = _open(_settings(ctx))
+    try:
+        service.require_tenant(tenant)
+        total = _file_size(source)
+        created = existing = 0
+        bar: click._termui_impl.ProgressBar[int]
+        with click.progressbar(
+            length=total, label="importing", file=sys.stderr, hidden=quiet or total is None
+        ) as bar:
+            for batch in _batches(source, batch_size, bar.update):
+                results = service.ingest(tenant, batch)
+                new = sum(is_new for _, is_new in results)
+                created, existing = created + new, existing + len(results) - new
+        click.echo(f"imported {created} new events, {existing} already present", err=True)
+    finally:
+        service.close()
+
+
+def _file_size(stream: IO[bytes]) -> int | None:
+    try:
+        return Path(stream.name).stat().st_size if stream.seekable() else None
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
+def _batches(
+    source: IO[bytes], size: int, progress: Callable[[int], None]
+) -> Iterator[list[EventIn]]:
+    batch: list[EventIn] = []
+    for number, line in enumerate(source, 1):
+        progress(len(line))
+        if not line.strip():
+            continue
+        try:
+            batch.append(parse_event_line(line))
+        except ValueError as exc:
+            raise click.ClickException(
+                f"line {number}: {exc} (events before this batch were imported)"
+            ) from None
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _filter_options(func: F) -> F:
+    options = [
+        click.option("--actor-id"),
+        click.option("--action"),
+        click.option("--type", "type_"),
+        click.option("--target-type"),
+        click.option("--target-id"),
+        click.option("--source"),
+        click.option("--since", type=click.DateTime(_TIME_FORMATS), help="UTC, inclusive."),
+        click.option("--until", type=click.DateTime(_TIME_FORMATS), help="UTC, exclusive."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+_TIME_FORMATS = [
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S.%fZ",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S.%f%z",
+]
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+@main.command("export")
+@click.option("--tenant", default="default", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="jsonl", show_default=True
+)
+@click.option(
+    "--output", "-o", type=click.File("wb"), default="-", help="File to write (default: stdout)."
+)
+@_filter_options
+@click.pass_context
+@_fail_cleanly
+def export_events(
+    ctx: click.Context,
+    tenant: str,
+    fmt: str,
+    output: IO[bytes],
+    actor_id: str | None,
+    action: str | None,
+    type_: str | None,
+    target_type: str | None,
+    target_id: str | None,
+    source: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    """Export events, oldest first, as JSON lines or CSV. Streams in constant memory."""
+    selection = EventFilter(
+        actor_id=actor_id,
+        action=action,
+        type=type_,
+        target_type=target_type,
+        target_id=target_id,
+        source=source,
+        since=_as_utc(since),
+        until=_as_utc(until),
+    )
+    service = _open(_settings(ctx))
+    try:
+        service.require_tenant(tenant)
+        for chunk in export_chunks(service.export(tenant, selection), fmt):
+            output.write(chunk)
+        output.flush()
+    finally:
+        service.close()
+
+
+# ---- keys and tenants -----------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--name", required=True, help="What the key is for, e.g. 'billing-service'.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(auth.ALL_SCOPES),
+    help="Repeat for several. Default: all scopes.",
+)
+@click.pass_context
+@_fail_cleanly
+def keys_create(ctx: click.Context, tenant: str, name: str, scopes: tuple[str, ...]) -> None:
+    """Create a key and print its secret (once: only a hash is stored)."""
+    service = _open(_settings(ctx))
+    try:
+        key, token = service.create_key(tenant, name, scopes or auth.ALL_SCOPES)
+    finally:
+        service.close()
+    click.echo(token)
+    click.echo(f"key {key.id} for tenant {tenant!r}, scopes: {' '.join(key.scopes)}", err=True)
+
+
+@keys.command("list")
+@click.option("--tenant", help="Only this tenant's keys.")
+@click.pass_context
+@_fail_cleanly
+def keys_list(ctx: click.Context, tenant: str | None) -> None:
+    """List keys (never their secrets)."""
+    service = _open(_settings(ctx))
+    try:
+        rows = service.list_keys(tenant)
+    finally:
+        service.close()
+    click.echo(f"{'KEY ID':<17} {'TENANT':<16} {'NAME':<20} {'CREATED':<25} {'STATUS':<8} SCOPES")
+    for key in rows:
+        status = "revoked" if key.revoked_at else "active"
+        click.echo(
+            f"{key.id:<17} {key.tenant:<16} {key.name:<20} {format_ts(key.created_at):<25} "
+            f"{status:<8} {' '.join(key.scopes)}"
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+@_fail_cleanly
+def keys_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke a key; requests with it get 401 immediately."""
+    service = _open(_settings(ctx))
+    try:
+        service.revoke_key(key_id)
+    finally:
+        service.close()
+    click.echo(f"revoked {key_id}", err=True)
+
+
+@main.group()
+def tenants() -> None:
+    """Create and list tenants (a.k.a. merchant accounts)."""
+
+
+@tenants.command("create")
+@click.argument("tenant_id")
+@click.option("--name", help="Display name (default: the id).")
+@click.pass_context
+@_fail_cleanly
+def tenants_create(ctx: click.Context, tenant_id: str, name: str | None) -> None:
+    """Create a tenant."""
+    service = _open(_settings(ctx))
+    try:
+        service.create_tenant(tenant_id, name)
+    finally:
+        service.close()
+    click.echo(f"created tenant {tenant_id}", err=True)
+
+
+@tenants.command("list")
+@click.pass_context
+@_fail_cleanly
+def tenants_list(ctx: click.Context) -> None:
+    """List tenants."""
+    service = _open(_settings(ctx))
+    try:
+        for tenant in service.list_tenants():
+            click.echo(f"{tenant.id}\t{tenant.name}\t{format_ts(tenant.created_at)}")
+    finally:
+        service.close()

@@ -1,0 +1,86 @@
+"""Settings, read once from the environment (and overridden by CLI flags).
+
+Every setting is listed in `SETTINGS` with its default and meaning; `docs/configuration.md` is
+checked against this table by the test suite, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from trailkeeper.errors import InvalidInput
+
+ENV_PREFIX = "TRAILKEEPER_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings. Field names map to `TRAILKEEPER_<NAME>` environment variables."""
+
+    database_url: str = "sqlite:///data/trailkeeper.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret: str = ""
+    max_body_bytes: int = 16 * 1024 * 1024
+    sqlite_synchronous: str = "FULL"
+    pg_pool_size: int = 10
+    db_timeout_seconds: float = 5.0
+    log_level: str = "info"
+
+
+SETTINGS: dict[str, str] = {
+    "database_url": "Where events are stored: `sqlite:///path/to/file.db` or "
+    "`postgresql://user:pass@host:5432/dbname`.",
+    "host": "Interface `serve` binds to.",
+    "port": "TCP port `serve` listens on.",
+    "secret": "Key that signs pagination cursors. Empty: a random key is generated once and kept "
+    "in the database, so every worker and restart agrees.",
+    "max_body_bytes": "Largest request body accepted; larger bodies get 413 before being read.",
+    "sqlite_synchronous": "SQLite `synchronous` pragma: FULL (default, survives power loss) or "
+    "NORMAL (survives process crashes only, faster).",
+    "pg_pool_size": "Maximum PostgreSQL connections per server process.",
+    "db_timeout_seconds": "How long a request waits for a database connection or lock before "
+    "failing with 503.",
+    "log_level": "Log level: debug, info, warning or error.",
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, then the environment, then explicit overrides (CLI flags)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        raw = env.get(ENV_PREFIX + field.name.upper())
+        if raw is None:
+            continue
+        values[field.name] = _coerce(field.name, raw, type(getattr(Settings(), field.name)))
+    settings = replace(Settings(), **values)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    settings = replace(settings, **given)
+    _validate(settings)
+    return settings
+
+
+def _coerce(name: str, raw: str, kind: type) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"{ENV_PREFIX}{name.upper()} must be a {kind.__name__}, got {raw!r}"
+        ) from None
+
+
+def _validate(settings: Settings) -> None:
+    if settings.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
+        raise InvalidInput("sqlite_synchronous must be FULL, EXTRA or NORMAL")
+    if not 1 <= settings.port <= 65535:
+        raise InvalidInput("port must be between 1 and 65535")
+    if settings.max_body_bytes < 1024:
+        raise InvalidInput("max_body_bytes must be at least 1024")
+    if settings.pg_pool_size < 1:
+        raise InvalidInput("pg_pool_size must be at least 1")
+    if settings.db_timeout_seconds <= 0:
+        raise InvalidInput("db_timeout_seconds must be positive")

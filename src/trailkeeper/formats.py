@@ -1,0 +1,160 @@
+"""trailkeeper's own public representation of an event, and the export file formats.
+
+The native API, `trailkeeper export` and `/v1/export` all write events this way, and
+`trailkeeper import` reads it back, so an export can be re-imported into another instance
+(ids are kept, which makes a repeated import harmless).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import msgspec
+
+from trailkeeper.model import Actor, Context, Event, EventIn, Target, format_ts
+
+
+class EventView(msgspec.Struct, frozen=True):
+    """An event as the native API returns it. Timestamps: RFC 3339, UTC, milliseconds."""
+
+    id: str
+    tenant: str
+    occurred_at: str
+    received_at: str
+    action: str
+    type: str | None
+    actor: Actor
+    target: Target | None
+    source: str | None
+    context: Context | None
+    metadata: dict[str, Any]
+
+
+def to_view(event: Event) -> EventView:
+    return EventView(
+        id=event.id,
+        tenant=event.tenant,
+        occurred_at=format_ts(event.occurred_at),
+        received_at=format_ts(event.received_at),
+        action=event.action,
+        type=event.type,
+        actor=event.actor,
+        target=event.target,
+        source=event.source,
+        context=event.context,
+        metadata=event.metadata,
+    )
+
+
+# ---- export -----------------------------------------------------------------------------
+
+EXPORT_FORMATS = ("jsonl", "csv")
+CSV_COLUMNS = (
+    "id",
+    "tenant",
+    "occurred_at",
+    "received_at",
+    "action",
+    "type",
+    "actor_id",
+    "actor_name",
+    "actor_email",
+    "actor_type",
+    "actor_staff",
+    "actor_status",
+    "target_type",
+    "target_id",
+    "target_name",
+    "target_email",
+    "source",
+    "ip",
+    "user_agent",
+    "metadata",
+)
+_json = msgspec.json.Encoder()
+
+
+def export_chunks(events: Iterable[Event], fmt: str, batch: int = 500) -> Iterator[bytes]:
+    """Encode events as JSONL or CSV, yielding a few hundred events per chunk."""
+    if fmt == "jsonl":
+        yield from _jsonl_chunks(events, batch)
+    elif fmt == "csv":
+        yield from _csv_chunks(events, batch)
+    else:
+        raise ValueError(f"unknown export format {fmt!r}")
+
+
+def _jsonl_chunks(events: Iterable[Event], batch: int) -> Iterator[bytes]:
+    buffer = bytearray()
+    for n, event in enumerate(events, 1):
+        buffer += _json.encode(to_view(event))
+        buffer += b"\n"
+        if n % batch == 0:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+def _csv_chunks(events: Iterable[Event], batch: int) -> Iterator[bytes]:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for n, event in enumerate(events, 1):
+        writer.writerow(_csv_row(event))
+        if n % batch == 0:
+            yield text.getvalue().encode("utf-8")
+            text.seek(0)
+            text.truncate()
+    yield text.getvalue().encode("utf-8")
+
+
+def _csv_row(e: Event) -> tuple[Any, ...]:
+    target, context = e.target or Target(), e.context or Context()
+    return (
+        e.id,
+        e.tenant,
+        format_ts(e.occurred_at),
+        format_ts(e.received_at),
+        e.action,
+        e.type,
+        e.actor.id,
+        e.actor.name,
+        e.actor.email,
+        e.actor.type,
+        e.actor.staff,
+        e.actor.status,
+        target.type,
+        target.id,
+        target.name,
+        target.email,
+        e.source,
+        context.ip,
+        context.user_agent,
+        _json.encode(e.metadata).decode("utf-8"),
+    )
+
+
+# ---- import -----------------------------------------------------------------------------
+
+_EXPORT_ONLY_FIELDS = ("tenant", "received_at")
+_line_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def parse_event_line(line: bytes) -> EventIn:
+    """One JSONL line -> EventIn. Accepts trailkeeper's own export (server fields dropped).
+
+    Raises ValueError with a readable message for anything that is not a valid event.
+    """
+    try:
+        raw = _line_decoder.decode(line)
+        for field in _EXPORT_ONLY_FIELDS:
+            raw.pop(field, None)
+        return msgspec.convert(raw, EventIn)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValueError(str(exc)) from None
+    except (UnicodeDecodeError, RecursionError):
+        raise ValueError("not valid UTF-8 JSON, or nested too deeply") from None

@@ -1,0 +1,193 @@
+"""The one event model that flows through every layer, plus the small value types around it.
+
+Input structs (`EventIn` and its parts) carry the type and length rules as msgspec constraints,
+so HTTP ingestion, `trailkeeper import` and the Python API all validate the same way. Rules that
+need the clock or a walk over free-form data live in `service.normalize_event`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import msgspec
+
+# ---- limits (documented in docs/events.md) -------------------------------------------------
+MAX_METADATA_BYTES = 8 * 1024
+MAX_METADATA_DEPTH = 16
+MAX_BATCH = 1000
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+
+_NO_NUL = r"^[^\x00]*$"
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=_NO_NUL)]
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^\x00@]+@[^\x00@]+$")]
+UserAgent = Annotated[str, msgspec.Meta(max_length=1024, pattern=_NO_NUL)]
+IpText = Annotated[str, msgspec.Meta(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f:.]+$")]
+EventId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:~-]*$",
+        description="Letters, digits and . _ : ~ - (starting with a letter or digit).",
+    ),
+]
+TenantId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+]
+
+
+class Actor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who did it: a user, a service account, an API key."""
+
+    id: ShortText
+    name: ShortText | None = None
+    email: Email | None = None
+    type: ShortText | None = None
+    staff: bool | None = None
+    status: ShortText | None = None
+
+
+class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What it was done to (Gr4vy calls this the resource)."""
+
+    type: ShortText | None = None
+    id: ShortText | None = None
+    name: ShortText | None = None
+    email: Email | None = None
+
+
+class Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where the request came from."""
+
+    ip: IpText | None = None
+    user_agent: UserAgent | None = None
+
+
+class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An event as a client submits it. Only `action` and `actor` are required."""
+
+    action: ShortText
+    actor: Actor
+    id: EventId | None = None
+    occurred_at: datetime | None = None
+    type: ShortText | None = None
+    target: Target | None = None
+    source: ShortText | None = None
+    context: Context | None = None
+    metadata: dict[str, Any] = {}
+
+
+class EventBatchIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A batch is stored all-or-nothing."""
+
+    events: Annotated[list[EventIn], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class Event(msgspec.Struct, frozen=True):
+    """A stored event. `seq` is the store's insertion order, used only for stable paging."""
+
+    id: str
+    tenant: str
+    occurred_at: datetime
+    received_at: datetime
+    action: str
+    actor: Actor
+    type: str | None = None
+    target: Target | None = None
+    source: str | None = None
+    context: Context | None = None
+    metadata: dict[str, Any] = {}
+    seq: int = 0
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """A validated event ready to store, with the fingerprint used to detect idempotent replays."""
+
+    event: Event
+    client_id: bool
+    request_hash: bytes
+
+
+class EventFilter(msgspec.Struct, frozen=True):
+    """Filters for listing and export. All given filters must match (AND). `until` is exclusive."""
+
+    actor_id: str | None = None
+    action: str | None = None
+    type: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def canonical(self) -> bytes:
+        """A stable encoding, so a cursor can be bound to exactly these filters."""
+        return msgspec.json.encode(self)
+
+
+class Direction(enum.Enum):
+    OLDER = "older"  # next page: events older than the position
+    NEWER = "newer"  # previous page: events newer than the position
+
+
+class Position(msgspec.Struct, frozen=True, array_like=True):
+    """A keyset position in the newest-first order: (occurred_at in ms, seq)."""
+
+    occurred_ms: int
+    seq: int
+
+
+class Page(msgspec.Struct, frozen=True):
+    """One page, newest first, with where the neighbouring pages start (None: no such page)."""
+
+    events: list[Event]
+    next: Position | None
+    previous: Position | None
+
+
+class Tenant(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    """An API key as stored: never the secret, only its hash."""
+
+    id: str
+    tenant: str
+    name: str
+    scopes: tuple[str, ...]
+    secret_hash: bytes
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+# ---- time helpers: one representation (UTC, millisecond precision) everywhere ----------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ms(value: datetime) -> int:
+    """Milliseconds since the epoch (exact integer arithmetic): the stored and cursor form."""
+    delta = value - EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def format_ts(value: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`."""
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def utc_now_ms() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)

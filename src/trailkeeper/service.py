@@ -1,0 +1,307 @@
+"""Use-cases: ingest, read, page, export, and the key/tenant administration behind them.
+
+This is the only caller of `Store`. HTTP dialects and the CLI translate their inputs into these
+calls and the results back into their own shapes; the rules (validation beyond types,
+idempotency fingerprints, paging, tenant checks) live here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import uuid_utils
+
+from trailkeeper import auth
+from trailkeeper.cursor import CursorCodec, cursor_scope
+from trailkeeper.errors import InvalidInput, NotFound
+from trailkeeper.model import (
+    EPOCH,
+    MAX_BATCH,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_PAGE,
+    ApiKey,
+    Direction,
+    Event,
+    EventFilter,
+    EventIn,
+    NewEvent,
+    Page,
+    Position,
+    Tenant,
+    to_ms,
+    utc_now_ms,
+)
+from trailkeeper.store import Store
+
+MAX_FUTURE_SKEW = timedelta(days=1)
+_TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+class AuditService:
+    """The application: one instance per process, shared by all requests (thread-safe)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        secret: str = "",
+        clock: Callable[[], datetime] = utc_now_ms,
+    ) -> None:
+        self.store = store
+        self._clock = clock
+        key = secret or store.get_or_create_setting("cursor_secret", secrets.token_hex(32))
+        self._cursors = CursorCodec(key.encode("utf-8"))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def check_health(self) -> None:
+        self.store.ping()
+
+    # ---- tenants and keys ----------------------------------------------------------------
+
+    def create_tenant(self, tenant_id: str, name: str | None = None) -> Tenant:
+        if not _TENANT_ID.match(tenant_id):
+            raise InvalidInput(
+                "tenant id must be 1-64 characters: lowercase letters, digits, '-' or '_', "
+                "starting with a letter or digit"
+            )
+        tenant = Tenant(id=tenant_id, name=name or tenant_id, created_at=self._clock())
+        self.store.create_tenant(tenant)
+        return tenant
+
+    def list_tenants(self) -> list[Tenant]:
+        return self.store.list_tenants()
+
+    def require_tenant(self, tenant_id: str) -> Tenant:
+        tenant = self.store.get_tenant(tenant_id)
+        if tenant is None:
+            raise NotFound(f"no tenant {tenant_id!r}")
+        return tenant
+
+    def create_key(
+        self, tenant_id: str, name: str, scopes: Iterable[str] = auth.ALL_SCOPES
+    ) -> tuple[ApiKey, str]:
+        """Returns the stored key and its token; the token is never retrievable again."""
+        self.require_tenant(tenant_id)
+        if not 1 <= len(name) <= 100:
+            raise InvalidInput("key name must be 1-100 characters")
+        key, token = auth.new_key(tenant_id, name, scopes)
+        self.store.create_key(key)
+        return key, token
+
+    def list_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
+        return self.store.list_keys(tenant_id)
+
+    def revoke_key(self, key_id: str) -> None:
+        if not self.store.revoke_key(key_id, self._clock()):
+            key = self.store.get_key(key_id)
+            if key is None:
+                raise NotFound(f"no API key {key_id!r}")
+            # already revoked: revoking again is harmless
+
+    def bootstrap(self) -> str | None:
+        """On an empty database, create tenant `default` and a key; returns its token once."""
+        if self.store.list_tenants():
+            return None
+        self.create_tenant("default", "Default tenant")
+        _, token = self.create_key("default", "bootstrap")
+        return token
+
+    def authenticate(self, authorization: str | None) -> auth.Principal:
+        """Check an `Authorization: Bearer <key>` header value."""
+        from trailkeeper.errors import Unauthenticated
+
+        if not authorization:
+            raise Unauthenticated("missing Authorization header (expected: Bearer <API key>)")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("Authorization header must be: Bearer <API key>")
+        token = token.strip()
+        key_id = auth.key_id_of(token)
+        key = self.store.get_key(key_id) if key_id else None
+        return auth.check_token(token, key)
+
+    # ---- events --------------------------------------------------------------------------
+
+    def ingest(self, tenant: str, events: Sequence[EventIn]) -> list[tuple[Event, bool]]:
+        """Validate and store events all-or-nothing; returns (event, created?) for each."""
+        if not events:
+            raise InvalidInput("no events given")
+        if len(events) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} events per batch")
+        received = self._clock()
+        prefix = "events" if len(events) > 1 else ""
+        items = [
+            normalize_event(tenant, e, received, f"{prefix}[{n}]." if prefix else "")
+            for n, e in enumerate(events)
+        ]
+        return self.store.insert_events(tenant, items)
+
+    def get_event(self, tenant: str, event_id: str) -> Event:
+        event = self.store.get_event(tenant, event_id) if len(event_id) <= 128 else None
+        if event is None:
+            raise NotFound(f"no event {event_id!r}")
+        return event
+
+    def list_events(
+        self,
+        tenant: str,
+        filters: EventFilter,
+        limit: int,
+        cursor: str | None,
+        dialect: str,
+    ) -> tuple[Page, str | None, str | None]:
+        """One page newest first; returns it with the next and previous cursors (or None)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        check_filters(filters)
+        scope = cursor_scope(tenant, dialect, filters)
+        position, direction = (
+            self._cursors.decode(cursor, scope) if cursor else (None, Direction.OLDER)
+        )
+        page = self._page(tenant, filters, limit, position, direction)
+        next_token = self._cursors.encode(page.next, Direction.OLDER, scope) if page.next else None
+        prev_token = (
+            self._cursors.encode(page.previous, Direction.NEWER, scope) if page.previous else None
+        )
+        return page, next_token, prev_token
+
+    def _page(
+        self,
+        tenant: str,
+        filters: EventFilter,
+        limit: int,
+        position: Position | None,
+        direction: Direction,
+    ) -> Page:
+        rows = self.store.list_events(tenant, filters, position, direction, limit + 1)
+        more, rows = len(rows) > limit, rows[:limit]
+        if direction is Direction.NEWER:
+            rows.reverse()
+            # Coming back from an older page: there is always a next page (where we came from).
+            return Page(
+                events=rows,
+                next=_position(rows[-1]) if rows else position,
+                previous=_position(rows[0]) if more and rows else None,
+            )
+        return Page(
+            events=rows,
+            next=_position(rows[-1]) if more else None,
+            previous=_position(rows[0]) if position is not None and rows else None,
+        )
+
+    def export(self, tenant: str, filters: EventFilter) -> Iterator[Event]:
+        """Every matching event, oldest first, streamed in constant memory."""
+        check_filters(filters)
+        return self.store.iter_events(tenant, filters)
+
+
+def _position(event: Event) -> Position:
+    return Position(occurred_ms=to_ms(event.occurred_at), seq=event.seq)
+
+
+def check_filters(filters: EventFilter) -> None:
+    for field in ("since", "until"):
+        value = getattr(filters, field)
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(
+                f"{field} needs a timezone offset, e.g. 2024-05-01T10:00:00Z",
+                details=[{"field": field, "message": "timezone offset required"}],
+            )
+    if filters.since and filters.until and filters.since >= filters.until:
+        raise InvalidInput("since must be earlier than until")
+
+
+def normalize_event(tenant: str, given: EventIn, received: datetime, where: str = "") -> NewEvent:
+    """Apply the rules msgspec types cannot express, and fingerprint the client's content."""
+    occurred = _occurred_at(given.occurred_at, received, where)
+    _check_metadata(given.metadata, where)
+    if given.context is not None and given.context.ip is not None:
+        try:
+            ipaddress.ip_address(given.context.ip)
+        except ValueError:
+            raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address") from None
+    client_id = given.id is not None
+    event_id = given.id if given.id is not None else str(uuid_utils.uuid7())
+    fingerprint = hashlib.sha256(
+        _encoder.encode(
+            msgspec.structs.replace(
+                given, id=event_id, occurred_at=occurred if given.occurred_at else None
+            )
+        )
+    ).digest()
+    event = Event(
+        id=event_id,
+        tenant=tenant,
+        occurred_at=occurred,
+        received_at=received,
+        action=given.action,
+        actor=given.actor,
+        type=given.type,
+        target=given.target,
+        source=given.source,
+        context=given.context,
+        metadata=given.metadata,
+    )
+    return NewEvent(event=event, client_id=client_id, request_hash=fingerprint)
+
+
+def _occurred_at(value: datetime | None, received: datetime, where: str) -> datetime:
+    if value is None:
+        return received
+    if value.tzinfo is None:
+        raise _field_error(
+            f"{where}occurred_at", "needs a timezone offset, e.g. 2024-05-01T10:00:00.000Z"
+        )
+    value = value.astimezone(UTC)
+    value = value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+    if value < EPOCH:
+        raise _field_error(f"{where}occurred_at", "must not be before 1970-01-01")
+    if value > received + MAX_FUTURE_SKEW:
+        raise _field_error(f"{where}occurred_at", "must not be more than 1 day in the future")
+    return value
+
+
+def _check_metadata(metadata: dict[str, Any], where: str) -> None:
+    size = len(_encoder.encode(metadata))
+    if size > MAX_METADATA_BYTES:
+        raise _field_error(
+            f"{where}metadata", f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} allowed"
+        )
+    problem = _metadata_problem(metadata, 1)
+    if problem:
+        raise _field_error(f"{where}metadata", problem)
+
+
+def _metadata_problem(value: Any, depth: int) -> str | None:
+    if depth > MAX_METADATA_DEPTH:
+        return f"nests deeper than {MAX_METADATA_DEPTH} levels"
+    if isinstance(value, str):
+        return "strings must not contain NUL characters" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return "keys must not contain NUL characters"
+            problem = _metadata_problem(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _metadata_problem(item, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def _field_error(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field} {message}", details=[{"field": field, "message": message}])

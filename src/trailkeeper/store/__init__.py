@@ -1,0 +1,91 @@
+"""Storage: one `Store` protocol, two engines. SQL lives only in this package.
+
+Every engine passes the same contract suite (tests/contract). Driver errors are translated
+here into `trailkeeper.errors` (a lost database is `Unavailable`, a 503), so callers never see
+sqlite3 or psycopg exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from trailkeeper.errors import InvalidInput
+from trailkeeper.model import (
+    ApiKey,
+    Direction,
+    Event,
+    EventFilter,
+    NewEvent,
+    Position,
+    Tenant,
+)
+
+
+class Store(Protocol):
+    """What the service needs from a database."""
+
+    engine: str
+
+    def close(self) -> None: ...
+
+    def ping(self) -> None:
+        """Raise `Unavailable` when the database cannot answer."""
+
+    def get_or_create_setting(self, name: str, default: str) -> str:
+        """The stored value, or store `default` first (race-free across processes)."""
+
+    # tenants and keys
+    def create_tenant(self, tenant: Tenant) -> None: ...
+    def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+    def list_tenants(self) -> list[Tenant]: ...
+    def create_key(self, key: ApiKey) -> None: ...
+    def get_key(self, key_id: str) -> ApiKey | None: ...
+    def list_keys(self, tenant: str | None) -> list[ApiKey]: ...
+    def revoke_key(self, key_id: str, at: datetime) -> bool: ...
+
+    # events
+    def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+        """Store a batch atomically; returns (stored event, created?) per item, in order.
+
+        Raises `Conflict` (and stores nothing) when an id exists with other content.
+        """
+
+    def get_event(self, tenant: str, event_id: str) -> Event | None: ...
+
+    def list_events(
+        self,
+        tenant: str,
+        filters: EventFilter,
+        position: Position | None,
+        direction: Direction,
+        limit: int,
+    ) -> list[Event]:
+        """Up to `limit` events strictly past `position`, nearest first."""
+
+    def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
+        """All matching events, oldest first, fetched in keyset chunks (constant memory)."""
+
+
+def open_store(
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    pg_pool_size: int = 10,
+    timeout: float = 5.0,
+) -> Store:
+    """Open (and migrate) the database named by `url`."""
+    if url.startswith("sqlite:///"):
+        from trailkeeper.store.sqlite import SQLiteStore
+
+        return SQLiteStore(
+            url.removeprefix("sqlite:///"), synchronous=sqlite_synchronous, timeout=timeout
+        )
+    if url.startswith(("postgresql://", "postgres://")):
+        from trailkeeper.store.postgres import PostgresStore
+
+        return PostgresStore(url, pool_size=pg_pool_size, timeout=timeout)
+    raise InvalidInput(
+        f"database URL must start with sqlite:/// or postgresql:// (got {url.split(':', 1)[0]!r})"
+    )

@@ -1,0 +1,17 @@
+"""Versioned schema migrations, applied with yoyo at start-up (idempotent, locked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def apply_migrations(yoyo_url: str, engine: str) -> None:
+    """Bring the schema up to date; yoyo's lock keeps two starting servers from racing."""
+    backend = get_backend(yoyo_url)
+    migrations = read_migrations(str(MIGRATIONS / engine))
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(migrations))

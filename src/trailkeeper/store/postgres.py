@@ -1,0 +1,233 @@
+"""PostgreSQL engine over psycopg 3 with a connection pool.
+
+Each write transaction first takes a transaction-scoped advisory lock on the tenant: writers of
+one tenant commit one after another (so the idempotency check cannot race, and sequence order
+within a tenant is commit order), while different tenants write in parallel. Rows go in with
+COPY, the fastest path psycopg offers. Connection failures surface as `Unavailable` (503), and
+the pool checks connections on checkout, so service resumes by itself when the server returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from trailkeeper.errors import Conflict, Unavailable
+from trailkeeper.model import (
+    ApiKey,
+    Direction,
+    Event,
+    EventFilter,
+    NewEvent,
+    Position,
+    Tenant,
+    from_ms,
+)
+from trailkeeper.store import sql
+from trailkeeper.store.base import EventIteration
+from trailkeeper.store.idempotency import assemble_results, plan_insert
+from trailkeeper.store.migrate import apply_migrations
+
+_COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN"
+_SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
+
+
+def _same(value: datetime) -> datetime:
+    return value
+
+
+class PostgresStore(EventIteration):
+    engine = "postgres"
+
+    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0) -> None:
+        self.url = url
+        self._timeout = timeout
+        rest = url.split("://", 1)[1]
+        with self._translate():
+            apply_migrations(f"postgresql+psycopg://{rest}", "postgres")
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            timeout=timeout,
+            open=False,
+            check=ConnectionPool.check_connection,
+            kwargs={"connect_timeout": max(1, int(timeout))},
+            name="trailkeeper",
+        )
+        with self._translate():
+            self._pool.open(wait=True, timeout=timeout)
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise Unavailable(f"database unavailable: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._translate(), self._pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def ping(self) -> None:
+        with self._conn() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    # ---- settings, tenants, keys ---------------------------------------------------------
+
+    def get_or_create_setting(self, name: str, default: str) -> str:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO settings (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (name, default),
+            )
+            row = conn.execute("SELECT value FROM settings WHERE name = %s", (name,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def create_tenant(self, tenant: Tenant) -> None:
+        try:
+            with self._conn() as conn:
+                conn.execute(
+                    "INSERT INTO tenants (id, name, created_at) VALUES (%s, %s, %s)",
+                    (tenant.id, tenant.name, tenant.created_at),
+                )
+        except psycopg.errors.UniqueViolation:
+            raise Conflict(f"tenant {tenant.id!r} already exists") from None
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT id, name, created_at FROM tenants WHERE id = %s", (tenant_id,)
+            ).fetchone()
+        return None if row is None else Tenant(id=row[0], name=row[1], created_at=row[2])
+
+    def list_tenants(self) -> list[Tenant]:
+        with self._conn() as conn:
+            rows = conn.execute("SELECT id, name, created_at FROM tenants ORDER BY id").fetchall()
+        return [Tenant(id=r[0], name=r[1], created_at=r[2]) for r in rows]
+
+    def create_key(self, key: ApiKey) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    key.id,
+                    key.tenant,
+                    key.name,
+                    " ".join(key.scopes),
+                    key.secret_hash,
+                    key.created_at,
+                ),
+            )
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        with self._conn() as conn:
+            row = conn.execute(f"{_SELECT_KEY} WHERE id = %s", (key_id,)).fetchone()
+        return None if row is None else _key(row)
+
+    def list_keys(self, tenant: str | None) -> list[ApiKey]:
+        with self._conn() as conn:
+            if tenant is None:
+                rows = conn.execute(f"{_SELECT_KEY} ORDER BY tenant, created_at").fetchall()
+            else:
+                rows = conn.execute(
+                    f"{_SELECT_KEY} WHERE tenant = %s ORDER BY created_at", (tenant,)
+                ).fetchall()
+        return [_key(r) for r in rows]
+
+    def revoke_key(self, key_id: str, at: datetime) -> bool:
+        with self._conn() as conn:
+            cur = conn.execute(
+                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (at, key_id),
+            )
+            return cur.rowcount == 1
+
+    # ---- events --------------------------------------------------------------------------
+
+    def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+        client_ids = list({i.event.id for i in items if i.client_id})
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (tenant,))
+            stored = self._stored_by_id(conn, tenant, client_ids)
+            to_insert, outcome = plan_insert(items, stored)
+            seqs: list[int] = []
+            if to_insert:
+                seqs = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT nextval('events_seq') FROM generate_series(1, %s)",
+                        (len(to_insert),),
+                    )
+                ]
+                with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                    for seq, item in zip(seqs, to_insert, strict=True):
+                        copy.write_row(sql.event_row(item, seq, _same))
+        return assemble_results(outcome, to_insert, seqs, stored)
+
+    def _stored_by_id(
+        self, conn: psycopg.Connection[Any], tenant: str, ids: list[str]
+    ) -> dict[str, tuple[bytes, Event]]:
+        if not ids:
+            return {}
+        rows = conn.execute(
+            f"SELECT request_hash, {sql.SELECT_EVENT} FROM events "
+            "WHERE tenant = %s AND id = ANY(%s)",
+            (tenant, ids),
+        ).fetchall()
+        found: dict[str, tuple[bytes, Event]] = {}
+        for row in rows:
+            event = sql.row_to_event(row[1:], _same)
+            found[event.id] = (bytes(row[0]), event)
+        return found
+
+    def get_event(self, tenant: str, event_id: str) -> Event | None:
+        with self._conn() as conn:
+            row = conn.execute(
+                f"SELECT {sql.SELECT_EVENT} FROM events WHERE tenant = %s AND id = %s",
+                (tenant, event_id),
+            ).fetchone()
+        return None if row is None else sql.row_to_event(row, _same)
+
+    def list_events(
+        self,
+        tenant: str,
+        filters: EventFilter,
+        position: Position | None,
+        direction: Direction,
+        limit: int,
+    ) -> list[Event]:
+        query, params = sql.page_query(
+            tenant, filters, position, direction, limit, "%s", _same, from_ms
+        )
+        with self._conn() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [sql.row_to_event(r, _same) for r in rows]
+
+
+def _key(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row[0],
+        tenant=row[1],
+        name=row[2],
+        scopes=tuple(row[3].split()),
+        secret_hash=bytes(row[4]),
+        created_at=row[5],
+        revoked_at=row[6],
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,209 @@
+"""SQL shared by both engines: column lists, row mapping, filter and keyset clauses.
+
+The engines differ only in placeholders (`?` vs `%s`) and in how timestamps are stored
+(integer ms in SQLite, timestamptz in PostgreSQL); both are passed in, so the query shape is
+written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from trailkeeper.model import (
+    Actor,
+    Context,
+    Direction,
+    Event,
+    EventFilter,
+    NewEvent,
+    Position,
+    Target,
+)
+
+EVENT_COLUMNS = (
+    "seq",
+    "tenant",
+    "id",
+    "occurred_at",
+    "received_at",
+    "action",
+    "type",
+    "actor_id",
+    "actor_name",
+    "actor_email",
+    "actor_type",
+    "actor_staff",
+    "actor_status",
+    "target_type",
+    "target_id",
+    "target_name",
+    "target_email",
+    "source",
+    "ip",
+    "user_agent",
+    "metadata",
+)
+INSERT_COLUMNS = (*EVENT_COLUMNS, "request_hash")
+SELECT_EVENT = ", ".join(EVENT_COLUMNS)
+
+# Equality filters: model field -> column. Each has an index (tenant, column, occurred_at).
+_EQUALITY_FILTERS = (
+    ("actor_id", "actor_id"),
+    ("action", "action"),
+    ("type", "type"),
+    ("target_type", "target_type"),
+    ("target_id", "target_id"),
+    ("source", "source"),
+)
+
+_metadata_decoder = msgspec.json.Decoder(dict[str, Any])
+_encoder = msgspec.json.Encoder()
+
+TsToDb = Callable[[datetime], Any]
+TsFromDb = Callable[[Any], datetime]
+
+
+def event_row(item: NewEvent, seq: int, to_db: TsToDb) -> tuple[Any, ...]:
+    """The INSERT parameters for one event, in `INSERT_COLUMNS` order."""
+    e = item.event
+    actor, target, context = e.actor, e.target or _NO_TARGET, e.context or _NO_CONTEXT
+    return (
+        seq,
+        e.tenant,
+        e.id,
+        to_db(e.occurred_at),
+        to_db(e.received_at),
+        e.action,
+        e.type,
+        actor.id,
+        actor.name,
+        actor.email,
+        actor.type,
+        actor.staff,
+        actor.status,
+        target.type,
+        target.id,
+        target.name,
+        target.email,
+        e.source,
+        context.ip,
+        context.user_agent,
+        _encoder.encode(e.metadata).decode("utf-8"),
+        item.request_hash,
+    )
+
+
+_NO_TARGET = Target()
+_NO_CONTEXT = Context()
+
+
+def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
+    """Build an `Event` from a row selected with `SELECT_EVENT`."""
+    (
+        seq,
+        tenant,
+        event_id,
+        occurred_at,
+        received_at,
+        action,
+        type_,
+        actor_id,
+        actor_name,
+        actor_email,
+        actor_type,
+        actor_staff,
+        actor_status,
+        target_type,
+        target_id,
+        target_name,
+        target_email,
+        source,
+        ip,
+        user_agent,
+        metadata,
+    ) = row
+    has_target = any(v is not None for v in (target_type, target_id, target_name, target_email))
+    return Event(
+        id=event_id,
+        tenant=tenant,
+        occurred_at=from_db(occurred_at),
+        received_at=from_db(received_at),
+        action=action,
+        type=type_,
+        actor=Actor(
+            id=actor_id,
+            name=actor_name,
+            email=actor_email,
+            type=actor_type,
+            staff=None if actor_staff is None else bool(actor_staff),
+            status=actor_status,
+        ),
+        target=Target(type=target_type, id=target_id, name=target_name, email=target_email)
+        if has_target
+        else None,
+        source=source,
+        context=Context(ip=ip, user_agent=user_agent)
+        if ip is not None or user_agent is not None
+        else None,
+        metadata=_metadata_decoder.decode(metadata),
+        seq=seq,
+    )
+
+
+def filter_clause(
+    tenant: str, filters: EventFilter, ph: str, to_db: TsToDb
+) -> tuple[list[str], list[Any]]:
+    """WHERE terms (ANDed) and their parameters; always leads with the tenant."""
+    terms = [f"tenant = {ph}"]
+    params: list[Any] = [tenant]
+    for field, column in _EQUALITY_FILTERS:
+        value = getattr(filters, field)
+        if value is not None:
+            terms.append(f"{column} = {ph}")
+            params.append(value)
+    if filters.since is not None:
+        terms.append(f"occurred_at >= {ph}")
+        params.append(to_db(filters.since))
+    if filters.until is not None:
+        terms.append(f"occurred_at < {ph}")
+        params.append(to_db(filters.until))
+    return terms, params
+
+
+def page_query(
+    tenant: str,
+    filters: EventFilter,
+    position: Position | None,
+    direction: Direction,
+    limit: int,
+    ph: str,
+    to_db: TsToDb,
+    position_ts: Callable[[int], Any],
+) -> tuple[str, list[Any]]:
+    """Keyset query: rows strictly past `position` in `direction`, nearest first.
+
+    OLDER walks the newest-first order (DESC); NEWER walks back towards the newest (ASC) and the
+    caller reverses the rows. Row-value comparison lets both engines use the index range.
+    """
+    terms, params = filter_clause(tenant, filters, ph, to_db)
+    op, order = ("<", "DESC") if direction is Direction.OLDER else (">", "ASC")
+    if position is not None:
+        terms.append(f"(occurred_at, seq) {op} ({ph}, {ph})")
+        params.extend((position_ts(position.occurred_ms), position.seq))
+    sql = (
+        f"SELECT {SELECT_EVENT} FROM events WHERE {' AND '.join(terms)} "
+        f"ORDER BY occurred_at {order}, seq {order} LIMIT {ph}"
+    )
+    params.append(limit)
+    return sql, params
+
+
+def insert_sql(ph: str) -> str:
+    return (
+        f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) "
+        f"VALUES ({', '.join([ph] * len(INSERT_COLUMNS))})"
+    )

@@ -1,0 +1,277 @@
+"""SQLite engine: one writer, many readers, WAL.
+
+Writes go through a single connection under a lock with `BEGIN IMMEDIATE`, so a batch takes the
+database write lock up front and either commits whole or not at all; reads use a pool of
+read-only connections that WAL lets run beside the writer. (Pattern from datasette's
+`database.py`.) With `synchronous=FULL`, a commit is on disk before the API answers.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from trailkeeper.errors import Conflict, Unavailable
+from trailkeeper.model import (
+    ApiKey,
+    Direction,
+    Event,
+    EventFilter,
+    NewEvent,
+    Position,
+    Tenant,
+    from_ms,
+    to_ms,
+)
+from trailkeeper.store import sql
+from trailkeeper.store.base import EventIteration
+from trailkeeper.store.idempotency import assemble_results, plan_insert
+from trailkeeper.store.migrate import apply_migrations
+
+_INSERT = sql.insert_sql("?")
+_MAX_VARIABLES = 900
+
+
+def _identity(value: int) -> int:
+    return value
+
+
+class SQLiteStore(EventIteration):
+    engine = "sqlite"
+
+    def __init__(self, path: str, *, synchronous: str = "FULL", timeout: float = 5.0) -> None:
+        self.path = path
+        self._synchronous = synchronous.upper()
+        self._timeout = timeout
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = self._connect()  # creates the file and switches it to WAL before migrating
+        with self._translate():
+            apply_migrations(f"sqlite:///{path}", "sqlite")
+        self._writer = writer
+        self._write_lock = threading.Lock()
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._closed = False
+
+    # ---- connections ---------------------------------------------------------------------
+
+    def _connect(self, *, readonly: bool = False) -> sqlite3.Connection:
+        uri = f"file:{self.path}{'?mode=ro' if readonly else ''}"
+        with self._translate():
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=self._timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+                conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA cache_size = -65536")
+        return conn
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise Unavailable(f"database unavailable: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = self._connect(readonly=True)
+        try:
+            with self._translate():
+                yield conn
+        finally:
+            if self._closed:
+                conn.close()
+            else:
+                self._readers.put(conn)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        if not self._write_lock.acquire(timeout=self._timeout):
+            raise Unavailable("database is busy: timed out waiting for the write lock")
+        try:
+            conn = self._writer
+            with self._translate():
+                conn.execute("BEGIN IMMEDIATE")
+            try:
+                with self._translate():
+                    yield conn
+                    conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._write_lock.release()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._write_lock:
+            self._writer.close()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    # ---- settings, tenants, keys ---------------------------------------------------------
+
+    def get_or_create_setting(self, name: str, default: str) -> str:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", (name, default)
+            )
+            row = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return str(row[0])
+
+    def create_tenant(self, tenant: Tenant) -> None:
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
+                    (tenant.id, tenant.name, to_ms(tenant.created_at)),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"tenant {tenant.id!r} already exists") from None
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT id, name, created_at FROM tenants WHERE id = ?", (tenant_id,)
+            ).fetchone()
+        return None if row is None else Tenant(id=row[0], name=row[1], created_at=from_ms(row[2]))
+
+    def list_tenants(self) -> list[Tenant]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT id, name, created_at FROM tenants ORDER BY id").fetchall()
+        return [Tenant(id=r[0], name=r[1], created_at=from_ms(r[2])) for r in rows]
+
+    def create_key(self, key: ApiKey) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    key.id,
+                    key.tenant,
+                    key.name,
+                    " ".join(key.scopes),
+                    key.secret_hash,
+                    to_ms(key.created_at),
+                ),
+            )
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        with self._read() as conn:
+            row = conn.execute(f"{_SELECT_KEY} WHERE id = ?", (key_id,)).fetchone()
+        return None if row is None else _key(row)
+
+    def list_keys(self, tenant: str | None) -> list[ApiKey]:
+        with self._read() as conn:
+            if tenant is None:
+                rows = conn.execute(f"{_SELECT_KEY} ORDER BY tenant, created_at").fetchall()
+            else:
+                rows = conn.execute(
+                    f"{_SELECT_KEY} WHERE tenant = ? ORDER BY created_at", (tenant,)
+                ).fetchall()
+        return [_key(r) for r in rows]
+
+    def revoke_key(self, key_id: str, at: datetime) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (to_ms(at), key_id),
+            )
+            return cur.rowcount == 1
+
+    # ---- events --------------------------------------------------------------------------
+
+    def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+        client_ids = list({i.event.id for i in items if i.client_id})
+        with self._write() as conn:
+            stored = self._stored_by_id(conn, tenant, client_ids)
+            to_insert, outcome = plan_insert(items, stored)
+            first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
+            seqs = range(first, first + len(to_insert))
+            conn.executemany(
+                _INSERT,
+                [
+                    sql.event_row(item, seq, to_ms)
+                    for seq, item in zip(seqs, to_insert, strict=True)
+                ],
+            )
+        return assemble_results(outcome, to_insert, seqs, stored)
+
+    def _stored_by_id(
+        self, conn: sqlite3.Connection, tenant: str, ids: list[str]
+    ) -> dict[str, tuple[bytes, Event]]:
+        found: dict[str, tuple[bytes, Event]] = {}
+        for start in range(0, len(ids), _MAX_VARIABLES):
+            chunk = ids[start : start + _MAX_VARIABLES]
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT request_hash, {sql.SELECT_EVENT} FROM events "
+                f"WHERE tenant = ? AND id IN ({marks})",
+                (tenant, *chunk),
+            ).fetchall()
+            for row in rows:
+                event = sql.row_to_event(row[1:], from_ms)
+                found[event.id] = (bytes(row[0]), event)
+        return found
+
+    def get_event(self, tenant: str, event_id: str) -> Event | None:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {sql.SELECT_EVENT} FROM events WHERE tenant = ? AND id = ?",
+                (tenant, event_id),
+            ).fetchone()
+        return None if row is None else sql.row_to_event(row, from_ms)
+
+    def list_events(
+        self,
+        tenant: str,
+        filters: EventFilter,
+        position: Position | None,
+        direction: Direction,
+        limit: int,
+    ) -> list[Event]:
+        query, params = sql.page_query(
+            tenant, filters, position, direction, limit, "?", to_ms, _identity
+        )
+        with self._read() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [sql.row_to_event(r, from_ms) for r in rows]
+
+
+_SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
+
+
+def _key(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row[0],
+        tenant=row[1],
+        name=row[2],
+        scopes=tuple(row[3].split()),
+        secret_hash=bytes(row[4]),
+        created_at=from_ms(row[5]),
+        revoked_at=None if row[6] is None else from_ms(row[6]),
+    )
