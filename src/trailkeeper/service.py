@@ -43,6 +43,8 @@ from trailkeeper.store import Store
 
 MAX_FUTURE_SKEW = timedelta(days=1)
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~-]{0,127}$")
+_TEXT_FILTERS = ("actor_id", "action", "type", "target_type", "target_id", "source")
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
@@ -148,7 +150,8 @@ class AuditService:
         return self.store.insert_events(tenant, items)
 
     def get_event(self, tenant: str, event_id: str) -> Event:
-        event = self.store.get_event(tenant, event_id) if len(event_id) <= 128 else None
+        # An id that could never have been stored is simply not found (and never reaches SQL).
+        event = self.store.get_event(tenant, event_id) if _EVENT_ID.match(event_id) else None
         if event is None:
             raise NotFound(f"no event {event_id!r}")
         return event
@@ -211,6 +214,13 @@ def _position(event: Event) -> Position:
 
 
 def check_filters(filters: EventFilter) -> None:
+    for field in _TEXT_FILTERS:
+        value = getattr(filters, field)
+        if value is not None and ("\x00" in value or not 1 <= len(value) <= 256):
+            raise InvalidInput(
+                f"{field} must be 1-256 characters without NUL",
+                details=[{"field": field, "message": "1-256 characters, no NUL"}],
+            )
     for field in ("since", "until"):
         value = getattr(filters, field)
         if value is not None and value.tzinfo is None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -66,7 +66,7 @@ def _ingested(results: Iterable[tuple[Event, bool]]) -> tuple[list[EventView], i
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def create_event(request: Request[Any, Any, Any], data: EventIn) -> Response[EventView]:
+def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
     views, created = _ingested(service_of(request).ingest(who.tenant, [data]))
     return Response(views[0], status_code=HTTP_201_CREATED if created else HTTP_200_OK)
@@ -78,7 +78,7 @@ def create_event(request: Request[Any, Any, Any], data: EventIn) -> Response[Eve
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def create_events(request: Request[Any, Any, Any], data: EventBatchIn) -> Response[BatchResult]:
+def create_events(request: Request[Any, Any, Any], data: JSONBody[EventBatchIn]) -> Response[BatchResult]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
     views, created = _ingested(service_of(request).ingest(who.tenant, data.events))
     body = BatchResult(items=views, created=created, existing=len(views) - created)
@@ -123,7 +123,7 @@ def list_events(
 
 
 @get("/events/{event_id:str}", summary="Get one event", sync_to_thread=True)
-def get_event(request: Request[Any, Any, Any], event_id: str) -> EventView:
+def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> EventView:
     who = principal(request, auth.SCOPE_EVENTS_READ)
     return to_view(service_of(request).get_event(who.tenant, event_id))
 

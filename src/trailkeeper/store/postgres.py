@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from trailkeeper.errors import Conflict, Unavailable
+from trailkeeper.errors import Conflict, InvalidInput, Unavailable
 from trailkeeper.model import (
     ApiKey,
     Direction,
@@ -69,6 +69,9 @@ class PostgresStore(EventIteration):
             yield
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise Unavailable(f"database unavailable: {_first_line(exc)}") from exc
+        except psycopg.DataError as exc:
+            # Values the service should already have refused (e.g. NUL in text): still a 400.
+            raise InvalidInput(f"value not storable: {_first_line(exc)}") from exc
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:

@@ -1,0 +1,126 @@
+"""Authentication, scopes and tenant isolation on every native route."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.api.helpers import assert_error
+from trailkeeper.service import AuditService
+
+EVENT = {"id": "evt-1", "action": "created", "actor": {"id": "u1"}}
+ROUTES = [
+    ("POST", "/v1/events", EVENT, "events.write"),
+    ("POST", "/v1/events/batch", {"events": [EVENT]}, "events.write"),
+    ("GET", "/v1/events", None, "events.read"),
+    ("GET", "/v1/events/evt-1", None, "events.read"),
+    ("GET", "/v1/export", None, "events.read"),
+]
+ROUTE_IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
+Headers = Callable[..., dict[str, str]]
+
+
+def call(client: TestClient[Any], method: str, path: str, body: Any, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    return client.request(method, path, json=body, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "scope"), ROUTES, ids=ROUTE_IDS)
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Bearer not-a-key",
+        "Bearer tk_0123456789abcdef_" + "A" * 43,
+    ],
+    ids=["missing", "empty", "no-token", "basic", "garbage", "unknown-key"],
+)
+def test_requests_without_a_valid_key_get_401(
+    client: TestClient[Any], method: str, path: str, body: Any, scope: str,
+    authorization: str | None,
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = call(client, method, path, body, headers)
+    assert_error(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(("method", "path", "body", "scope"), ROUTES, ids=ROUTE_IDS)
+def test_revoked_key_gets_401_at_once(
+    client: TestClient[Any], service: AuditService, method: str, path: str, body: Any,
+    scope: str,
+) -> None:
+    key, token = service.create_key("acme", "soon-revoked")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert call(client, "GET", "/v1/events", None, headers).status_code == 200
+    service.revoke_key(key.id)
+    assert_error(call(client, method, path, body, headers), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize(("method", "path", "body", "scope"), ROUTES, ids=ROUTE_IDS)
+def test_missing_scope_gets_403(
+    client: TestClient[Any], key_for: Headers, method: str, path: str, body: Any, scope: str
+) -> None:
+    others = tuple(s for s in ("events.write", "events.read", "audit-logs.read") if s != scope)
+    error = assert_error(call(client, method, path, body, key_for(scopes=others)), 403,
+                         "forbidden")
+    assert scope in error["message"]
+
+
+def test_a_key_never_sees_another_tenants_data(client: TestClient[Any], key_for: Headers) -> None:
+    acme, globex = key_for("acme"), key_for("globex")
+    assert client.post("/v1/events", json=EVENT, headers=acme).status_code == 201
+    secret = {**EVENT, "id": "globex-secret", "action": "deleted"}
+    assert client.post("/v1/events", json=secret, headers=globex).status_code == 201
+
+    # get-one: another tenant's id is simply not found
+    assert_error(client.get("/v1/events/globex-secret", headers=acme), 404, "not_found")
+    assert_error(client.get("/v1/events/evt-1", headers=globex), 404, "not_found")
+    # list and export show only the caller's events
+    assert [e["id"] for e in client.get("/v1/events", headers=acme).json()["items"]] == ["evt-1"]
+    assert "globex-secret" not in client.get("/v1/export", headers=acme).text
+    assert "globex-secret" not in client.get("/v1/export?format=csv", headers=acme).text
+    # the same client id in another tenant is a separate event, not a conflict
+    response = client.post("/v1/events", json={**EVENT, "action": "other"}, headers=globex)
+    assert response.status_code == 201
+    assert client.get("/v1/events/evt-1", headers=acme).json()["action"] == "created"
+
+
+def test_a_cursor_from_another_tenant_is_rejected(
+    client: TestClient[Any], key_for: Headers
+) -> None:
+    acme, globex = key_for("acme"), key_for("globex")
+    for n in range(3):
+        client.post("/v1/events", json={**EVENT, "id": f"a{n}"}, headers=acme)
+        client.post("/v1/events", json={**EVENT, "id": f"g{n}"}, headers=globex)
+    cursor = client.get("/v1/events?limit=1", headers=acme).json()["next_cursor"]
+    assert cursor
+    response = client.get(f"/v1/events?limit=1&cursor={cursor}", headers=globex)
+    error = assert_error(response, 400, "invalid_cursor")
+    assert "a1" not in response.text and "a0" not in response.text
+    assert "acme" not in error["message"]
+
+
+def test_keys_are_stored_only_as_hashes(service: AuditService) -> None:
+    key, token = service.create_key("acme", "hash-check")
+    stored = service.store.get_key(key.id)
+    assert stored is not None
+    secret = token.rsplit("_", 1)[1]
+    assert secret.encode() not in stored.secret_hash
+    assert token.encode() != stored.secret_hash
+    assert len(stored.secret_hash) == 32
+
+
+def test_health_and_docs_need_no_key(client: TestClient[Any]) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/v1/events", "/v1/events/batch", "/v1/events/{event_id}", "/v1/export"} <= set(
+        spec["paths"]
+    )
+    assert client.get("/docs").status_code == 200

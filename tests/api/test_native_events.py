@@ -1,0 +1,209 @@
+"""Native API behaviour: ingestion, idempotency, batches, filters, paging, cursors."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.api.helpers import assert_error
+from tests.factories import event_payload
+
+Headers = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def acme(key_for: Headers) -> dict[str, str]:
+    return key_for("acme")
+
+
+def all_ids(client: TestClient[Any], headers: dict[str, str]) -> list[str]:
+    return [line.split('"id":"', 1)[1].split('"', 1)[0]
+            for line in client.get("/v1/export", headers=headers).text.splitlines()]
+
+
+def test_created_event_has_server_fields(client: TestClient[Any], acme: dict[str, str]) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    response = client.post("/v1/events", json={"action": "user.login", "actor": {"id": "u1"}},
+                           headers=acme)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["tenant"] == "acme"
+    assert len(body["id"]) == 36 and body["id"][14] == "7", "server ids are UUIDv7"
+    received = datetime.fromisoformat(body["received_at"])
+    assert body["occurred_at"] == body["received_at"], "occurred_at defaults to receive time"
+    assert before <= received <= datetime.now(UTC) + timedelta(seconds=1)
+    assert body["received_at"].endswith("Z") and len(body["received_at"]) == 24
+    assert client.get(f"/v1/events/{body['id']}", headers=acme).json() == body
+
+
+def test_idempotent_single_ingest(client: TestClient[Any], acme: dict[str, str]) -> None:
+    event = event_payload(1)
+    first = client.post("/v1/events", json=event, headers=acme)
+    again = client.post("/v1/events", json=event, headers=acme)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    changed = client.post("/v1/events", json={**event, "action": "deleted"}, headers=acme)
+    assert_error(changed, 409, "conflict")
+    assert all_ids(client, acme) == ["evt-00001"]
+    assert client.get("/v1/events/evt-00001", headers=acme).json() == first.json()
+
+
+def test_same_instant_in_another_offset_is_the_same_event(
+    client: TestClient[Any], acme: dict[str, str]
+) -> None:
+    event = {"id": "tz", "action": "a", "actor": {"id": "u"},
+             "occurred_at": "2024-01-01T02:00:00+02:00"}
+    assert client.post("/v1/events", json=event, headers=acme).status_code == 201
+    same = {**event, "occurred_at": "2024-01-01T00:00:00.000Z"}
+    assert client.post("/v1/events", json=same, headers=acme).status_code == 200
+
+
+def test_batch_is_all_or_nothing(client: TestClient[Any], acme: dict[str, str]) -> None:
+    good = [event_payload(n) for n in range(5)]
+    bad_field = [*good, {"action": "x", "actor": {"id": ""}}]
+    assert_error(client.post("/v1/events/batch", json={"events": bad_field}, headers=acme), 400)
+    assert all_ids(client, acme) == []
+
+    response = client.post("/v1/events/batch", json={"events": good}, headers=acme)
+    assert response.status_code == 201
+    assert response.json()["created"] == 5
+    assert [e["id"] for e in response.json()["items"]] == [e["id"] for e in good]
+
+    conflicting = [event_payload(n) for n in range(5, 9)] + [{**good[0], "action": "changed"}]
+    assert_error(client.post("/v1/events/batch", json={"events": conflicting}, headers=acme), 409)
+    assert sorted(all_ids(client, acme)) == sorted(e["id"] for e in good)
+
+    replay = client.post("/v1/events/batch", json={"events": good}, headers=acme)
+    assert replay.status_code == 200
+    assert (replay.json()["created"], replay.json()["existing"]) == (0, 5)
+
+
+def test_batch_limits(client: TestClient[Any], acme: dict[str, str]) -> None:
+    assert_error(client.post("/v1/events/batch", json={"events": []}, headers=acme), 400)
+    many = [{"action": "a", "actor": {"id": "u"}}] * 1001
+    assert_error(client.post("/v1/events/batch", json={"events": many}, headers=acme), 400)
+    exactly = client.post("/v1/events/batch", json={"events": many[:1000]}, headers=acme)
+    assert exactly.status_code == 201
+    assert exactly.json()["created"] == 1000
+
+
+def seed(client: TestClient[Any], headers: dict[str, str], count: int) -> list[dict[str, Any]]:
+    events = [event_payload(n) for n in range(count)]
+    for start in range(0, count, 500):
+        response = client.post("/v1/events/batch", json={"events": events[start:start + 500]},
+                               headers=headers)
+        assert response.status_code == 201
+    return events
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "actor_id=user-1",
+        "action=created",
+        "type=user:role-changed",
+        "target_type=buyer",
+        "target_id=transaction-1",
+        "source=api",
+        "since=2024-05-01T00:00:10Z",
+        "until=2024-05-01T00:00:30%2B00:00",
+        "actor_id=user-2&action=updated&source=dashboard",
+        "target_type=buyer&since=2024-05-01T00:00:05Z&until=2024-05-01T00:00:35Z",
+    ],
+)
+def test_filters_over_http_page_through_exactly_the_matches(
+    client: TestClient[Any], acme: dict[str, str], query: str
+) -> None:
+    seed(client, acme, 150)
+    export = client.get(f"/v1/export?{query}", headers=acme)
+    expected = [line for line in export.text.splitlines()]
+    assert expected
+    seen: list[str] = []
+    cursor = None
+    while True:
+        url = f"/v1/events?limit=9&{query}" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url, headers=acme).json()
+        seen += [e["id"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == len(expected)
+
+
+def test_paging_forward_then_back_while_events_arrive(
+    client: TestClient[Any], acme: dict[str, str]
+) -> None:
+    seed(client, acme, 53)
+    snapshot = [e["id"] for e in client.get("/v1/events?limit=100", headers=acme).json()["items"]]
+    forward_pages: list[list[str]] = []
+    page = client.get("/v1/events?limit=7", headers=acme).json()
+    assert page["previous_cursor"] is None
+    arrived = 0
+    while True:
+        forward_pages.append([e["id"] for e in page["items"]])
+        # New events keep arriving (newest, and one back-dated) while the client pages.
+        client.post("/v1/events", json={"action": "new", "actor": {"id": "late"}}, headers=acme)
+        arrived += 1
+        if page["next_cursor"] is None:
+            break
+        page = client.get(f"/v1/events?limit=7&cursor={page['next_cursor']}",
+                          headers=acme).json()
+    assert [i for p in forward_pages for i in p] == snapshot, "no gap, no duplicate"
+    assert all(len(p) == 7 for p in forward_pages[:-1])
+
+    # Back from the last page: each previous page is exactly the page the client came from.
+    backward_pages: list[list[str]] = []
+    while page["previous_cursor"] is not None:
+        page = client.get(f"/v1/events?limit=7&cursor={page['previous_cursor']}",
+                          headers=acme).json()
+        backward_pages.append([e["id"] for e in page["items"]])
+        assert page["next_cursor"] is not None
+    newest_first = [i for p in reversed(backward_pages) for i in p]
+    assert backward_pages[: len(forward_pages) - 1] == forward_pages[-2::-1]
+    # Going all the way back reaches the events that arrived meanwhile, in order, once each.
+    everything = [e["id"] for e in client.get("/v1/events?limit=100", headers=acme).json()[
+        "items"]]
+    last_page = forward_pages[-1]
+    assert newest_first + last_page == everything
+    assert len(everything) == len(snapshot) + arrived
+
+
+def test_empty_cursor_means_first_page(client: TestClient[Any], acme: dict[str, str]) -> None:
+    seed(client, acme, 3)
+    assert client.get("/v1/events?cursor=", headers=acme).json() == client.get(
+        "/v1/events", headers=acme
+    ).json()
+
+
+def test_cursor_is_bound_to_filters(client: TestClient[Any], acme: dict[str, str]) -> None:
+    seed(client, acme, 30)
+    cursor = client.get("/v1/events?limit=2&action=created", headers=acme).json()["next_cursor"]
+    assert client.get(f"/v1/events?limit=2&action=created&cursor={cursor}",
+                      headers=acme).status_code == 200
+    for other in ["action=updated", "", "action=created&source=api"]:
+        response = client.get(f"/v1/events?limit=2&{other}&cursor={cursor}", headers=acme)
+        assert_error(response, 400, "invalid_cursor")
+
+
+def _flip(cursor: str, index: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    raw[index % len(raw)] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+def test_forged_and_malformed_cursors_are_400(client: TestClient[Any], acme: dict[str, str]) -> None:
+    seed(client, acme, 10)
+    cursor = client.get("/v1/events?limit=2", headers=acme).json()["next_cursor"]
+    raw_len = len(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    forged = [_flip(cursor, i) for i in range(raw_len)]
+    malformed = ["x", "%00", "!!!!", "a" * 300, cursor[:-2], cursor + "AA", "é", "null",
+                 base64.urlsafe_b64encode(b'{"seq": 1}').decode()]
+    for bad in forged + malformed:
+        response = client.get("/v1/events", params={"cursor": bad, "limit": 2}, headers=acme)
+        assert response.status_code == 400, (bad, response.text)
+        assert_error(response, 400)
