@@ -19,8 +19,12 @@ def event_payload(n: int, rng: random.Random | None = None, **overrides: Any) ->
     payload: dict[str, Any] = {
         "id": f"evt-{n:05d}",
         "action": rng.choice(ACTIONS),
-        "actor": {"id": f"user-{rng.randint(1, 4)}", "name": "Jane Doe",
-                  "email": "jane@example.com", "staff": rng.random() < 0.3},
+        "actor": {
+            "id": f"user-{rng.randint(1, 4)}",
+            "name": "Jane Doe",
+            "email": "jane@example.com",
+            "staff": rng.random() < 0.3,
+        },
         # Deliberate ties: several events share one millisecond.
         "occurred_at": (base + timedelta(seconds=rng.randint(0, 40))).isoformat(),
         "metadata": {"n": n, "tags": ["a", "b"], "nested": {"ok": True}},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
@@ -171,19 +172,26 @@ def import_events(
     service = _open(_settings(ctx))
     try:
         service.require_tenant(tenant)
-        total = _file_size(source)
+        total = None if quiet else _file_size(source)
         created = existing = 0
-        bar: click._termui_impl.ProgressBar[int]
-        with click.progressbar(
-            length=total, label="importing", file=sys.stderr, hidden=quiet or total is None
-        ) as bar:
-            for batch in _batches(source, batch_size, bar.update):
+        with _progress(total) as advance:
+            for batch in _batches(source, batch_size, advance):
                 results = service.ingest(tenant, batch)
                 new = sum(is_new for _, is_new in results)
                 created, existing = created + new, existing + len(results) - new
         click.echo(f"imported {created} new events, {existing} already present", err=True)
     finally:
         service.close()
+
+
+@contextlib.contextmanager
+def _progress(total_bytes: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar over bytes read when the size is known (a file), else nothing."""
+    if total_bytes is None:
+        yield lambda _: None
+        return
+    with click.progressbar(length=total_bytes, label="importing", file=sys.stderr) as bar:
+        yield bar.update
 
 
 def _file_size(stream: IO[bytes]) -> int | None:

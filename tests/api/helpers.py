@@ -16,7 +16,8 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
     error = body["error"]
     assert set(error) == {"code", "message", "status", "details"}
     assert error["status"] == status
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
     assert "Traceback" not in response.text
     if code is not None:
         assert error["code"] == code, error

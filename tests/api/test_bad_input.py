@@ -26,8 +26,14 @@ BAD_BODIES: list[tuple[str, bytes, int]] = [
     ("json string", b'"event"', 400),
     ("invalid utf-8", b'{"action": "\xff\xfe", "actor": {"id": "u"}}', 400),
     ("lone surrogate", b'{"action": "\\ud800", "actor": {"id": "u"}}', 400),
-    ("deep nesting", b'{"action":"a","actor":{"id":"u"},"metadata":{"x":' + b"[" * 50_000
-     + b"]" * 50_000 + b"}}", 400),
+    (
+        "deep nesting",
+        b'{"action":"a","actor":{"id":"u"},"metadata":{"x":'
+        + b"[" * 50_000
+        + b"]" * 50_000
+        + b"}}",
+        400,
+    ),
     ("metadata too deep", with_(metadata={"a": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}), 400),
     ("missing action", json.dumps({"actor": {"id": "u"}}).encode(), 400),
     ("missing actor", json.dumps({"action": "a"}).encode(), 400),
@@ -54,8 +60,9 @@ BAD_BODIES: list[tuple[str, bytes, int]] = [
 ]
 
 
-@pytest.mark.parametrize(("body"), [b for _, b, _ in BAD_BODIES],
-                         ids=[name for name, _, _ in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("body"), [b for _, b, _ in BAD_BODIES], ids=[name for name, _, _ in BAD_BODIES]
+)
 def test_bad_event_bodies(client: TestClient[Any], key_for: Headers, body: bytes) -> None:
     headers = {**key_for(), "Content-Type": "application/json"}
     response = client.post("/v1/events", content=body, headers=headers)
@@ -71,8 +78,9 @@ def test_oversized_body_is_413_and_stores_nothing(
     headers = {**key_for(), "Content-Type": "application/json"}
     event = json.dumps(OK).encode()
     body = b'{"events": [' + b",".join([event] * 80_000) + b"]}"  # ~3 MiB > the 2 MiB limit
-    assert_error(client.post("/v1/events/batch", content=body, headers=headers), 413,
-                 "payload_too_large")
+    assert_error(
+        client.post("/v1/events/batch", content=body, headers=headers), 413, "payload_too_large"
+    )
     assert client.get("/v1/events", headers=headers).json()["items"] == []
 
 
@@ -103,7 +111,7 @@ def test_bad_list_queries(client: TestClient[Any], key_for: Headers, query: str)
 
 
 @pytest.mark.parametrize(
-    "value", ["' OR '1'='1", "x\"; DROP TABLE events; --", "%", "_", "*", "\\", "😀", "null"]
+    "value", ["' OR '1'='1", 'x"; DROP TABLE events; --', "%", "_", "*", "\\", "😀", "null"]
 )
 def test_sql_metacharacters_in_filters_are_just_text(
     client: TestClient[Any], key_for: Headers, value: str

@@ -41,7 +41,11 @@ def call(client: TestClient[Any], method: str, path: str, body: Any, headers: di
     ids=["missing", "empty", "no-token", "basic", "garbage", "unknown-key"],
 )
 def test_requests_without_a_valid_key_get_401(
-    client: TestClient[Any], method: str, path: str, body: Any, scope: str,
+    client: TestClient[Any],
+    method: str,
+    path: str,
+    body: Any,
+    scope: str,
     authorization: str | None,
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -52,7 +56,11 @@ def test_requests_without_a_valid_key_get_401(
 
 @pytest.mark.parametrize(("method", "path", "body", "scope"), ROUTES, ids=ROUTE_IDS)
 def test_revoked_key_gets_401_at_once(
-    client: TestClient[Any], service: AuditService, method: str, path: str, body: Any,
+    client: TestClient[Any],
+    service: AuditService,
+    method: str,
+    path: str,
+    body: Any,
     scope: str,
 ) -> None:
     key, token = service.create_key("acme", "soon-revoked")
@@ -67,8 +75,7 @@ def test_missing_scope_gets_403(
     client: TestClient[Any], key_for: Headers, method: str, path: str, body: Any, scope: str
 ) -> None:
     others = tuple(s for s in ("events.write", "events.read", "audit-logs.read") if s != scope)
-    error = assert_error(call(client, method, path, body, key_for(scopes=others)), 403,
-                         "forbidden")
+    error = assert_error(call(client, method, path, body, key_for(scopes=others)), 403, "forbidden")
     assert scope in error["message"]
 
 
@@ -102,7 +109,8 @@ def test_a_cursor_from_another_tenant_is_rejected(
     assert cursor
     response = client.get(f"/v1/events?limit=1&cursor={cursor}", headers=globex)
     error = assert_error(response, 400, "invalid_cursor")
-    assert "a1" not in response.text and "a0" not in response.text
+    assert "a1" not in response.text
+    assert "a0" not in response.text
     assert "acme" not in error["message"]
 
 

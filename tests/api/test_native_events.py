@@ -22,22 +22,27 @@ def acme(key_for: Headers) -> dict[str, str]:
 
 
 def all_ids(client: TestClient[Any], headers: dict[str, str]) -> list[str]:
-    return [line.split('"id":"', 1)[1].split('"', 1)[0]
-            for line in client.get("/v1/export", headers=headers).text.splitlines()]
+    return [
+        line.split('"id":"', 1)[1].split('"', 1)[0]
+        for line in client.get("/v1/export", headers=headers).text.splitlines()
+    ]
 
 
 def test_created_event_has_server_fields(client: TestClient[Any], acme: dict[str, str]) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
-    response = client.post("/v1/events", json={"action": "user.login", "actor": {"id": "u1"}},
-                           headers=acme)
+    response = client.post(
+        "/v1/events", json={"action": "user.login", "actor": {"id": "u1"}}, headers=acme
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["tenant"] == "acme"
-    assert len(body["id"]) == 36 and body["id"][14] == "7", "server ids are UUIDv7"
+    assert len(body["id"]) == 36
+    assert body["id"][14] == "7", "server ids are UUIDv7"
     received = datetime.fromisoformat(body["received_at"])
     assert body["occurred_at"] == body["received_at"], "occurred_at defaults to receive time"
     assert before <= received <= datetime.now(UTC) + timedelta(seconds=1)
-    assert body["received_at"].endswith("Z") and len(body["received_at"]) == 24
+    assert body["received_at"].endswith("Z")
+    assert len(body["received_at"]) == 24
     assert client.get(f"/v1/events/{body['id']}", headers=acme).json() == body
 
 
@@ -56,8 +61,12 @@ def test_idempotent_single_ingest(client: TestClient[Any], acme: dict[str, str])
 def test_same_instant_in_another_offset_is_the_same_event(
     client: TestClient[Any], acme: dict[str, str]
 ) -> None:
-    event = {"id": "tz", "action": "a", "actor": {"id": "u"},
-             "occurred_at": "2024-01-01T02:00:00+02:00"}
+    event = {
+        "id": "tz",
+        "action": "a",
+        "actor": {"id": "u"},
+        "occurred_at": "2024-01-01T02:00:00+02:00",
+    }
     assert client.post("/v1/events", json=event, headers=acme).status_code == 201
     same = {**event, "occurred_at": "2024-01-01T00:00:00.000Z"}
     assert client.post("/v1/events", json=same, headers=acme).status_code == 200
@@ -95,8 +104,9 @@ def test_batch_limits(client: TestClient[Any], acme: dict[str, str]) -> None:
 def seed(client: TestClient[Any], headers: dict[str, str], count: int) -> list[dict[str, Any]]:
     events = [event_payload(n) for n in range(count)]
     for start in range(0, count, 500):
-        response = client.post("/v1/events/batch", json={"events": events[start:start + 500]},
-                               headers=headers)
+        response = client.post(
+            "/v1/events/batch", json={"events": events[start : start + 500]}, headers=headers
+        )
         assert response.status_code == 201
     return events
 
@@ -151,23 +161,22 @@ def test_paging_forward_then_back_while_events_arrive(
         arrived += 1
         if page["next_cursor"] is None:
             break
-        page = client.get(f"/v1/events?limit=7&cursor={page['next_cursor']}",
-                          headers=acme).json()
+        page = client.get(f"/v1/events?limit=7&cursor={page['next_cursor']}", headers=acme).json()
     assert [i for p in forward_pages for i in p] == snapshot, "no gap, no duplicate"
     assert all(len(p) == 7 for p in forward_pages[:-1])
 
     # Back from the last page: each previous page is exactly the page the client came from.
     backward_pages: list[list[str]] = []
     while page["previous_cursor"] is not None:
-        page = client.get(f"/v1/events?limit=7&cursor={page['previous_cursor']}",
-                          headers=acme).json()
+        page = client.get(
+            f"/v1/events?limit=7&cursor={page['previous_cursor']}", headers=acme
+        ).json()
         backward_pages.append([e["id"] for e in page["items"]])
         assert page["next_cursor"] is not None
     newest_first = [i for p in reversed(backward_pages) for i in p]
     assert backward_pages[: len(forward_pages) - 1] == forward_pages[-2::-1]
     # Going all the way back reaches the events that arrived meanwhile, in order, once each.
-    everything = [e["id"] for e in client.get("/v1/events?limit=100", headers=acme).json()[
-        "items"]]
+    everything = [e["id"] for e in client.get("/v1/events?limit=100", headers=acme).json()["items"]]
     last_page = forward_pages[-1]
     assert newest_first + last_page == everything
     assert len(everything) == len(snapshot) + arrived
@@ -175,16 +184,19 @@ def test_paging_forward_then_back_while_events_arrive(
 
 def test_empty_cursor_means_first_page(client: TestClient[Any], acme: dict[str, str]) -> None:
     seed(client, acme, 3)
-    assert client.get("/v1/events?cursor=", headers=acme).json() == client.get(
-        "/v1/events", headers=acme
-    ).json()
+    assert (
+        client.get("/v1/events?cursor=", headers=acme).json()
+        == client.get("/v1/events", headers=acme).json()
+    )
 
 
 def test_cursor_is_bound_to_filters(client: TestClient[Any], acme: dict[str, str]) -> None:
     seed(client, acme, 30)
     cursor = client.get("/v1/events?limit=2&action=created", headers=acme).json()["next_cursor"]
-    assert client.get(f"/v1/events?limit=2&action=created&cursor={cursor}",
-                      headers=acme).status_code == 200
+    assert (
+        client.get(f"/v1/events?limit=2&action=created&cursor={cursor}", headers=acme).status_code
+        == 200
+    )
     for other in ["action=updated", "", "action=created&source=api"]:
         response = client.get(f"/v1/events?limit=2&{other}&cursor={cursor}", headers=acme)
         assert_error(response, 400, "invalid_cursor")
@@ -196,13 +208,24 @@ def _flip(cursor: str, index: int) -> str:
     return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
 
 
-def test_forged_and_malformed_cursors_are_400(client: TestClient[Any], acme: dict[str, str]) -> None:
+def test_forged_and_malformed_cursors_are_400(
+    client: TestClient[Any], acme: dict[str, str]
+) -> None:
     seed(client, acme, 10)
     cursor = client.get("/v1/events?limit=2", headers=acme).json()["next_cursor"]
     raw_len = len(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     forged = [_flip(cursor, i) for i in range(raw_len)]
-    malformed = ["x", "%00", "!!!!", "a" * 300, cursor[:-2], cursor + "AA", "é", "null",
-                 base64.urlsafe_b64encode(b'{"seq": 1}').decode()]
+    malformed = [
+        "x",
+        "%00",
+        "!!!!",
+        "a" * 300,
+        cursor[:-2],
+        cursor + "AA",
+        "é",
+        "null",
+        base64.urlsafe_b64encode(b'{"seq": 1}').decode(),
+    ]
     for bad in forged + malformed:
         response = client.get("/v1/events", params={"cursor": bad, "limit": 2}, headers=acme)
         assert response.status_code == 400, (bad, response.text)

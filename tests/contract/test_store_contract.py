@@ -38,8 +38,14 @@ def test_round_trip_keeps_every_field(store: Store, service: AuditService) -> No
         "action": "user.role_changed",
         "type": "user:role-changed",
         "occurred_at": "2022-07-05T22:30:24.662Z",
-        "actor": {"id": "u1", "name": "Joe", "email": "joe@example.com", "type": "user",
-                  "staff": False, "status": "active"},
+        "actor": {
+            "id": "u1",
+            "name": "Joe",
+            "email": "joe@example.com",
+            "type": "user",
+            "staff": False,
+            "status": "active",
+        },
         "target": {"type": "user", "id": "u2", "name": "Jane", "email": "jane@example.com"},
         "source": "courier.studio",
         "context": {"ip": "2001:db8::1", "user_agent": "curl/8"},
@@ -53,13 +59,15 @@ def test_round_trip_keeps_every_field(store: Store, service: AuditService) -> No
     assert fetched.actor.staff is False
     assert fetched.occurred_at == datetime(2022, 7, 5, 22, 30, 24, 662000, tzinfo=UTC)
     assert fetched.metadata == payload["metadata"]
-    assert fetched.context is not None and fetched.context.ip == "2001:db8::1"
+    assert fetched.context is not None
+    assert fetched.context.ip == "2001:db8::1"
 
 
 def test_same_id_same_content_is_not_stored_twice(store: Store, service: AuditService) -> None:
     [(first, created)] = service.ingest("acme", [event_in(1)])
     [(again, created_again)] = service.ingest("acme", [event_in(1)])
-    assert created and not created_again
+    assert created
+    assert not created_again
     assert again == first
     assert len(list(store.iter_events("acme", EventFilter()))) == 1
 
@@ -86,9 +94,11 @@ def test_duplicate_ids_inside_one_batch(service: AuditService) -> None:
 def test_same_id_in_two_tenants_is_two_events(store: Store, service: AuditService) -> None:
     service.ingest("acme", [event_in(1)])
     [(other, created)] = service.ingest("globex", [event_in(1, action="other")])
-    assert created and other.tenant == "globex"
+    assert created
+    assert other.tenant == "globex"
     acme = store.get_event("acme", "evt-00001")
-    assert acme is not None and acme.action != "other"
+    assert acme is not None
+    assert acme.action != "other"
 
 
 def test_server_ids_are_unique_and_sortable(service: AuditService) -> None:
@@ -110,7 +120,8 @@ def test_tenants_and_keys(store: Store, service: AuditService) -> None:
     assert store.revoke_key(key.id, NOW)
     assert not store.revoke_key(key.id, NOW)
     revoked = store.get_key(key.id)
-    assert revoked is not None and revoked.revoked_at == NOW
+    assert revoked is not None
+    assert revoked.revoked_at == NOW
 
 
 def test_setting_is_created_once(store: Store) -> None:

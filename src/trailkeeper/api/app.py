@@ -51,5 +51,6 @@ def create_app(service: AuditService, settings: Settings) -> Litestar:
         exception_handlers={Exception: handler(render_native)},
         openapi_config=openapi,
         state=State({"service": service}),
+        on_shutdown=[lambda: service.close()],
         logging_config=None,
     )

@@ -78,7 +78,9 @@ def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Re
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
 )
-def create_events(request: Request[Any, Any, Any], data: JSONBody[EventBatchIn]) -> Response[BatchResult]:
+def create_events(
+    request: Request[Any, Any, Any], data: JSONBody[EventBatchIn]
+) -> Response[BatchResult]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
     views, created = _ingested(service_of(request).ingest(who.tenant, data.events))
     body = BatchResult(items=views, created=created, existing=len(views) - created)

@@ -120,6 +120,8 @@ class SQLiteStore(EventIteration):
             self._write_lock.release()
 
     def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
         with self._write_lock:
             self._writer.close()
