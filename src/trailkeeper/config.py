@@ -60,6 +60,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     settings = replace(Settings(), **values)
     given = {k: v for k, v in overrides.items() if v is not None}
     settings = replace(settings, **given)
+    settings = replace(
+        settings,
+        log_level=settings.log_level.lower(),
+        sqlite_synchronous=settings.sqlite_synchronous.upper(),
+    )
     _validate(settings)
     return settings
 
@@ -84,3 +89,7 @@ def _validate(settings: Settings) -> None:
         raise InvalidInput("pg_pool_size must be at least 1")
     if settings.db_timeout_seconds <= 0:
         raise InvalidInput("db_timeout_seconds must be positive")
+    if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
+        raise InvalidInput("log_level must be debug, info, warning or error")
+    if settings.secret and len(settings.secret) < 16:
+        raise InvalidInput("secret must be at least 16 characters (or empty to generate one)")
