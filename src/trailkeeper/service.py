@@ -283,11 +283,17 @@ def _occurred_at(value: datetime | None, received: datetime, where: str) -> date
 
 
 def _check_metadata(metadata: dict[str, Any], where: str) -> None:
-    size = len(_encoder.encode(metadata))
-    if size > MAX_METADATA_BYTES:
+    encoded = _encoder.encode(metadata)
+    if len(encoded) > MAX_METADATA_BYTES:
         raise _field_error(
-            f"{where}metadata", f"is {size} bytes as JSON; at most {MAX_METADATA_BYTES} allowed"
+            f"{where}metadata",
+            f"is {len(encoded)} bytes as JSON; at most {MAX_METADATA_BYTES} allowed",
         )
+    # Fast path: without an escaped NUL and with few brackets (even counting those inside
+    # strings), neither rule can be broken, so the walk is skipped for typical metadata.
+    brackets = encoded.count(b"{") + encoded.count(b"[")
+    if b"\\u0000" not in encoded and brackets <= MAX_METADATA_DEPTH:
+        return
     problem = _metadata_problem(metadata, 1)
     if problem:
         raise _field_error(f"{where}metadata", problem)

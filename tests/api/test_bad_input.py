@@ -48,6 +48,7 @@ BAD_BODIES: list[tuple[str, bytes, int]] = [
     ("metadata not object", with_(metadata=[1, 2]), 400),
     ("nul in action", with_(action="a\x00b"), 400),
     ("nul in metadata key", with_(metadata={"a\x00": 1}), 400),
+    ("nul in metadata value", with_(metadata={"a": ["ok", {"b": "x\x00"}]}), 400),
     ("bad id chars", with_(id="../../etc/passwd"), 400),
     ("id too long", with_(id="a" * 129), 400),
     ("naive occurred_at", with_(occurred_at="2024-01-01T00:00:00"), 400),
@@ -70,6 +71,27 @@ def test_bad_event_bodies(client: TestClient[Any], key_for: Headers, body: bytes
     batch = b'{"events": [' + json.dumps(OK).encode() + b", " + body + b"]}"
     assert_error(client.post("/v1/events/batch", content=batch, headers=headers), 400)
     assert client.get("/v1/events", headers=headers).json()["items"] == []
+
+
+def nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"n": value}
+    return value
+
+
+def test_metadata_depth_limit_is_exact(client: TestClient[Any], key_for: Headers) -> None:
+    headers = key_for()
+    ok = client.post("/v1/events", content=with_(metadata=nested(16)), headers=headers)
+    assert ok.status_code == 201, ok.text
+    assert_error(
+        client.post("/v1/events", content=with_(metadata=nested(17)), headers=headers), 400
+    )
+    # brackets inside strings are not nesting
+    text = client.post(
+        "/v1/events", content=with_(metadata={"s": "[[[[{{{{" * 10}), headers=headers
+    )
+    assert text.status_code == 201
 
 
 def test_oversized_body_is_413_and_stores_nothing(

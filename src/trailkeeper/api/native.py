@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
+from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -35,6 +36,29 @@ Until = Annotated[
 FILTER_PARAMS = frozenset(
     {"actor_id", "action", "type", "target_type", "target_id", "source", "since", "until"}
 )
+
+
+def provide_filters(
+    actor_id: Text = None,
+    action: Text = None,
+    type: Text = None,
+    target_type: Text = None,
+    target_id: Text = None,
+    source: Text = None,
+    since: Since = None,
+    until: Until = None,
+) -> EventFilter:
+    """The filter query parameters shared by listing and export (documented in OpenAPI)."""
+    return EventFilter(
+        actor_id=actor_id,
+        action=action,
+        type=type,
+        target_type=target_type,
+        target_id=target_id,
+        source=source,
+        since=since,
+        until=until,
+    )
 
 
 class EventPageView(msgspec.Struct, frozen=True):
@@ -175,4 +199,5 @@ native_router = Router(
     route_handlers=[create_event, create_events, list_events, get_event, export_events],
     tags=["events"],
     security=[{"bearer": []}],
+    dependencies={"filters": Provide(provide_filters, sync_to_thread=False)},
 )

@@ -1,14 +1,64 @@
-"""Behaviour both engines share on top of their own `list_events`."""
+"""The read side both engines share: each engine supplies placeholders, timestamp conversion
+and how to run a read query; the SQL shape and row mapping are written once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
 
-from trailkeeper.model import Direction, Event, EventFilter, Position, to_ms
+from trailkeeper.model import (
+    ApiKey,
+    Direction,
+    Event,
+    EventFilter,
+    Position,
+    Tenant,
+    to_ms,
+)
+from trailkeeper.store import sql
+
+_SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
+_SELECT_TENANT = "SELECT id, name, created_at FROM tenants"
 
 
-class EventIteration:
-    """Export support: walk all matches oldest first in keyset chunks, so memory stays flat."""
+class SqlReads:
+    """Read queries over `_fetch`; subclasses set the engine specifics below."""
+
+    ph: str  # parameter placeholder
+    to_db: Callable[[datetime], Any]  # timestamp -> stored value
+    from_db: Callable[[Any], datetime]  # stored value -> timestamp
+    position_ts: Callable[[int], Any]  # cursor milliseconds -> stored value
+
+    def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        raise NotImplementedError
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        rows = self._fetch(f"{_SELECT_TENANT} WHERE id = {self.ph}", (tenant_id,))
+        return self._tenant(rows[0]) if rows else None
+
+    def list_tenants(self) -> list[Tenant]:
+        return [self._tenant(r) for r in self._fetch(f"{_SELECT_TENANT} ORDER BY id", ())]
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        rows = self._fetch(f"{_SELECT_KEY} WHERE id = {self.ph}", (key_id,))
+        return self._key(rows[0]) if rows else None
+
+    def list_keys(self, tenant: str | None) -> list[ApiKey]:
+        if tenant is None:
+            rows = self._fetch(f"{_SELECT_KEY} ORDER BY tenant, created_at", ())
+        else:
+            rows = self._fetch(
+                f"{_SELECT_KEY} WHERE tenant = {self.ph} ORDER BY created_at", (tenant,)
+            )
+        return [self._key(r) for r in rows]
+
+    def get_event(self, tenant: str, event_id: str) -> Event | None:
+        rows = self._fetch(
+            f"SELECT {sql.SELECT_EVENT} FROM events WHERE tenant = {self.ph} AND id = {self.ph}",
+            (tenant, event_id),
+        )
+        return sql.row_to_event(rows[0], self.from_db) if rows else None
 
     def list_events(
         self,
@@ -18,9 +68,13 @@ class EventIteration:
         direction: Direction,
         limit: int,
     ) -> list[Event]:
-        raise NotImplementedError
+        query, params = sql.page_query(
+            tenant, filters, position, direction, limit, self.ph, self.to_db, self.position_ts
+        )
+        return [sql.row_to_event(r, self.from_db) for r in self._fetch(query, params)]
 
     def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
+        """Export support: all matches oldest first in keyset chunks, so memory stays flat."""
         position: Position | None = None
         while True:
             batch = self.list_events(tenant, filters, position, Direction.NEWER, chunk)
@@ -29,3 +83,17 @@ class EventIteration:
                 return
             last = batch[-1]
             position = Position(occurred_ms=to_ms(last.occurred_at), seq=last.seq)
+
+    def _tenant(self, row: Sequence[Any]) -> Tenant:
+        return Tenant(id=row[0], name=row[1], created_at=self.from_db(row[2]))
+
+    def _key(self, row: Sequence[Any]) -> ApiKey:
+        return ApiKey(
+            id=row[0],
+            tenant=row[1],
+            name=row[2],
+            scopes=tuple(row[3].split()),
+            secret_hash=bytes(row[4]),
+            created_at=self.from_db(row[5]),
+            revoked_at=None if row[6] is None else self.from_db(row[6]),
+        )

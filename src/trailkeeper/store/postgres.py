@@ -20,29 +20,29 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from trailkeeper.errors import Conflict, InvalidInput, Unavailable
 from trailkeeper.model import (
     ApiKey,
-    Direction,
     Event,
-    EventFilter,
     NewEvent,
-    Position,
     Tenant,
     from_ms,
 )
 from trailkeeper.store import sql
-from trailkeeper.store.base import EventIteration
+from trailkeeper.store.base import SqlReads
 from trailkeeper.store.idempotency import assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
 
 _COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN"
-_SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
 
 
 def _same(value: datetime) -> datetime:
     return value
 
 
-class PostgresStore(EventIteration):
+class PostgresStore(SqlReads):
     engine = "postgres"
+    ph = "%s"
+    to_db = staticmethod(_same)
+    from_db = staticmethod(_same)
+    position_ts = staticmethod(from_ms)
 
     def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0) -> None:
         self.url = url
@@ -82,8 +82,11 @@ class PostgresStore(EventIteration):
         self._pool.close()
 
     def ping(self) -> None:
+        self._fetch("SELECT 1", ())
+
+    def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self._conn() as conn:
-            conn.execute("SELECT 1").fetchone()
+            return conn.execute(query, params).fetchall()
 
     # ---- settings, tenants, keys ---------------------------------------------------------
 
@@ -107,18 +110,6 @@ class PostgresStore(EventIteration):
         except psycopg.errors.UniqueViolation:
             raise Conflict(f"tenant {tenant.id!r} already exists") from None
 
-    def get_tenant(self, tenant_id: str) -> Tenant | None:
-        with self._conn() as conn:
-            row = conn.execute(
-                "SELECT id, name, created_at FROM tenants WHERE id = %s", (tenant_id,)
-            ).fetchone()
-        return None if row is None else Tenant(id=row[0], name=row[1], created_at=row[2])
-
-    def list_tenants(self) -> list[Tenant]:
-        with self._conn() as conn:
-            rows = conn.execute("SELECT id, name, created_at FROM tenants ORDER BY id").fetchall()
-        return [Tenant(id=r[0], name=r[1], created_at=r[2]) for r in rows]
-
     def create_key(self, key: ApiKey) -> None:
         with self._conn() as conn:
             conn.execute(
@@ -133,21 +124,6 @@ class PostgresStore(EventIteration):
                     key.created_at,
                 ),
             )
-
-    def get_key(self, key_id: str) -> ApiKey | None:
-        with self._conn() as conn:
-            row = conn.execute(f"{_SELECT_KEY} WHERE id = %s", (key_id,)).fetchone()
-        return None if row is None else _key(row)
-
-    def list_keys(self, tenant: str | None) -> list[ApiKey]:
-        with self._conn() as conn:
-            if tenant is None:
-                rows = conn.execute(f"{_SELECT_KEY} ORDER BY tenant, created_at").fetchall()
-            else:
-                rows = conn.execute(
-                    f"{_SELECT_KEY} WHERE tenant = %s ORDER BY created_at", (tenant,)
-                ).fetchall()
-        return [_key(r) for r in rows]
 
     def revoke_key(self, key_id: str, at: datetime) -> bool:
         with self._conn() as conn:
@@ -194,41 +170,6 @@ class PostgresStore(EventIteration):
             event = sql.row_to_event(row[1:], _same)
             found[event.id] = (bytes(row[0]), event)
         return found
-
-    def get_event(self, tenant: str, event_id: str) -> Event | None:
-        with self._conn() as conn:
-            row = conn.execute(
-                f"SELECT {sql.SELECT_EVENT} FROM events WHERE tenant = %s AND id = %s",
-                (tenant, event_id),
-            ).fetchone()
-        return None if row is None else sql.row_to_event(row, _same)
-
-    def list_events(
-        self,
-        tenant: str,
-        filters: EventFilter,
-        position: Position | None,
-        direction: Direction,
-        limit: int,
-    ) -> list[Event]:
-        query, params = sql.page_query(
-            tenant, filters, position, direction, limit, "%s", _same, from_ms
-        )
-        with self._conn() as conn:
-            rows = conn.execute(query, params).fetchall()
-        return [sql.row_to_event(r, _same) for r in rows]
-
-
-def _key(row: Any) -> ApiKey:
-    return ApiKey(
-        id=row[0],
-        tenant=row[1],
-        name=row[2],
-        scopes=tuple(row[3].split()),
-        secret_hash=bytes(row[4]),
-        created_at=row[5],
-        revoked_at=row[6],
-    )
 
 
 def _first_line(exc: BaseException) -> str:

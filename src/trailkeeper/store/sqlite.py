@@ -20,17 +20,14 @@ from typing import Any
 from trailkeeper.errors import Conflict, Unavailable
 from trailkeeper.model import (
     ApiKey,
-    Direction,
     Event,
-    EventFilter,
     NewEvent,
-    Position,
     Tenant,
     from_ms,
     to_ms,
 )
 from trailkeeper.store import sql
-from trailkeeper.store.base import EventIteration
+from trailkeeper.store.base import SqlReads
 from trailkeeper.store.idempotency import assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
 
@@ -42,8 +39,12 @@ def _identity(value: int) -> int:
     return value
 
 
-class SQLiteStore(EventIteration):
+class SQLiteStore(SqlReads):
     engine = "sqlite"
+    ph = "?"
+    to_db = staticmethod(to_ms)
+    from_db = staticmethod(from_ms)
+    position_ts = staticmethod(_identity)
 
     def __init__(self, path: str, *, synchronous: str = "FULL", timeout: float = 5.0) -> None:
         self.path = path
@@ -132,8 +133,11 @@ class SQLiteStore(EventIteration):
                 break
 
     def ping(self) -> None:
+        self._fetch("SELECT 1", ())
+
+    def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self._read() as conn:
-            conn.execute("SELECT 1").fetchone()
+            return conn.execute(query, params).fetchall()
 
     # ---- settings, tenants, keys ---------------------------------------------------------
 
@@ -155,18 +159,6 @@ class SQLiteStore(EventIteration):
             except sqlite3.IntegrityError:
                 raise Conflict(f"tenant {tenant.id!r} already exists") from None
 
-    def get_tenant(self, tenant_id: str) -> Tenant | None:
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT id, name, created_at FROM tenants WHERE id = ?", (tenant_id,)
-            ).fetchone()
-        return None if row is None else Tenant(id=row[0], name=row[1], created_at=from_ms(row[2]))
-
-    def list_tenants(self) -> list[Tenant]:
-        with self._read() as conn:
-            rows = conn.execute("SELECT id, name, created_at FROM tenants ORDER BY id").fetchall()
-        return [Tenant(id=r[0], name=r[1], created_at=from_ms(r[2])) for r in rows]
-
     def create_key(self, key: ApiKey) -> None:
         with self._write() as conn:
             conn.execute(
@@ -181,21 +173,6 @@ class SQLiteStore(EventIteration):
                     to_ms(key.created_at),
                 ),
             )
-
-    def get_key(self, key_id: str) -> ApiKey | None:
-        with self._read() as conn:
-            row = conn.execute(f"{_SELECT_KEY} WHERE id = ?", (key_id,)).fetchone()
-        return None if row is None else _key(row)
-
-    def list_keys(self, tenant: str | None) -> list[ApiKey]:
-        with self._read() as conn:
-            if tenant is None:
-                rows = conn.execute(f"{_SELECT_KEY} ORDER BY tenant, created_at").fetchall()
-            else:
-                rows = conn.execute(
-                    f"{_SELECT_KEY} WHERE tenant = ? ORDER BY created_at", (tenant,)
-                ).fetchall()
-        return [_key(r) for r in rows]
 
     def revoke_key(self, key_id: str, at: datetime) -> bool:
         with self._write() as conn:
@@ -239,41 +216,3 @@ class SQLiteStore(EventIteration):
                 event = sql.row_to_event(row[1:], from_ms)
                 found[event.id] = (bytes(row[0]), event)
         return found
-
-    def get_event(self, tenant: str, event_id: str) -> Event | None:
-        with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {sql.SELECT_EVENT} FROM events WHERE tenant = ? AND id = ?",
-                (tenant, event_id),
-            ).fetchone()
-        return None if row is None else sql.row_to_event(row, from_ms)
-
-    def list_events(
-        self,
-        tenant: str,
-        filters: EventFilter,
-        position: Position | None,
-        direction: Direction,
-        limit: int,
-    ) -> list[Event]:
-        query, params = sql.page_query(
-            tenant, filters, position, direction, limit, "?", to_ms, _identity
-        )
-        with self._read() as conn:
-            rows = conn.execute(query, params).fetchall()
-        return [sql.row_to_event(r, from_ms) for r in rows]
-
-
-_SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
-
-
-def _key(row: Any) -> ApiKey:
-    return ApiKey(
-        id=row[0],
-        tenant=row[1],
-        name=row[2],
-        scopes=tuple(row[3].split()),
-        secret_hash=bytes(row[4]),
-        created_at=from_ms(row[5]),
-        revoked_at=None if row[6] is None else from_ms(row[6]),
-    )
