@@ -78,7 +78,11 @@ def _clean_pg(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
         if exists and exists[0]:
-            conn.execute("TRUNCATE events, api_keys, tenants, settings")
+            tables = conn.execute(
+                "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+                "WHERE schemaname = 'public' AND tablename NOT LIKE '%yoyo%'"
+            ).fetchone()
+            conn.execute(f"TRUNCATE {tables[0]}")
 
 
 @pytest.fixture

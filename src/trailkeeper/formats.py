@@ -7,6 +7,7 @@ The native API, `trailkeeper export` and `/v1/export` all write events this way,
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,8 @@ class EventView(msgspec.Struct, frozen=True):
     source: str | None
     context: Context | None
     metadata: dict[str, Any]
+    log_index: int | None
+    leaf_hash: str | None
 
 
 def to_view(event: Event) -> EventView:
@@ -46,6 +49,43 @@ def to_view(event: Event) -> EventView:
         source=event.source,
         context=event.context,
         metadata=event.metadata,
+        log_index=event.log_index,
+        leaf_hash=None if event.leaf_hash is None else base64.b64encode(event.leaf_hash).decode(),
+    )
+
+
+class EventDocument(msgspec.Struct, frozen=True):
+    """The public form without `leaf_hash`: the object whose RFC 8785 (JCS) encoding is the
+    event's Merkle leaf. Same fields and values as `EventView` (see docs/integrity.md)."""
+
+    id: str
+    tenant: str
+    occurred_at: str
+    received_at: str
+    action: str
+    type: str | None
+    actor: Actor
+    target: Target | None
+    source: str | None
+    context: Context | None
+    metadata: dict[str, Any]
+    log_index: int | None
+
+
+def event_document(event: Event) -> EventDocument:
+    return EventDocument(
+        id=event.id,
+        tenant=event.tenant,
+        occurred_at=format_ts(event.occurred_at),
+        received_at=format_ts(event.received_at),
+        action=event.action,
+        type=event.type,
+        actor=event.actor,
+        target=event.target,
+        source=event.source,
+        context=event.context,
+        metadata=event.metadata,
+        log_index=event.log_index,
     )
 
 
@@ -73,6 +113,8 @@ CSV_COLUMNS = (
     "ip",
     "user_agent",
     "metadata",
+    "log_index",
+    "leaf_hash",
 )
 _json = msgspec.json.Encoder()
 
@@ -135,12 +177,14 @@ def _csv_row(e: Event) -> tuple[Any, ...]:
         context.ip,
         context.user_agent,
         _json.encode(e.metadata).decode("utf-8"),
+        e.log_index,
+        None if e.leaf_hash is None else base64.b64encode(e.leaf_hash).decode(),
     )
 
 
 # ---- import -----------------------------------------------------------------------------
 
-_EXPORT_ONLY_FIELDS = ("tenant", "received_at")
+_EXPORT_ONLY_FIELDS = ("tenant", "received_at", "log_index", "leaf_hash")
 _line_decoder = msgspec.json.Decoder(dict[str, Any])
 
 

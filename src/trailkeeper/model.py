@@ -87,7 +87,11 @@ class EventBatchIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Event(msgspec.Struct, frozen=True):
-    """A stored event. `seq` is the store's insertion order, used only for stable paging."""
+    """A stored event.
+
+    `log_index` is its gap-free position in the tenant's Merkle log and `leaf_hash` the leaf
+    recorded there (see ledger.py); `seq` is the store's insertion order, used for paging.
+    """
 
     id: str
     tenant: str
@@ -100,6 +104,8 @@ class Event(msgspec.Struct, frozen=True):
     source: str | None = None
     context: Context | None = None
     metadata: dict[str, Any] = {}
+    log_index: int | None = None
+    leaf_hash: bytes | None = None
     seq: int = 0
 
 
@@ -191,3 +197,13 @@ def format_ts(value: datetime) -> str:
 def utc_now_ms() -> datetime:
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    """A signed tree head of one tenant's log, as stored and served."""
+
+    tenant: str
+    size: int
+    root: bytes
+    created_at: datetime
+    note: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,6 +22,7 @@ import uuid_utils
 from trailkeeper import auth
 from trailkeeper.cursor import CursorCodec, cursor_scope
 from trailkeeper.errors import InvalidInput, NotFound
+from trailkeeper.ledger import contains_float
 from trailkeeper.model import (
     EPOCH,
     MAX_BATCH,
@@ -42,6 +44,8 @@ from trailkeeper.model import (
 from trailkeeper.store import Store
 
 MAX_FUTURE_SKEW = timedelta(days=1)
+MAX_SAFE_INTEGER = 2**53 - 1
+_LONG_NUMBER = re.compile(rb"[0-9]{16}")
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~-]{0,127}$")
 _TEXT_FILTERS = ("actor_id", "action", "type", "target_type", "target_id", "source")
@@ -292,7 +296,12 @@ def _check_metadata(metadata: dict[str, Any], where: str) -> None:
     # Fast path: without an escaped NUL and with few brackets (even counting those inside
     # strings), neither rule can be broken, so the walk is skipped for typical metadata.
     brackets = encoded.count(b"{") + encoded.count(b"[")
-    if b"\\u0000" not in encoded and brackets <= MAX_METADATA_DEPTH:
+    if (
+        b"\\u0000" not in encoded
+        and brackets <= MAX_METADATA_DEPTH
+        and _LONG_NUMBER.search(encoded) is None
+        and not contains_float(encoded)
+    ):
         return
     problem = _metadata_problem(metadata, 1)
     if problem:
@@ -304,6 +313,13 @@ def _metadata_problem(value: Any, depth: int) -> str | None:
         return f"nests deeper than {MAX_METADATA_DEPTH} levels"
     if isinstance(value, str):
         return "strings must not contain NUL characters" if "\x00" in value else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        # I-JSON (RFC 7493): larger integers do not survive JavaScript or RFC 8785 intact.
+        return None if abs(value) <= MAX_SAFE_INTEGER else "integers must be within +-(2**53-1)"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "numbers must be finite"
     if isinstance(value, dict):
         for key, item in value.items():
             if "\x00" in key:

@@ -14,6 +14,7 @@ from typing import Protocol
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import (
     ApiKey,
+    Checkpoint,
     Direction,
     Event,
     EventFilter,
@@ -67,6 +68,19 @@ class Store(Protocol):
     def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
         """All matching events, oldest first, fetched in keyset chunks (constant memory)."""
 
+    # tamper evidence (see ledger.py)
+    def ledger_head(self, tenant: str) -> tuple[int, bytes] | None:
+        """(tree size, root hash) of the tenant's log, or None before its first event."""
+
+    def ledger_nodes(
+        self, tenant: str, wanted: set[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """Perfect-subtree hashes by (level, index); raises if any is missing."""
+
+    def get_checkpoint(self, tenant: str, size: int | None = None) -> Checkpoint | None: ...
+    def save_checkpoint(self, checkpoint: Checkpoint) -> Checkpoint: ...
+    def tenants_behind_checkpoint(self) -> list[str]: ...
+
 
 def open_store(
     url: str,
@@ -74,6 +88,7 @@ def open_store(
     sqlite_synchronous: str = "FULL",
     pg_pool_size: int = 10,
     timeout: float = 5.0,
+    ledger: bool = True,
 ) -> Store:
     """Open (and migrate) the database named by `url`."""
     if url.startswith("sqlite:///"):
@@ -85,7 +100,7 @@ def open_store(
     if url.startswith(("postgresql://", "postgres://")):
         from trailkeeper.store.postgres import PostgresStore
 
-        return PostgresStore(url, pool_size=pg_pool_size, timeout=timeout)
+        return PostgresStore(url, pool_size=pg_pool_size, timeout=timeout, ledger=ledger)
     raise InvalidInput(
         f"database URL must start with sqlite:/// or postgresql:// (got {url.split(':', 1)[0]!r})"
     )

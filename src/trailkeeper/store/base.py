@@ -4,11 +4,13 @@ and how to run a read query; the SQL shape and row mapping are written once."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 from trailkeeper.model import (
     ApiKey,
+    Checkpoint,
     Direction,
     Event,
     EventFilter,
@@ -16,7 +18,7 @@ from trailkeeper.model import (
     Tenant,
     to_ms,
 )
-from trailkeeper.store import sql
+from trailkeeper.store import ledger_state, sql
 
 _SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
 _SELECT_TENANT = "SELECT id, name, created_at FROM tenants"
@@ -32,6 +34,73 @@ class SqlReads:
 
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         raise NotImplementedError
+
+    def _writer(self) -> AbstractContextManager[ledger_state.Runner]:
+        """A write transaction (committed on success, rolled back on error)."""
+        raise NotImplementedError
+
+    @property
+    def _reads(self) -> ledger_state.Runner:
+        return _ReadRunner(self.ph, self._fetch)
+
+    # ---- ledger -------------------------------------------------------------------------
+
+    def ledger_head(self, tenant: str) -> tuple[int, bytes] | None:
+        return ledger_state.head(self._reads, tenant)
+
+    def ledger_nodes(
+        self, tenant: str, wanted: set[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        return ledger_state.fetch_nodes(self._reads, tenant, wanted)
+
+    def get_checkpoint(self, tenant: str, size: int | None = None) -> Checkpoint | None:
+        """The checkpoint at `size`, or the largest one when `size` is None."""
+        where = f"tenant = {self.ph}" + ("" if size is None else f" AND size = {self.ph}")
+        params = (tenant,) if size is None else (tenant, size)
+        rows = self._fetch(
+            f"SELECT size, root, created_at, note FROM checkpoints WHERE {where} "
+            "ORDER BY size DESC LIMIT 1",
+            params,
+        )
+        if not rows:
+            return None
+        size_, root, created_at, note = rows[0]
+        return Checkpoint(
+            tenant=tenant,
+            size=int(size_),
+            root=bytes(root),
+            created_at=self.from_db(created_at),
+            note=note,
+        )
+
+    def save_checkpoint(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Store a checkpoint; if one exists at that size already, that one is kept."""
+        ph = self.ph
+        with self._writer() as db:
+            db.rows(
+                f"INSERT INTO checkpoints (tenant, size, root, created_at, note) "
+                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) ON CONFLICT DO NOTHING RETURNING size",
+                (
+                    checkpoint.tenant,
+                    checkpoint.size,
+                    checkpoint.root,
+                    self.to_db(checkpoint.created_at),
+                    checkpoint.note,
+                ),
+            )
+        stored = self.get_checkpoint(checkpoint.tenant, checkpoint.size)
+        assert stored is not None
+        return stored
+
+    def tenants_behind_checkpoint(self) -> list[str]:
+        """Tenants whose log grew since their latest checkpoint."""
+        rows = self._fetch(
+            "SELECT h.tenant FROM ledger_heads h WHERE h.size > coalesce("
+            "(SELECT max(c.size) FROM checkpoints c WHERE c.tenant = h.tenant), 0) "
+            "ORDER BY h.tenant",
+            (),
+        )
+        return [str(r[0]) for r in rows]
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         rows = self._fetch(f"{_SELECT_TENANT} WHERE id = {self.ph}", (tenant_id,))
@@ -97,3 +166,19 @@ class SqlReads:
             created_at=self.from_db(row[5]),
             revoked_at=None if row[6] is None else self.from_db(row[6]),
         )
+
+
+class _ReadRunner:
+    """Lets the shared ledger SQL run on read connections."""
+
+    def __init__(self, ph: str, fetch: Callable[[str, Sequence[Any]], list[Sequence[Any]]]) -> None:
+        self.ph = ph
+        self._fetch = fetch
+
+    def rows(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return self._fetch(query, params)
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        raise TypeError("read-only")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import msgspec
-
 from trailkeeper.errors import Conflict
 from trailkeeper.model import Event, NewEvent
 
@@ -46,13 +44,9 @@ def plan_insert(
 
 def assemble_results(
     outcome: Sequence[tuple[str, bool]],
-    inserted: Sequence[NewEvent],
-    seqs: Sequence[int],
+    inserted: Sequence[Event],
     stored: Mapping[str, tuple[bytes, Event]],
 ) -> list[tuple[Event, bool]]:
-    """Per input item: the event as stored now (new rows get their seq) and whether it is new."""
-    created = {
-        item.event.id: msgspec.structs.replace(item.event, seq=seq)
-        for seq, item in zip(seqs, inserted, strict=True)
-    }
+    """Per input item: the event as stored now, and whether this call created it."""
+    created = {event.id: event for event in inserted}
     return [(created.get(event_id) or stored[event_id][1], new) for event_id, new in outcome]

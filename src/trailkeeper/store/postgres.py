@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -25,7 +26,7 @@ from trailkeeper.model import (
     Tenant,
     from_ms,
 )
-from trailkeeper.store import sql
+from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
 from trailkeeper.store.idempotency import assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
@@ -44,8 +45,11 @@ class PostgresStore(SqlReads):
     from_db = staticmethod(_same)
     position_ts = staticmethod(from_ms)
 
-    def __init__(self, url: str, *, pool_size: int = 10, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, timeout: float = 5.0, ledger: bool = True
+    ) -> None:
         self.url = url
+        self.ledger = ledger
         self._timeout = timeout
         rest = url.split("://", 1)[1]
         with self._translate():
@@ -87,6 +91,11 @@ class PostgresStore(SqlReads):
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
+
+    @contextmanager
+    def _writer(self) -> Iterator[ledger_state.Runner]:
+        with self._conn() as conn, conn.transaction():
+            yield _PgRunner(conn)
 
     # ---- settings, tenants, keys ---------------------------------------------------------
 
@@ -141,19 +150,21 @@ class PostgresStore(SqlReads):
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (tenant,))
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
-            seqs: list[int] = []
+            events: list[Event] = []
             if to_insert:
-                seqs = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT nextval('events_seq') FROM generate_series(1, %s)",
-                        (len(to_insert),),
-                    )
+                seqs = conn.execute(
+                    "SELECT nextval('events_seq') FROM generate_series(1, %s)", (len(to_insert),)
+                ).fetchall()
+                events = [
+                    msgspec.structs.replace(item.event, seq=seq)
+                    for (seq,), item in zip(seqs, to_insert, strict=True)
                 ]
+                if self.ledger:
+                    events = ledger_state.append(_PgRunner(conn), tenant, events)
                 with conn.cursor() as cur, cur.copy(_COPY) as copy:
-                    for seq, item in zip(seqs, to_insert, strict=True):
-                        copy.write_row(sql.event_row(item, seq, _same))
-        return assemble_results(outcome, to_insert, seqs, stored)
+                    for item, event in zip(to_insert, events, strict=True):
+                        copy.write_row(sql.event_row(item, event.seq, _same, event))
+        return assemble_results(outcome, events, stored)
 
     def _stored_by_id(
         self, conn: psycopg.Connection[Any], tenant: str, ids: list[str]
@@ -175,3 +186,23 @@ class PostgresStore(SqlReads):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _PgRunner:
+    ph = "%s"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def rows(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return self._conn.execute(query, params).fetchall()
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        with (
+            self._conn.cursor() as cur,
+            cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)

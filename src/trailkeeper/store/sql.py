@@ -46,6 +46,8 @@ EVENT_COLUMNS = (
     "ip",
     "user_agent",
     "metadata",
+    "log_index",
+    "leaf_hash",
 )
 INSERT_COLUMNS = (*EVENT_COLUMNS, "request_hash")
 SELECT_EVENT = ", ".join(EVENT_COLUMNS)
@@ -67,9 +69,9 @@ TsToDb = Callable[[datetime], Any]
 TsFromDb = Callable[[Any], datetime]
 
 
-def event_row(item: NewEvent, seq: int, to_db: TsToDb) -> tuple[Any, ...]:
-    """The INSERT parameters for one event, in `INSERT_COLUMNS` order."""
-    e = item.event
+def event_row(item: NewEvent, seq: int, to_db: TsToDb, e: Event | None = None) -> tuple[Any, ...]:
+    """The INSERT parameters for one event (`e`, default `item.event`), in column order."""
+    e = e or item.event
     actor, target, context = e.actor, e.target or _NO_TARGET, e.context or _NO_CONTEXT
     return (
         seq,
@@ -93,6 +95,8 @@ def event_row(item: NewEvent, seq: int, to_db: TsToDb) -> tuple[Any, ...]:
         context.ip,
         context.user_agent,
         _encoder.encode(e.metadata).decode("utf-8"),
+        e.log_index,
+        e.leaf_hash,
         item.request_hash,
     )
 
@@ -125,6 +129,8 @@ def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
         ip,
         user_agent,
         metadata,
+        log_index,
+        leaf,
     ) = row
     has_target = any(v is not None for v in (target_type, target_id, target_name, target_email))
     return Event(
@@ -150,6 +156,8 @@ def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
         if ip is not None or user_agent is not None
         else None,
         metadata=_metadata_decoder.decode(metadata),
+        log_index=log_index,
+        leaf_hash=None if leaf is None else bytes(leaf),
         seq=seq,
     )
 

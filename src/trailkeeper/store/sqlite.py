@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from trailkeeper.errors import Conflict, Unavailable
 from trailkeeper.model import (
     ApiKey,
@@ -26,7 +28,7 @@ from trailkeeper.model import (
     from_ms,
     to_ms,
 )
-from trailkeeper.store import sql
+from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
 from trailkeeper.store.idempotency import assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
@@ -46,15 +48,18 @@ class SQLiteStore(SqlReads):
     from_db = staticmethod(from_ms)
     position_ts = staticmethod(_identity)
 
-    def __init__(self, path: str, *, synchronous: str = "FULL", timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str, *, synchronous: str = "FULL", timeout: float = 5.0, ledger: bool = True
+    ) -> None:
         self.path = path
+        self.ledger = ledger
         self._synchronous = synchronous.upper()
         self._timeout = timeout
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         writer = self._connect()  # creates the file and switches it to WAL before migrating
         with self._translate():
             apply_migrations(f"sqlite:///{path}", "sqlite")
-        self._writer = writer
+        self._write_conn = writer
         self._write_lock = threading.Lock()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._closed = False
@@ -106,7 +111,7 @@ class SQLiteStore(SqlReads):
         if not self._write_lock.acquire(timeout=self._timeout):
             raise Unavailable("database is busy: timed out waiting for the write lock")
         try:
-            conn = self._writer
+            conn = self._write_conn
             with self._translate():
                 conn.execute("BEGIN IMMEDIATE")
             try:
@@ -125,7 +130,7 @@ class SQLiteStore(SqlReads):
             return
         self._closed = True
         with self._write_lock:
-            self._writer.close()
+            self._write_conn.close()
         while True:
             try:
                 self._readers.get_nowait().close()
@@ -138,6 +143,11 @@ class SQLiteStore(SqlReads):
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self._read() as conn:
             return conn.execute(query, params).fetchall()
+
+    @contextmanager
+    def _writer(self) -> Iterator[ledger_state.Runner]:
+        with self._write() as conn:
+            yield _SQLiteRunner(conn)
 
     # ---- settings, tenants, keys ---------------------------------------------------------
 
@@ -190,15 +200,17 @@ class SQLiteStore(SqlReads):
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
             first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
-            seqs = range(first, first + len(to_insert))
+            events = [
+                msgspec.structs.replace(item.event, seq=first + n)
+                for n, item in enumerate(to_insert)
+            ]
+            if self.ledger and events:
+                events = ledger_state.append(_SQLiteRunner(conn), tenant, events)
             conn.executemany(
                 _INSERT,
-                [
-                    sql.event_row(item, seq, to_ms)
-                    for seq, item in zip(seqs, to_insert, strict=True)
-                ],
+                [sql.event_row(i, e.seq, to_ms, e) for i, e in zip(to_insert, events, strict=True)],
             )
-        return assemble_results(outcome, to_insert, seqs, stored)
+        return assemble_results(outcome, events, stored)
 
     def _stored_by_id(
         self, conn: sqlite3.Connection, tenant: str, ids: list[str]
@@ -216,3 +228,19 @@ class SQLiteStore(SqlReads):
                 event = sql.row_to_event(row[1:], from_ms)
                 found[event.id] = (bytes(row[0]), event)
         return found
+
+
+class _SQLiteRunner:
+    ph = "?"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def rows(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return self._conn.execute(query, params).fetchall()
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        marks = ", ".join("?" * len(columns))
+        self._conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)

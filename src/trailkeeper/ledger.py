@@ -1,0 +1,223 @@
+"""Tamper evidence, server side: the per-tenant Merkle log (RFC 9162), pure and I/O-free.
+
+Storage keeps the hash of every *perfect* subtree: level 0 is each event's leaf hash, and node
+(level, i) covers leaves [i * 2**level, (i + 1) * 2**level). Such a node never changes once its
+last leaf is appended, so the tree is append-only in storage too. Any tree hash, inclusion proof
+or consistency proof for a tree of size n needs O(log n) of these nodes: the functions here first
+say *which* nodes (`*_nodes`), the store fetches them in one query, then they compute.
+
+Hashing and verification are shared with `verifier.py`, the module customers vendor.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from trailkeeper.formats import event_document
+from trailkeeper.model import Event, format_ts
+from trailkeeper.verifier import (
+    ED25519_ALG,
+    EMPTY_ROOT,
+    SIGNATURE_DASH,
+    canonical_json,
+    key_id,
+    leaf_hash,
+    node_hash,
+)
+
+Node = tuple[int, int]  # (level, index)
+NodeGetter = Callable[[int, int], bytes]
+
+
+def event_leaf(event: Event) -> bytes:
+    """Leaf hash of a stored event: RFC 8785 JSON of its public form (with `log_index`)."""
+    return leaf_hash(canonical_event(event))
+
+
+_sorted_json = msgspec.json.Encoder(order="sorted")
+# UTF-8 lead bytes of U+E000 and above: where UTF-16 key order can differ from code points.
+_HIGH_CHARS = re.compile(rb"[\xee-\xf4]")
+
+
+class _FloatFound(Exception):
+    pass
+
+
+def _found_float(_: str) -> Any:
+    raise _FloatFound
+
+
+_float_probe = msgspec.json.Decoder(float_hook=_found_float)
+
+
+def canonical_event(event: Event) -> bytes:
+    """RFC 8785 bytes of the event's public form.
+
+    msgspec's sorted encoding is byte-identical to JCS for everything trailkeeper stores except
+    floats (number formatting) and keys with characters from U+E000 up (UTF-16 sort order);
+    only metadata can hold those, so only such events take the slower pure-Python JCS path.
+    The equivalence is property-tested against the `rfc8785` reference implementation.
+    """
+    document = event_document(event)
+    metadata = _sorted_json.encode(event.metadata)
+    if _HIGH_CHARS.search(metadata) is None and not contains_float(metadata):
+        return _sorted_json.encode(document)
+    return canonical_json(msgspec.to_builtins(document))
+
+
+def contains_float(encoded_json: bytes) -> bool:
+    """Whether a JSON document has a non-integer number (decoded in C, stops at the first)."""
+    try:
+        _float_probe.decode(encoded_json)
+    except _FloatFound:
+        return True
+    return False
+
+
+def _split(n: int) -> int:
+    """Largest power of two smaller than n (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+# ---- which perfect subtrees make up a range ----------------------------------------------
+
+
+def range_nodes(start: int, end: int) -> list[Node]:
+    """The perfect subtrees whose hashes give MTH(leaves[start:end]), as RFC 9162 splits."""
+    size = end - start
+    if size <= 0:
+        return []
+    if size & (size - 1) == 0 and start % size == 0:
+        level = size.bit_length() - 1
+        return [(level, start >> level)]
+    k = _split(size)
+    return range_nodes(start, start + k) + range_nodes(start + k, end)
+
+
+def range_hash(start: int, end: int, node: NodeGetter) -> bytes:
+    size = end - start
+    if size <= 0:
+        return EMPTY_ROOT
+    if size & (size - 1) == 0 and start % size == 0:
+        level = size.bit_length() - 1
+        return node(level, start >> level)
+    k = _split(size)
+    return node_hash(range_hash(start, start + k, node), range_hash(start + k, end, node))
+
+
+def _inclusion_ranges(index: int, start: int, end: int) -> list[tuple[int, int]]:
+    """RFC 9162 PATH(m, D[start:end]) as the leaf ranges whose hashes form the proof."""
+    if end - start <= 1:
+        return []
+    k = _split(end - start)
+    if index < start + k:
+        return [*_inclusion_ranges(index, start, start + k), (start + k, end)]
+    return [*_inclusion_ranges(index, start + k, end), (start, start + k)]
+
+
+def _consistency_ranges(m: int, start: int, end: int, whole: bool) -> list[tuple[int, int]]:
+    """RFC 9162 SUBPROOF(m, D[start:end], b) as leaf ranges."""
+    n = end - start
+    if m == n:
+        return [] if whole else [(start, end)]
+    k = _split(n)
+    if m <= k:
+        return [*_consistency_ranges(m, start, start + k, whole), (start + k, end)]
+    return [*_consistency_ranges(m - k, start + k, end, False), (start, start + k)]
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    if not 0 <= index < size:
+        raise ValueError(f"index {index} is not in a tree of size {size}")
+    return _inclusion_ranges(index, 0, size)
+
+
+def consistency_ranges(m: int, n: int) -> list[tuple[int, int]]:
+    if not 0 <= m <= n:
+        raise ValueError(f"sizes {m} and {n} are not in order")
+    if m in (0, n):
+        return []
+    return _consistency_ranges(m, 0, n, True)
+
+
+def nodes_for(ranges: Iterable[tuple[int, int]]) -> set[Node]:
+    """Every stored node needed to hash these ranges (what the store must fetch)."""
+    return {node for start, end in ranges for node in range_nodes(start, end)}
+
+
+def hash_ranges(ranges: Iterable[tuple[int, int]], nodes: Mapping[Node, bytes]) -> list[bytes]:
+    def get(level: int, index: int) -> bytes:
+        return nodes[(level, index)]
+
+    return [range_hash(start, end, get) for start, end in ranges]
+
+
+# ---- appending ---------------------------------------------------------------------------
+
+
+def frontier_nodes(size: int) -> list[Node]:
+    """The perfect subtrees covering [0, size), largest first: the right edge of the tree."""
+    return range_nodes(0, size)
+
+
+class Frontier:
+    """The right edge of a tree; appending leaves yields the new perfect nodes to store."""
+
+    def __init__(self, size: int, nodes: Mapping[Node, bytes]) -> None:
+        self.size = size
+        self._stack: list[tuple[int, bytes]] = [  # (level, hash), levels strictly decreasing
+            (level, nodes[(level, index)]) for level, index in frontier_nodes(size)
+        ]
+
+    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Add one leaf; returns (level, index, hash) of every node completed by it."""
+        index = self.size
+        created = [(0, index, leaf)]
+        level, value = 0, leaf
+        while self._stack and self._stack[-1][0] == level:
+            _, left = self._stack.pop()
+            level, value = level + 1, node_hash(left, value)
+            created.append((level, index >> level, value))
+        self._stack.append((level, value))
+        self.size += 1
+        return created
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        value = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            value = node_hash(left, value)
+        return value
+
+
+# ---- signed checkpoints (C2SP tlog-checkpoint) ---------------------------------------------
+
+
+class Signer:
+    """The server's Ed25519 checkpoint key. `name` appears in every signature line."""
+
+    def __init__(self, name: str, seed: bytes) -> None:
+        self.name = name
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+        self.public_key = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.key_id = key_id(name, self.public_key)
+
+    @property
+    def vkey(self) -> str:
+        """The verifier key string customers configure: `<name>+<hex id>+<base64 key>`."""
+        encoded = base64.b64encode(ED25519_ALG + self.public_key).decode()
+        return f"{self.name}+{self.key_id.hex()}+{encoded}"
+
+    def sign_checkpoint(self, origin: str, size: int, root: bytes, at: datetime) -> str:
+        body = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {format_ts(at)}\n"
+        signature = base64.b64encode(self.key_id + self._key.sign(body.encode())).decode()
+        return f"{body}\n{SIGNATURE_DASH} {self.name} {signature}\n"

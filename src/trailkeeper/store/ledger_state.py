@@ -1,0 +1,100 @@
+"""Persisting the Merkle log inside the engines' transactions (SQL shared by both engines).
+
+`append` runs in the same transaction as the event insert, after the engine has serialised the
+tenant's writers, so log indexes are gap-free and the stored tree can never disagree with the
+committed events. Level-0 nodes are the events' own `leaf_hash` column; higher levels live in
+`ledger_nodes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from trailkeeper.errors import TrailkeeperError
+from trailkeeper.ledger import Frontier, Node, event_leaf, frontier_nodes
+from trailkeeper.model import Event
+
+
+class Runner(Protocol):
+    """How the shared SQL reaches one engine connection."""
+
+    ph: str
+
+    def rows(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]: ...
+
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Bulk insert (executemany on SQLite, COPY on PostgreSQL)."""
+
+
+class LedgerCorrupt(TrailkeeperError):
+    """A node the tree needs is missing: the database was altered outside trailkeeper."""
+
+    code = "ledger_corrupt"
+
+
+def fetch_nodes(db: Runner, tenant: str, wanted: set[Node]) -> dict[Node, bytes]:
+    """The requested perfect-subtree hashes, in at most two queries."""
+    found: dict[Node, bytes] = {}
+    ph = db.ph
+    leaves = sorted(index for level, index in wanted if level == 0)
+    if leaves:
+        marks = ", ".join([ph] * len(leaves))
+        for index, value in db.rows(
+            f"SELECT log_index, leaf_hash FROM events WHERE tenant = {ph} "
+            f"AND log_index IN ({marks})",
+            (tenant, *leaves),
+        ):
+            found[(0, int(index))] = bytes(value)
+    upper = sorted(node for node in wanted if node[0] > 0)
+    if upper:
+        terms = " OR ".join([f"(level = {ph} AND idx = {ph})"] * len(upper))
+        params: list[Any] = [tenant]
+        for level, index in upper:
+            params += [level, index]
+        for level, index, value in db.rows(
+            f"SELECT level, idx, hash FROM ledger_nodes WHERE tenant = {ph} AND ({terms})",
+            params,
+        ):
+            found[(int(level), int(index))] = bytes(value)
+    missing = wanted - found.keys()
+    if missing:
+        raise LedgerCorrupt(f"ledger of tenant {tenant!r} is missing nodes {sorted(missing)[:3]}")
+    return found
+
+
+def head(db: Runner, tenant: str) -> tuple[int, bytes] | None:
+    rows = db.rows(f"SELECT size, root FROM ledger_heads WHERE tenant = {db.ph}", (tenant,))
+    return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+
+def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
+    """Give each event the next log index and its leaf; store the nodes it completes."""
+    current = head(db, tenant)
+    size = current[0] if current else 0
+    frontier = Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
+    logged: list[Event] = []
+    nodes: list[tuple[str, int, int, bytes]] = []
+    for event in events:
+        event = msgspec.structs.replace(event, log_index=frontier.size)
+        leaf = event_leaf(event)
+        nodes += [
+            (tenant, level, index, value)
+            for level, index, value in frontier.append(leaf)
+            if level > 0
+        ]
+        logged.append(msgspec.structs.replace(event, leaf_hash=leaf))
+    ph = db.ph
+    if nodes:
+        db.insert_rows("ledger_nodes", ("tenant", "level", "idx", "hash"), nodes)
+    db.rows(
+        f"INSERT INTO ledger_heads (tenant, size, root) VALUES ({ph}, {ph}, {ph}) "
+        "ON CONFLICT (tenant) DO UPDATE SET size = excluded.size, root = excluded.root "
+        "RETURNING size",
+        (tenant, frontier.size, frontier.root()),
+    )
+    return logged

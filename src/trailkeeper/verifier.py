@@ -1,0 +1,368 @@
+"""Verify a trailkeeper log without trusting the server: vendor this one file.
+
+Depends only on the standard library and `cryptography` (for Ed25519). Nothing here imports
+trailkeeper, so a customer can copy it into their own code base. It implements:
+
+- RFC 8785 JSON canonicalization (the leaf encoding of an event),
+- RFC 9162 Merkle tree hashing, inclusion and consistency proof verification,
+- C2SP signed-note checkpoints signed with Ed25519 (key id and `vkey` format as in `note`),
+- `verify_export`: recompute a whole log from a JSON-lines export and check it against a
+  checkpoint, reporting the first event that does not match.
+
+See docs/integrity.md for the formats and a worked example.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+__all__ = [
+    "Checkpoint",
+    "ExportReport",
+    "VerificationError",
+    "canonical_json",
+    "event_leaf_hash",
+    "key_id",
+    "leaf_hash",
+    "node_hash",
+    "parse_checkpoint",
+    "root_hash",
+    "verify_consistency",
+    "verify_export",
+    "verify_inclusion",
+]
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+ED25519_ALG = b"\x01"
+SIGNATURE_DASH = "\u2014"  # the em dash that starts a signature line in a signed note
+
+
+class VerificationError(Exception):
+    """Anything that does not verify: a bad proof, signature, checkpoint or export."""
+
+
+# ---- RFC 8785 canonical JSON -------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS): sorted keys (by UTF-16 code units), no spaces, ES6 number format."""
+    return _jcs(value).encode("utf-8")
+
+
+def _jcs(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int):
+        if abs(value) > 2**53 - 1:
+            raise VerificationError(f"integer {value} is outside the I-JSON range")
+        return str(value)
+    if isinstance(value, float):
+        return _es6_number(value)
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
+        return "{" + ",".join(f"{_jcs(k)}:{_jcs(v)}" for k, v in items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_jcs(v) for v in value) + "]"
+    raise VerificationError(f"cannot canonicalize {type(value).__name__}")
+
+
+def _es6_number(value: float) -> str:
+    """Number.prototype.toString for doubles, as RFC 8785 requires."""
+    if math.isnan(value) or math.isinf(value):
+        raise VerificationError("NaN and Infinity are not JSON")
+    if value == 0:
+        return "0"
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    digits, exponent = _shortest_digits(abs(value))
+    sign = "-" if value < 0 else ""
+    n = exponent + len(digits)  # position of the decimal point
+    if len(digits) <= n <= 21:
+        return sign + digits + "0" * (n - len(digits))
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * (-n) + digits
+    exp = n - 1
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{mantissa}e{'+' if exp > 0 else '-'}{abs(exp)}"
+
+
+def _shortest_digits(value: float) -> tuple[str, int]:
+    """Shortest round-trip digits and exponent: value == int(digits) * 10**exponent."""
+    mantissa, _, exp = repr(value).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    if fraction == "0":
+        fraction = ""
+    digits = (whole + fraction).lstrip("0")
+    exponent = int(exp or 0) - len(fraction)
+    stripped = digits.rstrip("0")
+    return stripped, exponent + (len(digits) - len(stripped))
+
+
+# ---- RFC 9162 Merkle tree ----------------------------------------------------------------
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def event_leaf_hash(event: dict[str, Any]) -> bytes:
+    """The leaf of one exported event: its JSON object without `leaf_hash`, canonicalized."""
+    body = {k: v for k, v in event.items() if k != "leaf_hash"}
+    return leaf_hash(canonical_json(body))
+
+
+def root_hash(leaves: Sequence[bytes]) -> bytes:
+    """Merkle tree hash of leaf hashes, in O(n) time and O(log n) memory."""
+    if not leaves:
+        return EMPTY_ROOT
+    stack: list[tuple[int, bytes]] = []  # (subtree size, hash), sizes strictly decreasing
+    for leaf in leaves:
+        size, value = 1, leaf
+        while stack and stack[-1][0] == size:
+            left_size, left = stack.pop()
+            size, value = left_size + size, node_hash(left, value)
+        stack.append((size, value))
+    value = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        value = node_hash(left, value)
+    return value
+
+
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> None:
+    """RFC 9162 2.1.3.2; rejects proofs of the wrong length."""
+    if not 0 <= index < size:
+        raise VerificationError(f"index {index} is not in a tree of size {size}")
+    inner = (index ^ (size - 1)).bit_length()
+    border = bin(index >> inner).count("1")
+    if len(proof) != inner + border:
+        raise VerificationError(
+            f"inclusion proof has {len(proof)} hashes, expected {inner + border}"
+        )
+    value = leaf
+    for i, sibling in enumerate(proof[:inner]):
+        value = node_hash(value, sibling) if (index >> i) & 1 == 0 else node_hash(sibling, value)
+    for sibling in proof[inner:]:
+        value = node_hash(sibling, value)
+    if value != root:
+        raise VerificationError("inclusion proof does not lead to the root")
+
+
+def verify_consistency(
+    size1: int, size2: int, root1: bytes, root2: bytes, proof: Sequence[bytes]
+) -> None:
+    """RFC 9162 2.1.4.2: the tree of size2 extends the tree of size1 without changing it."""
+    if not 0 <= size1 <= size2:
+        raise VerificationError(f"sizes {size1} and {size2} are not in order")
+    if size1 == size2:
+        if proof:
+            raise VerificationError("a proof between equal sizes must be empty")
+        if root1 != root2:
+            raise VerificationError("different roots for the same size")
+        return
+    if size1 == 0:
+        if proof:
+            raise VerificationError("a proof from the empty tree must be empty")
+        return
+    if not proof:
+        raise VerificationError("empty consistency proof")
+    path = list(proof)
+    if size1 & (size1 - 1) == 0:  # size1 is a power of two: its root is the first node
+        path.insert(0, root1)
+    fn, sn = size1 - 1, size2 - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    first = second = path[0]
+    for node in path[1:]:
+        if sn == 0:
+            raise VerificationError("consistency proof is too long")
+        if fn & 1 or fn == sn:
+            first, second = node_hash(node, first), node_hash(node, second)
+            while fn & 1 == 0 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            second = node_hash(second, node)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise VerificationError("consistency proof is too short")
+    if first != root1 or second != root2:
+        raise VerificationError("consistency proof does not match the roots")
+
+
+# ---- checkpoints (C2SP tlog-checkpoint, signed note, Ed25519) ----------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    extensions: tuple[str, ...]
+    text: str
+
+
+def key_id(name: str, public_key: bytes) -> bytes:
+    """Signed-note key id: first 4 bytes of SHA-256(name || '\\n' || 0x01 || public key)."""
+    return hashlib.sha256(name.encode() + b"\n" + ED25519_ALG + public_key).digest()[:4]
+
+
+def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
+    """`<name>+<hex key id>+<base64(0x01 || public key)>` -> (name, key id, public key)."""
+    try:
+        name, hex_id, encoded = vkey.strip().split("+")
+        raw = base64.b64decode(encoded, validate=True)
+        kid = bytes.fromhex(hex_id)
+    except ValueError as exc:
+        raise VerificationError(f"malformed verifier key: {exc}") from None
+    if len(raw) != 33 or raw[:1] != ED25519_ALG:
+        raise VerificationError("verifier key is not an Ed25519 key")
+    if key_id(name, raw[1:]) != kid:
+        raise VerificationError("verifier key id does not match its name and key")
+    return name, kid, raw[1:]
+
+
+def parse_checkpoint(note: str, vkey: str) -> Checkpoint:
+    """Check the note's signature by the key `vkey` and return the checkpoint it signs.
+
+    Signatures by other keys are ignored (rotation, witnesses); one by this key must verify.
+    """
+    name, kid, public_key = parse_vkey(vkey)
+    body, sep, signatures = note.partition("\n\n")
+    if not sep or not body:
+        raise VerificationError("checkpoint is not a signed note")
+    body += "\n"
+    verified = False
+    for line in signatures.splitlines():
+        if not line:
+            continue
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != SIGNATURE_DASH:
+            raise VerificationError(f"malformed signature line: {line!r}")
+        if parts[1] != name:
+            continue
+        try:
+            raw = base64.b64decode(parts[2], validate=True)
+        except ValueError:
+            raise VerificationError("malformed signature encoding") from None
+        if raw[:4] != kid:
+            continue
+        try:
+            Ed25519PublicKey.from_public_bytes(public_key).verify(raw[4:], body.encode())
+        except InvalidSignature:
+            raise VerificationError("checkpoint signature is invalid") from None
+        verified = True
+    if not verified:
+        raise VerificationError(f"checkpoint carries no signature by key {name!r}")
+    lines = body.rstrip("\n").split("\n")
+    if len(lines) < 3:
+        raise VerificationError("checkpoint body needs origin, size and root")
+    try:
+        size = int(lines[1])
+        root = base64.b64decode(lines[2], validate=True)
+    except ValueError:
+        raise VerificationError("checkpoint size or root is malformed") from None
+    if size < 0 or len(root) != 32 or str(size) != lines[1]:
+        raise VerificationError("checkpoint size or root is malformed")
+    return Checkpoint(lines[0], size, root, tuple(lines[3:]), body)
+
+
+# ---- whole-log verification from an export -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    ok: bool
+    message: str
+    first_bad_index: int | None = None
+    first_bad_id: str | None = None
+    events_checked: int = 0
+
+
+def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> ExportReport:
+    """Recompute the log of one tenant from its JSON-lines export and check the checkpoint.
+
+    Every log index below the checkpoint size must appear exactly once. When the tree the
+    server recorded (the `leaf_hash` fields) matches the checkpoint, each event is checked
+    against its recorded leaf, which names the first altered event precisely.
+    """
+    recomputed: dict[int, bytes] = {}
+    recorded: dict[int, bytes] = {}
+    ids: dict[int, str] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+            index = event["log_index"]
+        except (ValueError, KeyError, TypeError):
+            return ExportReport(False, f"line {number} is not an exported event")
+        if not isinstance(index, int) or index < 0:
+            return ExportReport(False, f"line {number} has no valid log_index")
+        if index >= checkpoint.size:
+            continue  # newer than the checkpoint: not covered by it
+        if index in recomputed:
+            return ExportReport(False, f"log index {index} appears twice", index, event.get("id"))
+        recomputed[index] = event_leaf_hash(event)
+        ids[index] = str(event.get("id"))
+        try:
+            recorded[index] = base64.b64decode(event.get("leaf_hash") or "", validate=True)
+        except ValueError:
+            recorded[index] = b""
+    for index in range(checkpoint.size):
+        if index not in recomputed:
+            return ExportReport(
+                False,
+                f"event at log index {index} is missing",
+                index,
+                events_checked=len(recomputed),
+            )
+    ordered = [recomputed[i] for i in range(checkpoint.size)]
+    if root_hash(ordered) == checkpoint.root:
+        return ExportReport(
+            True, f"{checkpoint.size} events match the checkpoint", events_checked=checkpoint.size
+        )
+    if root_hash([recorded[i] for i in range(checkpoint.size)]) == checkpoint.root:
+        for index in range(checkpoint.size):
+            if recomputed[index] != recorded[index]:
+                return ExportReport(
+                    False,
+                    f"event {ids[index]!r} at log index {index} was altered after it was logged",
+                    index,
+                    ids[index],
+                    checkpoint.size,
+                )
+    first = next((i for i in range(checkpoint.size) if recomputed[i] != recorded[i]), None)
+    where = (
+        f"; first event that differs from its recorded leaf: index {first}"
+        if first is not None
+        else ""
+    )
+    return ExportReport(
+        False,
+        "the log does not match the checkpoint: events or the tree were rewritten" + where,
+        first,
+        ids.get(first) if first is not None else None,
+        checkpoint.size,
+    )
