@@ -49,7 +49,12 @@ def _open(settings: Settings) -> AuditService:
         pg_pool_size=settings.pg_pool_size,
         timeout=settings.db_timeout_seconds,
     )
-    return AuditService(store, secret=settings.secret)
+    return AuditService(
+        store,
+        secret=settings.secret,
+        log_origin=settings.log_origin,
+        signing_key=settings.signing_key,
+    )
 
 
 @click.group()
@@ -399,3 +404,154 @@ def tenants_list(ctx: click.Context) -> None:
             click.echo(f"{tenant.id}\t{tenant.name}\t{format_ts(tenant.created_at)}")
     finally:
         service.close()
+
+
+# ---- verify ---------------------------------------------------------------------------------
+
+
+def _read_text(value: str) -> str:
+    """A literal value, or `@path` to read it from a file."""
+    return Path(value[1:]).read_text() if value.startswith("@") else value
+
+
+@main.command()
+@click.option(
+    "--key",
+    "vkey",
+    required=True,
+    metavar="VKEY|@FILE",
+    help="The log's verifier key (`name+keyid+base64`), from /v1/ledger/public-key. "
+    "Pin it: do not fetch it from the server you are checking.",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A checkpoint you kept earlier (signed note).",
+)
+@click.option(
+    "--export",
+    "export_file",
+    type=click.File("rb"),
+    help="Offline: a JSON-lines export of the whole log (trailkeeper export).",
+)
+@click.option("--online", "url", metavar="URL", help="Online: the trailkeeper base URL.")
+@click.option(
+    "--api-key",
+    envvar="TRAILKEEPER_API_KEY",
+    help="Online: an API key with events.read (or $TRAILKEEPER_API_KEY).",
+)
+@click.option(
+    "--event",
+    "event_ids",
+    multiple=True,
+    help="Online: also check the inclusion proof of this event (repeatable).",
+)
+@click.option(
+    "--save-checkpoint",
+    type=click.Path(dir_okay=False),
+    help="Online: write the verified latest checkpoint here, for next time.",
+)
+def verify(
+    vkey: str,
+    checkpoint_file: str | None,
+    export_file: IO[bytes] | None,
+    url: str | None,
+    api_key: str | None,
+    event_ids: tuple[str, ...],
+    save_checkpoint: str | None,
+) -> None:
+    """Check that a log was not altered, without trusting the server.
+
+    Offline: `--export FILE --checkpoint FILE --key VKEY` recomputes the whole Merkle tree from
+    the export and compares it with the signed checkpoint. Online: `--online URL --api-key KEY
+    --key VKEY` fetches the latest checkpoint, proves it consistent with `--checkpoint` (if
+    given), verifies the full export against it and the inclusion proof of each `--event`.
+    Exits 1 and names the first event that does not match when verification fails.
+    """
+    from trailkeeper import verifier
+
+    try:
+        key = _read_text(vkey).strip()
+        held = (
+            verifier.parse_checkpoint(Path(checkpoint_file).read_text(), key)
+            if checkpoint_file
+            else None
+        )
+        if url:
+            if not api_key:
+                raise click.UsageError("--online needs --api-key (or $TRAILKEEPER_API_KEY)")
+            report = _verify_online(url, api_key, key, held, event_ids, save_checkpoint)
+        else:
+            if export_file is None or held is None:
+                raise click.UsageError("offline verification needs --export and --checkpoint")
+            report = verifier.verify_export(export_file, held)
+    except verifier.VerificationError as exc:
+        raise click.ClickException(f"NOT VERIFIED: {exc}") from None
+    if not report.ok:
+        raise click.ClickException(f"NOT VERIFIED: {report.message}")
+    click.echo(f"verified: {report.message}")
+
+
+def _verify_online(
+    url: str,
+    api_key: str,
+    vkey: str,
+    held: Any,
+    event_ids: tuple[str, ...],
+    save_to: str | None,
+) -> Any:
+    import base64
+
+    import httpx
+
+    from trailkeeper import verifier
+
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=60) as client:
+
+        def get_json(path: str, **params: Any) -> Any:
+            response = client.get(path, params=params)
+            if response.status_code != 200:
+                raise click.ClickException(
+                    f"GET {path}: HTTP {response.status_code} {response.text[:300]}"
+                )
+            return response.json()
+
+        latest_note = get_json("/v1/ledger/checkpoint")["note"]
+        latest = verifier.parse_checkpoint(latest_note, vkey)
+        click.echo(f"latest checkpoint: {latest.origin} size {latest.size}", err=True)
+        if held is not None:
+            if held.origin != latest.origin:
+                raise verifier.VerificationError("the held checkpoint is from another log")
+            if held.size > latest.size:
+                raise verifier.VerificationError(
+                    f"the log shrank from {held.size} to {latest.size} events (rolled back)"
+                )
+            proof = get_json("/v1/ledger/consistency", **{"from": held.size, "to": latest.size})
+            verifier.verify_consistency(
+                held.size,
+                latest.size,
+                held.root,
+                latest.root,
+                [base64.b64decode(h) for h in proof["proof"]],
+            )
+            click.echo(f"consistent with the held checkpoint of size {held.size}", err=True)
+        for event_id in event_ids:
+            event = get_json(f"/v1/events/{event_id}")
+            proof = get_json(f"/v1/events/{event_id}/proof", size=latest.size)
+            verifier.verify_inclusion(
+                event["log_index"],
+                latest.size,
+                verifier.event_leaf_hash(event),
+                [base64.b64decode(h) for h in proof["proof"]],
+                latest.root,
+            )
+            click.echo(f"event {event_id} is included at index {event['log_index']}", err=True)
+        with client.stream("GET", "/v1/export") as response:
+            if response.status_code != 200:
+                raise click.ClickException(f"GET /v1/export: HTTP {response.status_code}")
+            report = verifier.verify_export(response.iter_lines(), latest)
+        if report.ok and save_to:
+            Path(save_to).write_text(latest_note)
+        return report

@@ -6,6 +6,7 @@ checked against this table by the test suite, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -29,6 +30,9 @@ class Settings:
     pg_pool_size: int = 10
     db_timeout_seconds: float = 5.0
     log_level: str = "info"
+    log_origin: str = "trailkeeper.local"
+    signing_key: str = ""
+    checkpoint_interval_seconds: float = 60.0
 
 
 SETTINGS: dict[str, str] = {
@@ -45,6 +49,13 @@ SETTINGS: dict[str, str] = {
     "db_timeout_seconds": "How long a request waits for a database connection or lock before "
     "failing with 503.",
     "log_level": "Log level: debug, info, warning or error.",
+    "log_origin": "Name of this log in checkpoints: each tenant's origin is "
+    "`<log_origin>/<tenant>`, and the checkpoint signing key is named after it. Use a name you "
+    "own, e.g. `audit.example.com`.",
+    "signing_key": "Ed25519 private key (32-byte seed, base64) that signs checkpoints. Empty: "
+    "one is generated once and kept in the database. Set it to keep the key out of the database.",
+    "checkpoint_interval_seconds": "How often `serve` signs a checkpoint for every tenant whose "
+    "log grew (0: only on request).",
 }
 
 
@@ -91,5 +102,16 @@ def _validate(settings: Settings) -> None:
         raise InvalidInput("db_timeout_seconds must be positive")
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
         raise InvalidInput("log_level must be debug, info, warning or error")
+    if settings.checkpoint_interval_seconds < 0:
+        raise InvalidInput("checkpoint_interval_seconds must not be negative")
+    if not settings.log_origin or any(c.isspace() or c == "+" for c in settings.log_origin):
+        raise InvalidInput("log_origin must be non-empty, without spaces or '+'")
+    if settings.signing_key:
+        try:
+            seed = base64.b64decode(settings.signing_key, validate=True)
+        except ValueError:
+            seed = b""
+        if len(seed) != 32:
+            raise InvalidInput("signing_key must be a base64-encoded 32-byte Ed25519 seed")
     if settings.secret and len(settings.secret) < 16:
         raise InvalidInput("secret must be at least 16 characters (or empty to generate one)")

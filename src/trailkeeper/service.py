@@ -7,6 +7,7 @@ idempotency fingerprints, paging, tenant checks) live here once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import math
@@ -22,7 +23,14 @@ import uuid_utils
 from trailkeeper import auth
 from trailkeeper.cursor import CursorCodec, cursor_scope
 from trailkeeper.errors import InvalidInput, NotFound
-from trailkeeper.ledger import contains_float
+from trailkeeper.ledger import (
+    Signer,
+    consistency_ranges,
+    contains_float,
+    hash_ranges,
+    inclusion_ranges,
+    nodes_for,
+)
 from trailkeeper.model import (
     EPOCH,
     MAX_BATCH,
@@ -30,6 +38,7 @@ from trailkeeper.model import (
     MAX_METADATA_DEPTH,
     MAX_PAGE,
     ApiKey,
+    Checkpoint,
     Direction,
     Event,
     EventFilter,
@@ -42,6 +51,7 @@ from trailkeeper.model import (
     utc_now_ms,
 )
 from trailkeeper.store import Store
+from trailkeeper.verifier import EMPTY_ROOT
 
 MAX_FUTURE_SKEW = timedelta(days=1)
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -61,11 +71,18 @@ class AuditService:
         *,
         secret: str = "",
         clock: Callable[[], datetime] = utc_now_ms,
+        log_origin: str = "trailkeeper.local",
+        signing_key: str = "",
     ) -> None:
         self.store = store
         self._clock = clock
         key = secret or store.get_or_create_setting("cursor_secret", secrets.token_hex(32))
         self._cursors = CursorCodec(key.encode("utf-8"))
+        seed = signing_key or store.get_or_create_setting(
+            "checkpoint_signing_key", base64.b64encode(secrets.token_bytes(32)).decode()
+        )
+        self.log_origin = log_origin
+        self.signer = Signer(log_origin, base64.b64decode(seed))
 
     def close(self) -> None:
         self.store.close()
@@ -206,6 +223,72 @@ class AuditService:
             next=_position(rows[-1]) if more else None,
             previous=_position(rows[0]) if position is not None and rows else None,
         )
+
+    # ---- tamper evidence ----------------------------------------------------------------
+
+    def origin(self, tenant: str) -> str:
+        return f"{self.log_origin}/{tenant}"
+
+    def checkpoint(self, tenant: str, size: int | None = None) -> Checkpoint:
+        """The signed checkpoint at `size` (default: the current tree), made on first request.
+
+        Every root is computed from the same append-only tree, so two checkpoints this log
+        signs are always consistent with each other.
+        """
+        head = self.store.ledger_head(tenant)
+        current, current_root = head if head else (0, EMPTY_ROOT)
+        if size is None:
+            size = current
+        if not 0 <= size <= current:
+            raise InvalidInput(f"size must be between 0 and the tree size {current}")
+        existing = self.store.get_checkpoint(tenant, size)
+        if existing is not None:
+            return existing
+        if size == current:
+            root = current_root
+        else:
+            ranges = [(0, size)]
+            [root] = hash_ranges(ranges, self.store.ledger_nodes(tenant, nodes_for(ranges)))
+        now = self._clock()
+        note = self.signer.sign_checkpoint(self.origin(tenant), size, root, now)
+        return self.store.save_checkpoint(
+            Checkpoint(tenant=tenant, size=size, root=root, created_at=now, note=note)
+        )
+
+    def sign_due_checkpoints(self) -> int:
+        """Sign the current tree of every tenant whose log grew; returns how many."""
+        tenants = self.store.tenants_behind_checkpoint()
+        for tenant in tenants:
+            self.checkpoint(tenant)
+        return len(tenants)
+
+    def inclusion_proof(
+        self, tenant: str, event_id: str, size: int | None = None
+    ) -> tuple[Event, Checkpoint, list[bytes]]:
+        """Proof that the event is leaf `log_index` of the tree in the returned checkpoint."""
+        event = self.get_event(tenant, event_id)
+        if event.log_index is None or event.leaf_hash is None:
+            raise NotFound(f"event {event_id!r} is not in the log")
+        checkpoint = self.checkpoint(tenant, size)
+        if event.log_index >= checkpoint.size:
+            raise InvalidInput(
+                f"event {event_id!r} has log index {event.log_index}, not covered by a tree of "
+                f"size {checkpoint.size}; ask for a later checkpoint"
+            )
+        ranges = inclusion_ranges(event.log_index, checkpoint.size)
+        nodes = self.store.ledger_nodes(tenant, nodes_for(ranges))
+        return event, checkpoint, hash_ranges(ranges, nodes)
+
+    def consistency_proof(
+        self, tenant: str, first: int, second: int
+    ) -> tuple[Checkpoint, Checkpoint, list[bytes]]:
+        """Proof that the tree of size `second` extends the tree of size `first` unchanged."""
+        if first > second:
+            raise InvalidInput("from must not be larger than to")
+        older, newer = self.checkpoint(tenant, first), self.checkpoint(tenant, second)
+        ranges = consistency_ranges(first, second)
+        nodes = self.store.ledger_nodes(tenant, nodes_for(ranges))
+        return older, newer, hash_ranges(ranges, nodes)
 
     def export(self, tenant: str, filters: EventFilter) -> Iterator[Event]:
         """Every matching event, oldest first, streamed in constant memory."""

@@ -87,8 +87,6 @@ def _es6_number(value: float) -> str:
         raise VerificationError("NaN and Infinity are not JSON")
     if value == 0:
         return "0"
-    if value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
     digits, exponent = _shortest_digits(abs(value))
     sign = "-" if value < 0 else ""
     n = exponent + len(digits)  # position of the decimal point

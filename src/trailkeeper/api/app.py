@@ -12,7 +12,9 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Response
 
 from trailkeeper import __version__
+from trailkeeper.api.checkpointer import PeriodicCheckpoints
 from trailkeeper.api.errors import handler, render_native
+from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
@@ -44,13 +46,20 @@ def create_app(service: AuditService, settings: Settings) -> Litestar:
             }
         ),
     )
+    checkpoints = PeriodicCheckpoints(service, settings.checkpoint_interval_seconds)
+
+    def shutdown() -> None:
+        checkpoints.stop()
+        service.close()
+
     return Litestar(
-        route_handlers=[healthz, openapi_json, native_router],
+        route_handlers=[healthz, openapi_json, native_router, ledger_router],
         request_class=SafeRequest,
         request_max_body_size=settings.max_body_bytes,
         exception_handlers={Exception: handler(render_native)},
         openapi_config=openapi,
         state=State({"service": service}),
-        on_shutdown=[lambda: service.close()],
+        on_startup=[checkpoints.start],
+        on_shutdown=[shutdown],
         logging_config=None,
     )

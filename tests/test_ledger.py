@@ -1,0 +1,149 @@
+"""The Merkle log: property tests against a naive RFC 9162 implementation and RFC 8785."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests import naive_merkle as naive
+from trailkeeper import ledger, verifier
+from trailkeeper.model import Actor, Event, from_ms
+
+sizes = st.integers(min_value=1, max_value=300)
+
+
+def leaves_of(n: int) -> list[bytes]:
+    return [naive.leaf(f"leaf {i}".encode()) for i in range(n)]
+
+
+@given(st.integers(min_value=0, max_value=300))
+def test_root_matches_naive(n: int) -> None:
+    leaves = leaves_of(n)
+    assert verifier.root_hash(leaves) == naive.mth(leaves)
+    frontier = ledger.Frontier(0, {})
+    for leaf in leaves:
+        frontier.append(leaf)
+    assert frontier.root() == naive.mth(leaves)
+
+
+@given(st.integers(min_value=0, max_value=200), st.integers(min_value=0, max_value=60))
+def test_frontier_resumes_from_stored_nodes(first: int, more: int) -> None:
+    leaves = leaves_of(first + more)
+    stored = naive.perfect_nodes(leaves[:first])
+    frontier = ledger.Frontier(first, stored)
+    created: dict[tuple[int, int], bytes] = {}
+    for leaf in leaves[first:]:
+        created.update({(lv, ix): h for lv, ix, h in frontier.append(leaf)})
+    assert frontier.root() == naive.mth(leaves)
+    everything = naive.perfect_nodes(leaves)
+    assert {**stored, **created} == everything, "exactly the perfect nodes are produced"
+
+
+@given(st.data(), sizes)
+def test_inclusion_proofs(data: st.DataObject, n: int) -> None:
+    leaves = leaves_of(n)
+    index = data.draw(st.integers(min_value=0, max_value=n - 1))
+    ranges = ledger.inclusion_ranges(index, n)
+    proof = ledger.hash_ranges(ranges, naive.perfect_nodes(leaves))
+    assert proof == naive.path(index, leaves)
+    assert len(ledger.nodes_for(ranges)) <= 2 * max(1, math.ceil(math.log2(n))) + 2
+    root = naive.mth(leaves)
+    verifier.verify_inclusion(index, n, leaves[index], proof, root)
+    # every alteration is rejected
+    with pytest.raises(verifier.VerificationError):
+        verifier.verify_inclusion(index, n, naive.leaf(b"forged"), proof, root)
+    if proof:
+        with pytest.raises(verifier.VerificationError):
+            verifier.verify_inclusion(index, n, leaves[index], proof[:-1], root)
+        with pytest.raises(verifier.VerificationError):
+            verifier.verify_inclusion(index, n, leaves[index], [*proof, proof[0]], root)
+        bad = list(proof)
+        bad[data.draw(st.integers(0, len(bad) - 1))] = naive.leaf(b"x")
+        with pytest.raises(verifier.VerificationError):
+            verifier.verify_inclusion(index, n, leaves[index], bad, root)
+    if n > 1:
+        other = (index + 1) % n
+        with pytest.raises(verifier.VerificationError):
+            verifier.verify_inclusion(other, n, leaves[index], proof, root)
+
+
+@given(st.data(), sizes)
+def test_consistency_proofs(data: st.DataObject, n: int) -> None:
+    leaves = leaves_of(n)
+    m = data.draw(st.integers(min_value=0, max_value=n))
+    ranges = ledger.consistency_ranges(m, n)
+    proof = ledger.hash_ranges(ranges, naive.perfect_nodes(leaves))
+    assert proof == naive.proof(m, leaves)
+    old_root, new_root = naive.mth(leaves[:m]), naive.mth(leaves)
+    verifier.verify_consistency(m, n, old_root, new_root, proof)
+    if 0 < m < n:
+        with pytest.raises(verifier.VerificationError):
+            verifier.verify_consistency(m, n, naive.leaf(b"rewritten"), new_root, proof)
+        with pytest.raises(verifier.VerificationError):
+            verifier.verify_consistency(m, n, old_root, naive.leaf(b"rewritten"), proof)
+        with pytest.raises(verifier.VerificationError):
+            verifier.verify_consistency(m, n, old_root, new_root, proof[:-1])
+        with pytest.raises(verifier.VerificationError):
+            verifier.verify_consistency(m, n, old_root, new_root, [*proof, proof[0]])
+        # a rewritten history (one old leaf changed) cannot be proven consistent
+        rewritten = list(leaves)
+        rewritten[data.draw(st.integers(0, m - 1))] = naive.leaf(b"changed")
+        forged = naive.proof(m, rewritten)
+        with pytest.raises(verifier.VerificationError):
+            verifier.verify_consistency(m, n, old_root, naive.mth(rewritten), forged)
+
+
+@given(sizes)
+def test_range_root_of_any_prefix(n: int) -> None:
+    leaves = leaves_of(n)
+    nodes = naive.perfect_nodes(leaves)
+    for m in {0, 1, n // 2, n - 1, n}:
+        [root] = ledger.hash_ranges([(0, m)], nodes)
+        assert root == naive.mth(leaves[:m])
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400)
+@given(json_values)
+def test_canonical_json_is_rfc8785(value: Any) -> None:
+    assert verifier.canonical_json(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
+    event = Event(id="e1", tenant="acme", occurred_at=from_ms(1_700_000_000_123),
+                  received_at=from_ms(1_700_000_000_456), action="créé \u2028", type=None,
+                  actor=Actor(id="u\U0001f600", staff=True), metadata=metadata, log_index=7)
+    document = msgspec.to_builtins(ledger.event_document(event))
+    assert ledger.canonical_event(event) == rfc8785.dumps(document)
+    # and a customer recomputes the same leaf from the exported JSON line
+    exported = msgspec.json.decode(msgspec.json.encode(document))
+    assert verifier.event_leaf_hash(exported) == ledger.event_leaf(event)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1e21, "1e+21"), (1e20, "100000000000000000000"), (1e-7, "1e-7"), (1e-6, "0.000001"),
+     (-0.0, "0"), (0.1, "0.1"), (123456789.125, "123456789.125"), (5e-324, "5e-324"),
+     (1.7976931348623157e308, "1.7976931348623157e+308")],
+)
+def test_es6_number_formatting(value: float, expected: str) -> None:
+    assert verifier.canonical_json(value) == expected.encode()
