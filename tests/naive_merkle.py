@@ -63,6 +63,6 @@ def perfect_nodes(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
     level, width = 1, 2
     while width <= len(leaves):
         for i in range(len(leaves) // width):
-            nodes[(level, i)] = mth(leaves[i * width:(i + 1) * width])
+            nodes[(level, i)] = mth(leaves[i * width : (i + 1) * width])
         level, width = level + 1, width * 2
     return nodes

@@ -114,8 +114,9 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -129,9 +130,17 @@ def test_canonical_json_is_rfc8785(value: Any) -> None:
 @settings(max_examples=300)
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
 def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
-    event = Event(id="e1", tenant="acme", occurred_at=from_ms(1_700_000_000_123),
-                  received_at=from_ms(1_700_000_000_456), action="créé \u2028", type=None,
-                  actor=Actor(id="u\U0001f600", staff=True), metadata=metadata, log_index=7)
+    event = Event(
+        id="e1",
+        tenant="acme",
+        occurred_at=from_ms(1_700_000_000_123),
+        received_at=from_ms(1_700_000_000_456),
+        action="créé \u2028",
+        type=None,
+        actor=Actor(id="u\U0001f600", staff=True),
+        metadata=metadata,
+        log_index=7,
+    )
     document = msgspec.to_builtins(ledger.event_document(event))
     assert ledger.canonical_event(event) == rfc8785.dumps(document)
     # and a customer recomputes the same leaf from the exported JSON line
@@ -141,9 +150,17 @@ def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(1e21, "1e+21"), (1e20, "100000000000000000000"), (1e-7, "1e-7"), (1e-6, "0.000001"),
-     (-0.0, "0"), (0.1, "0.1"), (123456789.125, "123456789.125"), (5e-324, "5e-324"),
-     (1.7976931348623157e308, "1.7976931348623157e+308")],
+    [
+        (1e21, "1e+21"),
+        (1e20, "100000000000000000000"),
+        (1e-7, "1e-7"),
+        (1e-6, "0.000001"),
+        (-0.0, "0"),
+        (0.1, "0.1"),
+        (123456789.125, "123456789.125"),
+        (5e-324, "5e-324"),
+        (1.7976931348623157e308, "1.7976931348623157e+308"),
+    ],
 )
 def test_es6_number_formatting(value: float, expected: str) -> None:
     assert verifier.canonical_json(value) == expected.encode()

@@ -229,7 +229,7 @@ def key_id(name: str, public_key: bytes) -> bytes:
 def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
     """`<name>+<hex key id>+<base64(0x01 || public key)>` -> (name, key id, public key)."""
     try:
-        name, hex_id, encoded = vkey.strip().split("+")
+        name, hex_id, encoded = vkey.strip().split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
         kid = bytes.fromhex(hex_id)
     except ValueError as exc:
