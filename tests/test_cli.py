@@ -154,3 +154,62 @@ def test_unknown_database_scheme_is_a_clear_error(tmp_path: Path) -> None:
     code, _, err = run("mysql://x", "tenants", "list")
     assert code == 1
     assert "sqlite:///" in err
+
+
+def test_verify_offline(database_url: str, tmp_path: Path) -> None:
+    from trailkeeper.config import load_settings
+    from trailkeeper.service import AuditService
+    from trailkeeper.store import open_store
+
+    run(database_url, "tenants", "create", "acme")
+    run(
+        database_url,
+        "import",
+        "--tenant",
+        "acme",
+        "--quiet",
+        input="\n".join(json.dumps(event_payload(n)) for n in range(40)),
+    )
+    service = AuditService(open_store(database_url), log_origin=load_settings({}).log_origin)
+    try:
+        (tmp_path / "checkpoint.txt").write_text(service.checkpoint("acme").note)
+        (tmp_path / "key.txt").write_text(service.signer.vkey)
+    finally:
+        service.close()
+    export = tmp_path / "export.jsonl"
+    run(database_url, "export", "--tenant", "acme", "-o", str(export))
+    args = [
+        "verify",
+        "--export",
+        str(export),
+        "--checkpoint",
+        str(tmp_path / "checkpoint.txt"),
+        "--key",
+        f"@{tmp_path / 'key.txt'}",
+    ]
+    code, out, err = run(database_url, *args)
+    assert code == 0, err
+    assert "verified: 40 events match" in out
+
+    lines = export.read_text().splitlines()
+    edited = json.loads(lines[12])
+    edited["actor"]["id"] = "someone-else"
+    lines[12] = json.dumps(edited)
+    export.write_text("\n".join(lines))
+    code, _, err = run(database_url, *args)
+    assert code == 1
+    assert "NOT VERIFIED" in err
+    assert edited["id"] in err
+
+    code, _, err = run(
+        database_url,
+        "verify",
+        "--export",
+        str(export),
+        "--checkpoint",
+        str(tmp_path / "checkpoint.txt"),
+        "--key",
+        "other+00000000+AAAA",
+    )
+    assert code == 1
+    assert "NOT VERIFIED" in err

@@ -18,6 +18,9 @@ ROUTES = [
     ("GET", "/v1/events", None, "events.read"),
     ("GET", "/v1/events/evt-1", None, "events.read"),
     ("GET", "/v1/export", None, "events.read"),
+    ("GET", "/v1/ledger/checkpoint", None, "events.read"),
+    ("GET", "/v1/events/evt-1/proof", None, "events.read"),
+    ("GET", "/v1/ledger/consistency?from=0&to=0", None, "events.read"),
 ]
 ROUTE_IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 Headers = Callable[..., dict[str, str]]
@@ -92,6 +95,11 @@ def test_a_key_never_sees_another_tenants_data(client: TestClient[Any], key_for:
     assert [e["id"] for e in client.get("/v1/events", headers=acme).json()["items"]] == ["evt-1"]
     assert "globex-secret" not in client.get("/v1/export", headers=acme).text
     assert "globex-secret" not in client.get("/v1/export?format=csv", headers=acme).text
+    # ledger routes: only the caller's own log
+    assert_error(client.get("/v1/events/globex-secret/proof", headers=acme), 404, "not_found")
+    assert client.get("/v1/ledger/checkpoint", headers=acme).json()["size"] == 1
+    assert client.get("/v1/ledger/checkpoint", headers=acme).json()["origin"].endswith("/acme")
+    assert_error(client.get("/v1/ledger/checkpoint?size=2", headers=acme), 400)
     # the same client id in another tenant is a separate event, not a conflict
     response = client.post("/v1/events", json={**EVENT, "action": "other"}, headers=globex)
     assert response.status_code == 201

@@ -1,0 +1,89 @@
+"""`trailkeeper verify --online` against a real server process, as a customer would run it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.test_serve import free_port
+from tests.factories import event_payload
+
+
+def test_verify_online_with_held_checkpoint(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILKEEPER_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "trailkeeper", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert server.stderr is not None
+        text = ""
+        for line in server.stderr:
+            text += line
+            if "Application startup complete" in line:
+                break
+        token = re.search(r"tk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", text)
+        assert token, text
+        headers = {"Authorization": f"Bearer {token.group(0)}"}
+        events = [event_payload(n) for n in range(25)]
+        assert (
+            httpx.post(
+                f"{base}/v1/events/batch", json={"events": events}, headers=headers
+            ).status_code
+            == 201
+        )
+        vkey = httpx.get(f"{base}/v1/ledger/public-key").json()["vkey"]
+        (tmp_path / "key.txt").write_text(vkey)
+
+        def verify(*extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "trailkeeper",
+                    "verify",
+                    "--online",
+                    base,
+                    "--key",
+                    f"@{tmp_path / 'key.txt'}",
+                    *extra,
+                ],
+                env={**env, "TRAILKEEPER_API_KEY": token.group(0)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        first = verify("--save-checkpoint", str(tmp_path / "held.txt"), "--event", "evt-00003")
+        assert first.returncode == 0, first.stderr
+        assert "verified: 25 events match" in first.stdout
+        assert "evt-00003 is included" in first.stderr
+
+        more = [event_payload(n) for n in range(25, 31)]
+        httpx.post(f"{base}/v1/events/batch", json={"events": more}, headers=headers)
+        time.sleep(0.01)
+        second = verify("--checkpoint", str(tmp_path / "held.txt"))
+        assert second.returncode == 0, second.stderr
+        assert "consistent with the held checkpoint of size 25" in second.stderr
+        assert "verified: 31 events match" in second.stdout
+
+        wrong_key = verify("--checkpoint", str(tmp_path / "held.txt"), "--api-key", "tk_nope")
+        assert wrong_key.returncode == 1
+        assert "401" in wrong_key.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
