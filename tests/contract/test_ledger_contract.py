@@ -222,3 +222,40 @@ def test_leaf_hashes_are_exported_as_base64(service: AuditService) -> None:
     event = msgspec.json.decode(line)
     assert len(base64.b64decode(event["leaf_hash"])) == 32
     assert event["log_index"] in (0, 1)
+
+
+def test_events_stored_before_the_ledger_are_backfilled(database_url: str) -> None:
+    from trailkeeper.store import open_store
+
+    legacy = AuditService(open_store(database_url, ledger=False))
+    legacy.create_tenant("acme")
+    ingest(legacy, 0, 12)
+    legacy.close()
+    reopened = AuditService(open_store(database_url))  # the ledger is on by default
+    try:
+        events = list(reopened.store.iter_events("acme", EventFilter()))
+        assert sorted(e.log_index for e in events if e.log_index is not None) == list(range(12))
+        ingest(reopened, 12, 3)
+        assert verify(reopened, reopened.checkpoint("acme").note).ok
+    finally:
+        reopened.close()
+
+
+def test_periodic_checkpoints(service: AuditService) -> None:
+    import time
+
+    from trailkeeper.api.checkpointer import PeriodicCheckpoints
+
+    ingest(service, 0, 3)
+    assert service.store.get_checkpoint("acme") is None
+    signer = PeriodicCheckpoints(service, interval=0.05)
+    signer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while service.store.get_checkpoint("acme") is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        signer.stop()
+    checkpoint = service.store.get_checkpoint("acme")
+    assert checkpoint is not None
+    assert checkpoint.size == 3

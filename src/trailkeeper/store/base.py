@@ -45,6 +45,12 @@ class SqlReads:
 
     # ---- ledger -------------------------------------------------------------------------
 
+    def _backfill_ledger(self) -> None:
+        """Events from before migration 0002 join their tenant's log, in arrival order."""
+        with self._writer() as db:
+            if db.rows("SELECT 1 FROM events WHERE log_index IS NULL LIMIT 1", ()):
+                ledger_state.backfill(db, sql.SELECT_EVENT, self.from_db)
+
     def ledger_head(self, tenant: str) -> tuple[int, bytes] | None:
         return ledger_state.head(self._reads, tenant)
 
@@ -177,6 +183,12 @@ class _ReadRunner:
 
     def rows(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         return self._fetch(query, params)
+
+    def lock_tenant(self, tenant: str) -> None:
+        raise TypeError("read-only")
+
+    def update_rows(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise TypeError("read-only")
 
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]

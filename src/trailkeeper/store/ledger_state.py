@@ -25,6 +25,12 @@ class Runner(Protocol):
 
     def rows(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]: ...
 
+    def lock_tenant(self, tenant: str) -> None:
+        """Serialise this tenant's writers until the transaction ends."""
+
+    def update_rows(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        """executemany of an UPDATE."""
+
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
@@ -98,3 +104,29 @@ def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
         (tenant, frontier.size, frontier.root()),
     )
     return logged
+
+
+def backfill(db: Runner, select_event: str, from_db: Any, chunk: int = 1000) -> int:
+    """Give events stored before the ledger existed (log_index NULL) their place in the log,
+    oldest first. Runs in the engine's write transaction at start-up; returns how many."""
+    from trailkeeper.store.sql import row_to_event
+
+    ph, done = db.ph, 0
+    for (tenant,) in db.rows("SELECT DISTINCT tenant FROM events WHERE log_index IS NULL", ()):
+        db.lock_tenant(tenant)
+        while True:
+            rows = db.rows(
+                f"SELECT {select_event} FROM events WHERE tenant = {ph} AND log_index IS NULL "
+                f"ORDER BY seq LIMIT {int(chunk)}",
+                (tenant,),
+            )
+            if not rows:
+                break
+            logged = append(db, tenant, [row_to_event(r, from_db) for r in rows])
+            db.update_rows(
+                f"UPDATE events SET log_index = {ph}, leaf_hash = {ph} "
+                f"WHERE tenant = {ph} AND seq = {ph}",
+                [(e.log_index, e.leaf_hash, tenant, e.seq) for e in logged],
+            )
+            done += len(logged)
+    return done

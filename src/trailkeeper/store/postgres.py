@@ -66,6 +66,8 @@ class PostgresStore(SqlReads):
         )
         with self._translate():
             self._pool.open(wait=True, timeout=timeout)
+        if ledger:
+            self._backfill_ledger()
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
@@ -147,7 +149,7 @@ class PostgresStore(SqlReads):
     def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
         client_ids = list({i.event.id for i in items if i.client_id})
         with self._conn() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (tenant,))
+            _PgRunner(conn).lock_tenant(tenant)
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
             events: list[Event] = []
@@ -196,6 +198,13 @@ class _PgRunner:
 
     def rows(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         return self._conn.execute(query, params).fetchall()
+
+    def lock_tenant(self, tenant: str) -> None:
+        self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (tenant,))
+
+    def update_rows(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(query, rows)
 
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]

@@ -63,6 +63,8 @@ class SQLiteStore(SqlReads):
         self._write_lock = threading.Lock()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._closed = False
+        if ledger:
+            self._backfill_ledger()
 
     # ---- connections ---------------------------------------------------------------------
 
@@ -238,6 +240,12 @@ class _SQLiteRunner:
 
     def rows(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         return self._conn.execute(query, params).fetchall()
+
+    def lock_tenant(self, tenant: str) -> None:
+        """Nothing to do: the transaction already holds SQLite's database write lock."""
+
+    def update_rows(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(query, rows)
 
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
