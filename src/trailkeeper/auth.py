@@ -8,21 +8,29 @@ and a dummy comparison runs for unknown ids so timing does not reveal which ids 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Iterable
+from typing import Any
 
+import jwt
 import msgspec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from trailkeeper.errors import InvalidInput, PermissionDenied, Unauthenticated
-from trailkeeper.model import ApiKey, utc_now_ms
+from trailkeeper.model import ApiKey, KeyPair, utc_now_ms
 
 SCOPE_EVENTS_WRITE = "events.write"
 SCOPE_EVENTS_READ = "events.read"
 SCOPE_AUDIT_LOGS_READ = "audit-logs.read"
-ALL_SCOPES = (SCOPE_EVENTS_WRITE, SCOPE_EVENTS_READ, SCOPE_AUDIT_LOGS_READ)
+SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
+ALL_SCOPES = (SCOPE_EVENTS_WRITE, SCOPE_EVENTS_READ, SCOPE_AUDIT_LOGS_READ, SCOPE_KEY_PAIRS_WRITE)
+JWT_LEEWAY_SECONDS = 30
 
 _TOKEN = re.compile(r"^tk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _DUMMY_HASH = hashlib.sha256(b"no such key").digest()
@@ -36,8 +44,10 @@ class Principal(msgspec.Struct, frozen=True):
     scopes: frozenset[str]
 
     def require(self, scope: str) -> None:
-        if scope not in self.scopes:
-            raise PermissionDenied(f"this API key lacks the `{scope}` scope")
+        """`*.read` / `*.write` (Gr4vy's wildcards) grant every read / write scope."""
+        wildcard = "*." + scope.rsplit(".", 1)[-1]
+        if scope not in self.scopes and wildcard not in self.scopes:
+            raise PermissionDenied(f"this credential lacks the `{scope}` scope")
 
 
 def hash_token(token: str) -> bytes:
@@ -84,3 +94,91 @@ def check_token(token: str, key: ApiKey | None) -> Principal:
     if key is None or not ok or key.revoked_at is not None:
         raise Unauthenticated("invalid, unknown or revoked API key")
     return Principal(tenant=key.tenant, key_id=key.id, scopes=frozenset(key.scopes))
+
+
+# ---- key pairs and signed JWTs (the Gr4vy dialect's authentication) -----------------------
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.startswith("eyJ") and token.count(".") == 2
+
+
+def load_public_key(pem: str) -> ec.EllipticCurvePublicKey:
+    """A P-521 public key (what ES512 needs) from PEM; a private key PEM is reduced to it."""
+    data = pem.strip().encode()
+    try:
+        key: Any = (
+            serialization.load_pem_private_key(data, password=None).public_key()
+            if b"PRIVATE KEY" in data
+            else serialization.load_pem_public_key(data)
+        )
+    except (ValueError, TypeError):
+        raise InvalidInput("public_key is not a PEM-encoded key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp521r1":
+        raise InvalidInput("key pairs must be EC P-521 keys (ES512)")
+    return key
+
+
+def public_pem(key: ec.EllipticCurvePublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def jwk_thumbprint(key: ec.EllipticCurvePublicKey) -> str:
+    """RFC 7638 thumbprint: what the Gr4vy SDKs put in the JWT `kid` header."""
+    numbers = key.public_numbers()
+    size = (key.curve.key_size + 7) // 8
+
+    def b64(value: int) -> str:
+        return base64.urlsafe_b64encode(value.to_bytes(size, "big")).rstrip(b"=").decode()
+
+    members = {"crv": "P-521", "kty": "EC", "x": b64(numbers.x), "y": b64(numbers.y)}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+
+
+def generate_private_key() -> tuple[ec.EllipticCurvePublicKey, str]:
+    """A new P-521 key pair: the public key, and the private key PEM (to show once)."""
+    private = ec.generate_private_key(ec.SECP521R1())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return private.public_key(), pem
+
+
+def jwt_key_id(token: str) -> str | None:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
+    return kid if isinstance(kid, str) and 0 < len(kid) <= 128 else None
+
+
+def check_jwt(token: str, pair: KeyPair | None) -> Principal:
+    """Verify an ES512 JWT from a registered key pair: signature, kid, exp, nbf, iat, scopes."""
+    if pair is None or pair.revoked_at is not None:
+        raise Unauthenticated("unknown or revoked key pair (JWT kid)")
+    try:
+        claims = jwt.decode(
+            token,
+            key=load_public_key(pair.public_key),
+            algorithms=["ES512"],
+            leeway=JWT_LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "nbf", "scopes"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise Unauthenticated("token is not valid yet (nbf/iat in the future)") from None
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"invalid token: {exc}") from None
+    scopes = claims.get("scopes")
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise Unauthenticated("token scopes must be a list of strings")
+    # Key pairs exist for the read-only Gr4vy dialect: whatever a token claims (the SDK asks
+    # for `*.read *.write` by default), it never gains write access here.
+    readable = frozenset(s for s in scopes if s.endswith(".read"))
+    return Principal(tenant=pair.tenant, key_id=pair.id, scopes=readable)

@@ -373,6 +373,79 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     click.echo(f"revoked {key_id}", err=True)
 
 
+@main.group("key-pairs")
+def key_pairs() -> None:
+    """Key pairs whose signed JWTs (ES512) authenticate the Gr4vy-compatible API."""
+
+
+@key_pairs.command("add")
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--name", required=True)
+@click.option(
+    "--public-key",
+    "public_key",
+    type=click.File("r"),
+    required=True,
+    help="PEM file with the EC P-521 public key.",
+)
+@click.pass_context
+@_fail_cleanly
+def key_pairs_add(ctx: click.Context, tenant: str, name: str, public_key: IO[str]) -> None:
+    """Register the public key of a key pair you made yourself."""
+    service = _open(_settings(ctx))
+    try:
+        pair = service.add_key_pair(tenant, name, public_key.read())
+    finally:
+        service.close()
+    click.echo(pair.id)
+
+
+@key_pairs.command("generate")
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--name", required=True)
+@click.pass_context
+@_fail_cleanly
+def key_pairs_generate(ctx: click.Context, tenant: str, name: str) -> None:
+    """Make a key pair; prints the private key PEM once (only the public key is kept)."""
+    service = _open(_settings(ctx))
+    try:
+        pair, private_pem = service.generate_key_pair(tenant, name)
+    finally:
+        service.close()
+    click.echo(private_pem, nl=False)
+    click.echo(f"key pair {pair.id} for tenant {tenant!r}", err=True)
+
+
+@key_pairs.command("list")
+@click.option("--tenant", help="Only this tenant's key pairs.")
+@click.pass_context
+@_fail_cleanly
+def key_pairs_list(ctx: click.Context, tenant: str | None) -> None:
+    """List key pairs (ids are the JWT `kid` values)."""
+    service = _open(_settings(ctx))
+    try:
+        pairs = service.list_key_pairs(tenant)
+    finally:
+        service.close()
+    for pair in pairs:
+        status = "revoked" if pair.revoked_at else "active"
+        click.echo(f"{pair.id}\t{pair.tenant}\t{pair.name}\t{format_ts(pair.created_at)}\t{status}")
+
+
+@key_pairs.command("revoke")
+@click.argument("key_pair_id")
+@click.pass_context
+@_fail_cleanly
+def key_pairs_revoke(ctx: click.Context, key_pair_id: str) -> None:
+    """Revoke a key pair; its tokens get 401 immediately."""
+    service = _open(_settings(ctx))
+    try:
+        service.revoke_key_pair(key_pair_id)
+    finally:
+        service.close()
+    click.echo(f"revoked {key_pair_id}", err=True)
+
+
 @main.group()
 def tenants() -> None:
     """Create and list tenants (a.k.a. merchant accounts)."""

@@ -199,6 +199,17 @@ def utc_now_ms() -> datetime:
     return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
+class KeyPair(msgspec.Struct, frozen=True):
+    """A registered public key for Gr4vy-style signed JWTs; `id` is its JWK thumbprint."""
+
+    id: str
+    tenant: str
+    name: str
+    public_key: str  # PEM
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
 class Checkpoint(msgspec.Struct, frozen=True):
     """A signed tree head of one tenant's log, as stored and served."""
 

@@ -22,7 +22,7 @@ import uuid_utils
 
 from trailkeeper import auth
 from trailkeeper.cursor import CursorCodec, cursor_scope
-from trailkeeper.errors import InvalidInput, NotFound
+from trailkeeper.errors import InvalidInput, NotFound, Unauthenticated
 from trailkeeper.ledger import (
     Signer,
     consistency_ranges,
@@ -43,6 +43,7 @@ from trailkeeper.model import (
     Event,
     EventFilter,
     EventIn,
+    KeyPair,
     NewEvent,
     Page,
     Position,
@@ -132,6 +133,37 @@ class AuditService:
                 raise NotFound(f"no API key {key_id!r}")
             # already revoked: revoking again is harmless
 
+    def add_key_pair(self, tenant_id: str, name: str, public_key_pem: str) -> KeyPair:
+        """Register the public half of a client's key pair; its thumbprint becomes the id."""
+        self.require_tenant(tenant_id)
+        if not 1 <= len(name) <= 100:
+            raise InvalidInput("key pair name must be 1-100 characters")
+        key = auth.load_public_key(public_key_pem)
+        pair = KeyPair(
+            id=auth.jwk_thumbprint(key),
+            tenant=tenant_id,
+            name=name,
+            public_key=auth.public_pem(key),
+            created_at=self._clock(),
+        )
+        self.store.create_key_pair(pair)
+        return pair
+
+    def generate_key_pair(self, tenant_id: str, name: str) -> tuple[KeyPair, str]:
+        """Make a key pair; only its public key is kept, the private key PEM is returned once."""
+        public_key, private_pem = auth.generate_private_key()
+        return self.add_key_pair(tenant_id, name, auth.public_pem(public_key)), private_pem
+
+    def list_key_pairs(self, tenant_id: str | None = None) -> list[KeyPair]:
+        return self.store.list_key_pairs(tenant_id)
+
+    def revoke_key_pair(self, key_id: str, tenant_id: str | None = None) -> None:
+        """Revoke; with `tenant_id`, only that tenant's pair (another tenant's is a 404)."""
+        pair = self.store.get_key_pair(key_id)
+        if pair is None or (tenant_id is not None and pair.tenant != tenant_id):
+            raise NotFound(f"no key pair {key_id!r}")
+        self.store.revoke_key_pair(key_id, self._clock())
+
     def bootstrap(self) -> str | None:
         """On an empty database, create tenant `default` and a key; returns its token once."""
         if self.store.list_tenants():
@@ -141,15 +173,16 @@ class AuditService:
         return token
 
     def authenticate(self, authorization: str | None) -> auth.Principal:
-        """Check an `Authorization: Bearer <key>` header value."""
-        from trailkeeper.errors import Unauthenticated
-
+        """Check an `Authorization: Bearer <API key or signed JWT>` header value."""
         if not authorization:
             raise Unauthenticated("missing Authorization header (expected: Bearer <API key>)")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("Authorization header must be: Bearer <API key>")
         token = token.strip()
+        if auth.looks_like_jwt(token):
+            kid = auth.jwt_key_id(token)
+            return auth.check_jwt(token, self.store.get_key_pair(kid) if kid else None)
         key_id = auth.key_id_of(token)
         key = self.store.get_key(key_id) if key_id else None
         return auth.check_token(token, key)

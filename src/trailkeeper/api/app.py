@@ -13,7 +13,10 @@ from litestar.response import Response
 
 from trailkeeper import __version__
 from trailkeeper.api.checkpointer import PeriodicCheckpoints
+from trailkeeper.api.courier import courier_router
 from trailkeeper.api.errors import handler, render_native
+from trailkeeper.api.gr4vy import gr4vy_router
+from trailkeeper.api.key_pairs import key_pairs_router
 from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
 from trailkeeper.api.request import SafeRequest
@@ -53,7 +56,15 @@ def create_app(service: AuditService, settings: Settings) -> Litestar:
         service.close()
 
     return Litestar(
-        route_handlers=[healthz, openapi_json, native_router, ledger_router],
+        route_handlers=[
+            healthz,
+            openapi_json,
+            native_router,
+            ledger_router,
+            key_pairs_router,
+            courier_router,
+            gr4vy_router,
+        ],
         request_class=SafeRequest,
         request_max_body_size=settings.max_body_bytes,
         exception_handlers={Exception: handler(render_native)},

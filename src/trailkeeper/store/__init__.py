@@ -18,6 +18,7 @@ from trailkeeper.model import (
     Direction,
     Event,
     EventFilter,
+    KeyPair,
     NewEvent,
     Position,
     Tenant,
@@ -67,6 +68,12 @@ class Store(Protocol):
 
     def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
         """All matching events, oldest first, fetched in keyset chunks (constant memory)."""
+
+    # key pairs for signed JWTs (Gr4vy dialect)
+    def create_key_pair(self, pair: KeyPair) -> None: ...
+    def get_key_pair(self, key_id: str) -> KeyPair | None: ...
+    def list_key_pairs(self, tenant: str | None) -> list[KeyPair]: ...
+    def revoke_key_pair(self, key_id: str, at: datetime) -> bool: ...
 
     # tamper evidence (see ledger.py)
     def ledger_head(self, tenant: str) -> tuple[int, bytes] | None:

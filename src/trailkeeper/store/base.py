@@ -8,12 +8,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
+from trailkeeper.errors import Conflict
 from trailkeeper.model import (
     ApiKey,
     Checkpoint,
     Direction,
     Event,
     EventFilter,
+    KeyPair,
     Position,
     Tenant,
     to_ms,
@@ -22,6 +24,7 @@ from trailkeeper.store import ledger_state, sql
 
 _SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
 _SELECT_TENANT = "SELECT id, name, created_at FROM tenants"
+_SELECT_KEY_PAIR = "SELECT id, tenant, name, public_key, created_at, revoked_at FROM key_pairs"
 
 
 class SqlReads:
@@ -127,6 +130,52 @@ class SqlReads:
                 f"{_SELECT_KEY} WHERE tenant = {self.ph} ORDER BY created_at", (tenant,)
             )
         return [self._key(r) for r in rows]
+
+    # ---- key pairs (public keys for signed JWTs) -----------------------------------------
+
+    def create_key_pair(self, pair: KeyPair) -> None:
+        ph = self.ph
+        with self._writer() as db:
+            if db.rows(f"SELECT 1 FROM key_pairs WHERE id = {ph}", (pair.id,)):
+                raise Conflict(f"key pair {pair.id!r} is already registered")
+            db.rows(
+                f"INSERT INTO key_pairs (id, tenant, name, public_key, created_at) "
+                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) RETURNING id",
+                (pair.id, pair.tenant, pair.name, pair.public_key, self.to_db(pair.created_at)),
+            )
+
+    def get_key_pair(self, key_id: str) -> KeyPair | None:
+        rows = self._fetch(f"{_SELECT_KEY_PAIR} WHERE id = {self.ph}", (key_id,))
+        return self._key_pair(rows[0]) if rows else None
+
+    def list_key_pairs(self, tenant: str | None) -> list[KeyPair]:
+        if tenant is None:
+            rows = self._fetch(f"{_SELECT_KEY_PAIR} ORDER BY tenant, created_at", ())
+        else:
+            rows = self._fetch(
+                f"{_SELECT_KEY_PAIR} WHERE tenant = {self.ph} ORDER BY created_at", (tenant,)
+            )
+        return [self._key_pair(r) for r in rows]
+
+    def revoke_key_pair(self, key_id: str, at: datetime) -> bool:
+        ph = self.ph
+        with self._writer() as db:
+            rows = db.rows(
+                f"UPDATE key_pairs SET revoked_at = {ph} WHERE id = {ph} AND revoked_at IS NULL "
+                "RETURNING id",
+                (self.to_db(at), key_id),
+            )
+        return bool(rows)
+
+    def _key_pair(self, row: Sequence[Any]) -> KeyPair:
+        return KeyPair(
+            id=row[0],
+            tenant=row[1],
+            name=row[2],
+            public_key=row[3],
+            created_at=self.from_db(row[4]),
+            revoked_at=None if row[5] is None else self.from_db(row[5]),
+        )
 
     def get_event(self, tenant: str, event_id: str) -> Event | None:
         rows = self._fetch(
