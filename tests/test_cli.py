@@ -7,10 +7,12 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.factories import event_payload
 from trailkeeper.cli import main
+from trailkeeper.errors import Unauthenticated
 
 
 def run(database_url: str, *args: str, input: str | bytes | None = None) -> tuple[int, str, str]:
@@ -213,3 +215,62 @@ def test_verify_offline(database_url: str, tmp_path: Path) -> None:
     )
     assert code == 1
     assert "NOT VERIFIED" in err
+
+
+def test_key_pairs(database_url: str, tmp_path: Path) -> None:
+    from gr4vy import auth as gr4vy_auth
+
+    from trailkeeper.auth import check_jwt, generate_private_key, public_pem
+
+    run(database_url, "tenants", "create", "acme")
+    code, private_pem, err = run(
+        database_url, "key-pairs", "generate", "--tenant", "acme", "--name", "reports"
+    )
+    assert code == 0, err
+    assert private_pem.startswith("-----BEGIN PRIVATE KEY-----")
+    public_key, _ = generate_private_key()
+    pem_file = tmp_path / "public.pem"
+    pem_file.write_text(public_pem(public_key))
+    code, added_id, _ = run(
+        database_url,
+        "key-pairs",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "mine",
+        "--public-key",
+        str(pem_file),
+    )
+    assert code == 0
+    code, _, err = run(
+        database_url,
+        "key-pairs",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "again",
+        "--public-key",
+        str(pem_file),
+    )
+    assert code == 1
+    assert "already registered" in err
+    listing = run(database_url, "key-pairs", "list")[1]
+    assert added_id.strip() in listing
+    assert listing.count("active") == 2
+
+    generated_id = next(line.split("\t")[0] for line in listing.splitlines() if "reports" in line)
+    assert run(database_url, "key-pairs", "revoke", generated_id)[0] == 0
+    assert "revoked" in run(database_url, "key-pairs", "list", "--tenant", "acme")[1]
+    from trailkeeper.store import open_store
+
+    store = open_store(database_url)
+    try:
+        token = gr4vy_auth.get_token(private_pem, scopes=["audit-logs.read"])
+        pair = store.get_key_pair(generated_id)
+        assert pair is not None
+        with pytest.raises(Unauthenticated):
+            check_jwt(token, pair)
+    finally:
+        store.close()
