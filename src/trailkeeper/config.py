@@ -33,6 +33,8 @@ class Settings:
     log_origin: str = "trailkeeper.local"
     signing_key: str = ""
     checkpoint_interval_seconds: float = 60.0
+    rate_limit_per_second: float = 100.0
+    rate_limit_burst: float = 200.0
 
 
 SETTINGS: dict[str, str] = {
@@ -56,6 +58,9 @@ SETTINGS: dict[str, str] = {
     "one is generated once and kept in the database. Set it to keep the key out of the database.",
     "checkpoint_interval_seconds": "How often `serve` signs a checkpoint for every tenant whose "
     "log grew (0: only on request).",
+    "rate_limit_per_second": "Requests per second allowed per API key or key pair, per server "
+    "process (0: no limit). Past it: 429 with Retry-After.",
+    "rate_limit_burst": "Requests a key may make at once before the per-second rate applies.",
 }
 
 
@@ -102,6 +107,8 @@ def _validate(settings: Settings) -> None:
         raise InvalidInput("db_timeout_seconds must be positive")
     if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
         raise InvalidInput("log_level must be debug, info, warning or error")
+    if settings.rate_limit_per_second < 0 or settings.rate_limit_burst < 1:
+        raise InvalidInput("rate_limit_per_second must be >= 0 and rate_limit_burst >= 1")
     if settings.checkpoint_interval_seconds < 0:
         raise InvalidInput("checkpoint_interval_seconds must not be negative")
     if not settings.log_origin or any(c.isspace() or c == "+" for c in settings.log_origin):

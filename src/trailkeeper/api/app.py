@@ -19,6 +19,7 @@ from trailkeeper.api.gr4vy import gr4vy_router
 from trailkeeper.api.key_pairs import key_pairs_router
 from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
+from trailkeeper.api.ratelimit import RateLimiter
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
 from trailkeeper.config import Settings
@@ -69,7 +70,14 @@ def create_app(service: AuditService, settings: Settings) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         exception_handlers={Exception: handler(render_native)},
         openapi_config=openapi,
-        state=State({"service": service}),
+        state=State(
+            {
+                "service": service,
+                "rate_limiter": RateLimiter(
+                    settings.rate_limit_per_second, settings.rate_limit_burst
+                ),
+            }
+        ),
         on_startup=[checkpoints.start],
         on_shutdown=[shutdown],
         logging_config=None,

@@ -60,7 +60,9 @@ def render_native(
 def classify(exc: Exception) -> tuple[int, str, str, list[dict[str, Any]], dict[str, str]]:
     """(status, code, message, details, headers) for any exception."""
     if isinstance(exc, TrailkeeperError):
-        return exc.status, exc.code, exc.message, exc.details, {}
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else {}
+        return exc.status, exc.code, exc.message, exc.details, headers
     if isinstance(exc, ValidationException):
         details = [
             {"field": item.get("key"), "message": item.get("message"), "in": item.get("source")}

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 
+from trailkeeper.api.ratelimit import RateLimiter
 from trailkeeper.auth import Principal
 from trailkeeper.errors import InvalidInput
 from trailkeeper.service import AuditService
@@ -18,8 +19,10 @@ def service_of(request: Request[Any, Any, Any]) -> AuditService:
 
 
 def principal(request: Request[Any, Any, Any], scope: str) -> Principal:
-    """Authenticate the bearer key and require `scope` (401 / 403 otherwise)."""
+    """Authenticate the bearer credential, apply its rate limit, require `scope`."""
     who = service_of(request).authenticate(request.headers.get("authorization"))
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.hit(who.key_id)
     who.require(scope)
     return who
 

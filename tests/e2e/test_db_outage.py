@@ -1,0 +1,65 @@
+"""PostgreSQL goes away: requests fail fast with 503 and a clear body; service resumes alone."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from litestar.testing import TestClient
+
+from tests.tcp_proxy import TcpProxy
+from trailkeeper.api.app import create_app
+from trailkeeper.config import load_settings
+from trailkeeper.service import AuditService
+from trailkeeper.store import open_store
+
+EVENT = {"action": "created", "actor": {"id": "u1"}}
+
+
+def test_postgres_outage_is_503_then_recovers(pg_url: str) -> None:
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    user = f"{parts.username}@" if parts.username else ""
+    proxied = urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
+    service = AuditService(open_store(proxied, timeout=2.0))
+    if service.store.get_tenant("outage") is None:
+        service.create_tenant("outage")
+    _, token = service.create_key("outage", "outage test")
+    headers = {"Authorization": f"Bearer {token}"}
+    settings = load_settings({}, database_url=proxied, db_timeout_seconds=2.0)
+    try:
+        with TestClient(create_app(service, settings)) as client:
+            assert client.post("/v1/events", json=EVENT, headers=headers).status_code == 201
+
+            proxy.cut()
+            for method, path in [
+                ("POST", "/v1/events"),
+                ("GET", "/v1/events"),
+                ("GET", "/healthz"),
+            ]:
+                started = time.monotonic()
+                response = client.request(
+                    method, path, json=EVENT if method == "POST" else None, headers=headers
+                )
+                elapsed = time.monotonic() - started
+                assert response.status_code == 503, response.text
+                body = response.json()
+                assert body["error"]["code"] == "unavailable"
+                assert "database" in body["error"]["message"]
+                assert "Traceback" not in response.text
+                assert elapsed < 8, f"{path} took {elapsed:.1f}s: it must fail fast"
+
+            proxy.restore()
+            deadline = time.monotonic() + 20
+            while True:
+                response = client.post("/v1/events", json=EVENT, headers=headers)
+                if response.status_code == 201 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert response.status_code == 201, "service resumed without a restart"
+            assert client.get("/healthz").status_code == 200
+            items = client.get("/v1/events", headers=headers).json()["items"]
+            assert len(items) == 2, "nothing from the outage was half-written"
+    finally:
+        proxy.cut()
+        service.close()
