@@ -104,7 +104,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, print_key: boo
             token = _fresh_quickstart_key(service)
         _print_banner(settings, token)
         uvicorn.run(
-            create_app(service, settings),
+            create_app(service, settings, owns_service=True),
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,

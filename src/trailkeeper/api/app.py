@@ -37,7 +37,11 @@ def openapi_json(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     return Response(request.app.openapi_schema.to_schema(), media_type="application/json")
 
 
-def create_app(service: AuditService, settings: Settings) -> Litestar:
+def create_app(
+    service: AuditService, settings: Settings, *, owns_service: bool = False
+) -> Litestar:
+    """The ASGI app. With `owns_service`, shutting the app down also closes the service
+    (what `serve` wants: uvicorn re-raises SIGTERM after shutdown, so nothing runs later)."""
     openapi = OpenAPIConfig(
         title="trailkeeper",
         version=__version__,
@@ -54,7 +58,8 @@ def create_app(service: AuditService, settings: Settings) -> Litestar:
 
     def shutdown() -> None:
         checkpoints.stop()
-        service.close()
+        if owns_service:
+            service.close()
 
     return Litestar(
         route_handlers=[

@@ -16,19 +16,25 @@ class PeriodicCheckpoints:
         self._service = service
         self._interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="checkpoints", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._interval > 0:
-            self._thread.start()
+        """Start (again, after a stop: an app's lifespan may run more than once)."""
+        if self._interval <= 0 or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(self._stop,), name="checkpoints", daemon=True
+        )
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=10)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self._interval):
             try:
                 signed = self._service.sign_due_checkpoints()
                 if signed:

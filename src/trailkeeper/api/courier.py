@@ -14,7 +14,7 @@ from litestar import Request, Response, Router, get
 from litestar.params import FromPath, QueryParameter
 
 from trailkeeper import auth
-from trailkeeper.api.errors import handler
+from trailkeeper.api.errors import error_responses, handler
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventFilter, format_ts
 
@@ -85,7 +85,15 @@ def render_courier(
     )
 
 
-@get("/audit-events", summary="List audit events (Courier-compatible)", sync_to_thread=True)
+ERRORS = error_responses(CourierError)
+
+
+@get(
+    "/audit-events",
+    summary="List audit events (Courier-compatible)",
+    sync_to_thread=True,
+    responses=ERRORS,
+)
 def list_audit_events(
     request: Request[Any, Any, Any],
     cursor: Annotated[str | None, QueryParameter(max_length=256)] = None,
@@ -102,7 +110,12 @@ def list_audit_events(
     )
 
 
-@get("/audit-events/{audit_event_id:str}", summary="Get an audit event", sync_to_thread=True)
+@get(
+    "/audit-events/{audit_event_id:str}",
+    summary="Get an audit event",
+    sync_to_thread=True,
+    responses=ERRORS,
+)
 def get_audit_event(
     request: Request[Any, Any, Any], audit_event_id: FromPath[str]
 ) -> CourierAuditEvent:

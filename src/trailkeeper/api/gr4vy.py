@@ -16,7 +16,7 @@ from litestar import Request, Response, Router, get
 from litestar.params import HeaderParameter, QueryParameter
 
 from trailkeeper import auth
-from trailkeeper.api.errors import handler
+from trailkeeper.api.errors import error_responses, handler
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
 from trailkeeper.errors import InvalidInput, PermissionDenied
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventFilter
@@ -131,7 +131,15 @@ def render_gr4vy(
     return Response(body, status_code=status, media_type="application/json")
 
 
-@get("/audit-logs", summary="List audit logs (Gr4vy-compatible)", sync_to_thread=True)
+ERRORS = error_responses(Gr4vyError)
+
+
+@get(
+    "/audit-logs",
+    summary="List audit logs (Gr4vy-compatible)",
+    sync_to_thread=True,
+    responses=ERRORS,
+)
 def list_audit_logs(
     request: Request[Any, Any, Any],
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,

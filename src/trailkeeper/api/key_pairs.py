@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from trailkeeper import auth
+from trailkeeper.api.errors import ErrorBody, error_responses
 from trailkeeper.api.shared import principal, service_of
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import KeyPair, format_ts
@@ -48,10 +49,14 @@ def _view(pair: KeyPair, private_key: str | None = None) -> KeyPairView:
     )
 
 
+ERRORS = error_responses(ErrorBody)
+
+
 @post(
     "/key-pairs",
     summary="Register or generate a key pair",
     sync_to_thread=True,
+    responses=ERRORS,
     status_code=HTTP_201_CREATED,
 )
 def create_key_pair(request: Request[Any, Any, Any], data: JSONBody[KeyPairIn]) -> KeyPairView:
@@ -65,7 +70,7 @@ def create_key_pair(request: Request[Any, Any, Any], data: JSONBody[KeyPairIn]) 
     return _view(pair, private_pem)
 
 
-@get("/key-pairs", summary="List your key pairs", sync_to_thread=True)
+@get("/key-pairs", summary="List your key pairs", sync_to_thread=True, responses=ERRORS)
 def list_key_pairs(request: Request[Any, Any, Any]) -> list[KeyPairView]:
     who = principal(request, auth.SCOPE_KEY_PAIRS_WRITE)
     return [_view(p) for p in service_of(request).list_key_pairs(who.tenant)]
@@ -75,6 +80,7 @@ def list_key_pairs(request: Request[Any, Any, Any]) -> list[KeyPairView]:
     "/key-pairs/{key_pair_id:str}",
     summary="Revoke a key pair",
     sync_to_thread=True,
+    responses=ERRORS,
     status_code=HTTP_204_NO_CONTENT,
 )
 def revoke_key_pair(request: Request[Any, Any, Any], key_pair_id: FromPath[str]) -> Response[None]:

@@ -14,6 +14,7 @@ from litestar import Request, Router, get
 from litestar.params import FromPath, Parameter, QueryParameter
 
 from trailkeeper import auth
+from trailkeeper.api.errors import ErrorBody, error_responses
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
 from trailkeeper.model import Checkpoint, format_ts
 
@@ -72,7 +73,15 @@ def _checkpoint_view(request: Request[Any, Any, Any], checkpoint: Checkpoint) ->
     )
 
 
-@get("/ledger/checkpoint", summary="Signed checkpoint of your log", sync_to_thread=True)
+ERRORS = error_responses(ErrorBody)
+
+
+@get(
+    "/ledger/checkpoint",
+    summary="Signed checkpoint of your log",
+    sync_to_thread=True,
+    responses=ERRORS,
+)
 def get_checkpoint(request: Request[Any, Any, Any], size: Size = None) -> CheckpointView:
     who = principal(request, auth.SCOPE_EVENTS_READ)
     reject_unknown_query(request, {"size"})
@@ -83,6 +92,7 @@ def get_checkpoint(request: Request[Any, Any, Any], size: Size = None) -> Checkp
     "/events/{event_id:str}/proof",
     summary="Inclusion proof of one event against a checkpoint",
     sync_to_thread=True,
+    responses=ERRORS,
 )
 def get_inclusion_proof(
     request: Request[Any, Any, Any], event_id: FromPath[str], size: Size = None
@@ -106,6 +116,7 @@ def get_inclusion_proof(
     "/ledger/consistency",
     summary="Consistency proof between two tree sizes",
     sync_to_thread=True,
+    responses=ERRORS,
 )
 def get_consistency_proof(
     request: Request[Any, Any, Any],
@@ -128,6 +139,7 @@ def get_consistency_proof(
     "/ledger/public-key",
     summary="The key that signs checkpoints (no authentication needed)",
     sync_to_thread=False,
+    responses=ERRORS,
 )
 def get_public_key(request: Request[Any, Any, Any]) -> PublicKeyView:
     signer = service_of(request).signer

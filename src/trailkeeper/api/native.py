@@ -14,6 +14,7 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from trailkeeper import auth
+from trailkeeper.api.errors import ErrorBody, error_responses
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
 from trailkeeper.errors import InvalidInput
 from trailkeeper.formats import EXPORT_FORMATS, EventView, export_chunks, to_view
@@ -82,6 +83,9 @@ def _ingested(results: Iterable[tuple[Event, bool]]) -> tuple[list[EventView], i
     return views, created
 
 
+ERRORS = error_responses(ErrorBody)
+
+
 @post(
     "/events",
     summary="Record one event",
@@ -89,6 +93,7 @@ def _ingested(results: Iterable[tuple[Event, bool]]) -> tuple[list[EventView], i
     "returns the stored event with 200; the same id with other content is a 409.",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
+    responses=ERRORS,
 )
 def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
@@ -101,6 +106,7 @@ def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Re
     summary="Record up to 1000 events, all or nothing",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
+    responses=ERRORS,
 )
 def create_events(
     request: Request[Any, Any, Any], data: JSONBody[EventBatchIn]
@@ -111,7 +117,7 @@ def create_events(
     return Response(body, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
-@get("/events", summary="List events, newest first", sync_to_thread=True)
+@get("/events", summary="List events, newest first", sync_to_thread=True, responses=ERRORS)
 def list_events(
     request: Request[Any, Any, Any],
     limit: Limit = DEFAULT_PAGE,
@@ -148,7 +154,7 @@ def list_events(
     )
 
 
-@get("/events/{event_id:str}", summary="Get one event", sync_to_thread=True)
+@get("/events/{event_id:str}", summary="Get one event", sync_to_thread=True, responses=ERRORS)
 def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> EventView:
     who = principal(request, auth.SCOPE_EVENTS_READ)
     return to_view(service_of(request).get_event(who.tenant, event_id))
@@ -158,6 +164,7 @@ def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Event
     "/export",
     summary="Export matching events, oldest first, as JSON lines or CSV (streamed)",
     sync_to_thread=True,
+    responses=ERRORS,
 )
 def export_events(
     request: Request[Any, Any, Any],
