@@ -18,8 +18,9 @@ import msgspec
 from trailkeeper.model import Actor, Context, Event, EventIn, Target, format_ts
 
 
-class EventView(msgspec.Struct, frozen=True):
-    """An event as the native API returns it. Timestamps: RFC 3339, UTC, milliseconds."""
+class EventDocument(msgspec.Struct, frozen=True):
+    """An event's public form without `leaf_hash`: the object whose RFC 8785 (JCS) encoding is
+    its Merkle leaf (see docs/integrity.md). Timestamps: RFC 3339, UTC, milliseconds."""
 
     id: str
     tenant: str
@@ -33,60 +34,38 @@ class EventView(msgspec.Struct, frozen=True):
     context: Context | None
     metadata: dict[str, Any]
     log_index: int | None
+
+
+class EventView(EventDocument, frozen=True):
+    """An event as the native API and exports return it: the document plus its leaf hash."""
+
     leaf_hash: str | None
 
 
-def to_view(event: Event) -> EventView:
-    return EventView(
-        id=event.id,
-        tenant=event.tenant,
-        occurred_at=format_ts(event.occurred_at),
-        received_at=format_ts(event.received_at),
-        action=event.action,
-        type=event.type,
-        actor=event.actor,
-        target=event.target,
-        source=event.source,
-        context=event.context,
-        metadata=event.metadata,
-        log_index=event.log_index,
-        leaf_hash=None if event.leaf_hash is None else base64.b64encode(event.leaf_hash).decode(),
-    )
-
-
-class EventDocument(msgspec.Struct, frozen=True):
-    """The public form without `leaf_hash`: the object whose RFC 8785 (JCS) encoding is the
-    event's Merkle leaf. Same fields and values as `EventView` (see docs/integrity.md)."""
-
-    id: str
-    tenant: str
-    occurred_at: str
-    received_at: str
-    action: str
-    type: str | None
-    actor: Actor
-    target: Target | None
-    source: str | None
-    context: Context | None
-    metadata: dict[str, Any]
-    log_index: int | None
+def _public_fields(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "tenant": event.tenant,
+        "occurred_at": format_ts(event.occurred_at),
+        "received_at": format_ts(event.received_at),
+        "action": event.action,
+        "type": event.type,
+        "actor": event.actor,
+        "target": event.target,
+        "source": event.source,
+        "context": event.context,
+        "metadata": event.metadata,
+        "log_index": event.log_index,
+    }
 
 
 def event_document(event: Event) -> EventDocument:
-    return EventDocument(
-        id=event.id,
-        tenant=event.tenant,
-        occurred_at=format_ts(event.occurred_at),
-        received_at=format_ts(event.received_at),
-        action=event.action,
-        type=event.type,
-        actor=event.actor,
-        target=event.target,
-        source=event.source,
-        context=event.context,
-        metadata=event.metadata,
-        log_index=event.log_index,
-    )
+    return EventDocument(**_public_fields(event))
+
+
+def to_view(event: Event) -> EventView:
+    leaf = None if event.leaf_hash is None else base64.b64encode(event.leaf_hash).decode()
+    return EventView(**_public_fields(event), leaf_hash=leaf)
 
 
 # ---- export -----------------------------------------------------------------------------

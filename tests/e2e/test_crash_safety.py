@@ -5,16 +5,13 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_serve import free_port
+from tests.e2e.server import start_serve
 from trailkeeper import verifier
 from trailkeeper.formats import export_chunks
 from trailkeeper.model import EventFilter
@@ -22,36 +19,6 @@ from trailkeeper.service import AuditService
 
 ROUNDS = int(os.environ.get("TRAILKEEPER_CRASH_ROUNDS", "5"))
 BATCH = 25
-
-
-def start_server(database_url: str, port: int, cwd: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILKEEPER_")}
-    env["TRAILKEEPER_RATE_LIMIT_PER_SECOND"] = "0"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trailkeeper",
-            "--database-url",
-            database_url,
-            "serve",
-            "--port",
-            str(port),
-        ],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("server did not start")
 
 
 def batch(number: int) -> dict[str, object]:
@@ -79,13 +46,10 @@ def test_sigkill_rounds_lose_nothing(
     number = 0
     kills = 0
     for _ in range(ROUNDS):
-        port = free_port()
-        server = start_server(database_url, port, tmp_path)
+        server, url = start_serve(tmp_path, database_url=database_url, rate_limit_per_second="0")
         killer = threading.Timer(rng.uniform(0.3, 1.2), server.send_signal, [signal.SIGKILL])
         killer.start()
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10
-        ) as client:
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
             while True:
                 number += 1
                 try:

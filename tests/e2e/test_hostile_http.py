@@ -3,12 +3,9 @@ never logged."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_serve import free_port
+from tests.e2e.server import start_serve
 
 TOKEN = re.compile(r"tk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 
@@ -25,30 +22,11 @@ TOKEN = re.compile(r"tk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     """A real server logging at debug level into a file; yields (url, key, log path)."""
     cwd = tmp_path_factory.mktemp("hostile")
-    port = free_port()
     log = cwd / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILKEEPER_")}
-    env.update(
-        TRAILKEEPER_LOG_LEVEL="debug",
-        TRAILKEEPER_MAX_BODY_BYTES="1048576",
-        TRAILKEEPER_RATE_LIMIT_PER_SECOND="0",
-    )
     with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trailkeeper", "serve", "--port", str(port)],
-            cwd=cwd,
-            env=env,
-            stdout=sink,
-            stderr=sink,
+        proc, url = start_serve(
+            cwd, output=sink, log_level="debug", max_body_bytes="1048576", rate_limit_per_second="0"
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
     match = TOKEN.search(log.read_text())
     assert match
     yield url, match.group(0), log

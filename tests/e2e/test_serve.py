@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.e2e.server import clean_env, free_port
 
 
 def test_first_start_prints_a_working_key_and_example(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILKEEPER_")}
+    env = clean_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "trailkeeper", "serve", "--port", str(port)],
         cwd=tmp_path,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -12,13 +11,13 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_serve import free_port
+from tests.e2e.server import clean_env, free_port
 from tests.factories import event_payload
 
 
 def test_verify_online_with_held_checkpoint(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILKEEPER_")}
+    env = clean_env()
     server = subprocess.Popen(
         [sys.executable, "-m", "trailkeeper", "serve", "--port", str(port)],
         cwd=tmp_path,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -120,29 +120,12 @@ def create_events(
 @get("/events", summary="List events, newest first", sync_to_thread=True, responses=ERRORS)
 def list_events(
     request: Request[Any, Any, Any],
+    filters: NamedDependency[EventFilter],
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
-    actor_id: Text = None,
-    action: Text = None,
-    type: Text = None,
-    target_type: Text = None,
-    target_id: Text = None,
-    source: Text = None,
-    since: Since = None,
-    until: Until = None,
 ) -> EventPageView:
     who = principal(request, auth.SCOPE_EVENTS_READ)
     reject_unknown_query(request, FILTER_PARAMS | {"limit", "cursor"})
-    filters = EventFilter(
-        actor_id=actor_id,
-        action=action,
-        type=type,
-        target_type=target_type,
-        target_id=target_id,
-        source=source,
-        since=since,
-        until=until,
-    )
     page, next_cursor, previous_cursor = service_of(request).list_events(
         who.tenant, filters, limit, cursor, DIALECT
     )
@@ -168,30 +151,13 @@ def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Event
 )
 def export_events(
     request: Request[Any, Any, Any],
+    filters: NamedDependency[EventFilter],
     format: Annotated[str, Parameter(description="jsonl or csv")] = "jsonl",
-    actor_id: Text = None,
-    action: Text = None,
-    type: Text = None,
-    target_type: Text = None,
-    target_id: Text = None,
-    source: Text = None,
-    since: Since = None,
-    until: Until = None,
 ) -> Stream:
     who = principal(request, auth.SCOPE_EVENTS_READ)
     reject_unknown_query(request, FILTER_PARAMS | {"format"})
     if format not in EXPORT_FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(EXPORT_FORMATS)}")
-    filters = EventFilter(
-        actor_id=actor_id,
-        action=action,
-        type=type,
-        target_type=target_type,
-        target_id=target_id,
-        source=source,
-        since=since,
-        until=until,
-    )
     events = service_of(request).export(who.tenant, filters)
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
     return Stream(

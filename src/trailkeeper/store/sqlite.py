@@ -35,6 +35,9 @@ from trailkeeper.store.migrate import apply_migrations
 
 _INSERT = sql.insert_sql("?")
 _MAX_VARIABLES = 900
+MAX_READERS = 8  # read connections kept open; more concurrent readers wait for one
+WRITER_CACHE_KIB = 65536  # page cache of the single writer
+READER_CACHE_KIB = 8192  # page cache of each reader: bounds memory at ~64 MiB for all readers
 
 
 def _identity(value: int) -> int:
@@ -62,6 +65,7 @@ class SQLiteStore(SqlReads):
         self._write_conn = writer
         self._write_lock = threading.Lock()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._reader_slots = threading.BoundedSemaphore(MAX_READERS)
         self._closed = False
         if ledger:
             self._backfill_ledger()
@@ -83,7 +87,8 @@ class SQLiteStore(SqlReads):
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
                 conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA cache_size = -65536")
+            cache = READER_CACHE_KIB if readonly else WRITER_CACHE_KIB
+            conn.execute(f"PRAGMA cache_size = -{cache}")
         return conn
 
     @contextmanager
@@ -95,18 +100,23 @@ class SQLiteStore(SqlReads):
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
+        if not self._reader_slots.acquire(timeout=self._timeout):
+            raise Unavailable("database is busy: timed out waiting for a read connection")
         try:
-            conn = self._readers.get_nowait()
-        except queue.Empty:
-            conn = self._connect(readonly=True)
-        try:
-            with self._translate():
-                yield conn
+            try:
+                conn = self._readers.get_nowait()
+            except queue.Empty:
+                conn = self._connect(readonly=True)
+            try:
+                with self._translate():
+                    yield conn
+            finally:
+                if self._closed:
+                    conn.close()
+                else:
+                    self._readers.put(conn)
         finally:
-            if self._closed:
-                conn.close()
-            else:
-                self._readers.put(conn)
+            self._reader_slots.release()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
