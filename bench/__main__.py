@@ -1,8 +1,11 @@
-"""`make bench`: trailkeeper against the raw engine, measured in the same run.
+"""`make bench`: trailkeeper against baselines measured in the same run.
 
-Prints events/s for batch ingest through the service (what `import` and the batch API use)
-next to the driver inserting the same rows into the same schema, and page latency through the
-service next to the raw keyset query. Ratios, not absolute numbers, are the targets.
+Baselines: the raw engine (the same rows inserted with the bare driver, one transaction per
+batch, COPY on PostgreSQL; the same keyset query run through the bare driver) and the
+framework floor (the same 100-event JSON page from a bare Litestar endpoint on uvicorn).
+Targets are ratios (docs/performance.md); absolute figures are printed too.
+
+    python -m bench [--sizes 100000,1000000] [--engines sqlite,postgres] [--load-seconds 15]
 """
 
 from __future__ import annotations
@@ -10,29 +13,59 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
+import shutil
+import signal
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import msgspec
+import httpx
 import psycopg
-from tests.factories import event_payload
+from tests.e2e.server import clean_env, free_port, start_serve
 
-from trailkeeper.model import Direction, EventFilter, EventIn, to_ms, utc_now_ms
+from bench.data import batches, json_batches
+from trailkeeper.cursor import cursor_scope
+from trailkeeper.model import Direction, EventFilter, EventIn, Position, from_ms, to_ms, utc_now_ms
 from trailkeeper.service import AuditService, normalize_event
 from trailkeeper.store import open_store, sql
 
 PG_ADMIN = os.environ.get(
     "TRAILKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-BATCH = 1000
+RESULTS = Path(__file__).parent / "results"
+FILTERS = [
+    ("no filter", EventFilter(), ""),
+    ("actor_id", EventFilter(actor_id="user-7"), "actor_id=user-7"),
+    ("action+source", EventFilter(action="created", source="api"), "action=created&source=api"),
+    (
+        "target_type+since",
+        EventFilter(target_type="buyer", since=datetime(2025, 1, 1, 1, tzinfo=UTC)),
+        "target_type=buyer&since=2025-01-01T01:00:00Z",
+    ),
+]
+report: list[str] = []
 
 
-def events(count: int, offset: int = 0) -> list[EventIn]:
-    return [msgspec.convert(event_payload(offset + n), EventIn) for n in range(count)]
+def say(line: str = "") -> None:
+    print(line, flush=True)
+    report.append(line)
+
+
+def row(engine: str, size: int, text: str) -> None:
+    say(f"{engine:8} {size:>9,} {text}")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
 
 
 def fresh_url(engine: str, tmp: Path, name: str) -> str:
@@ -45,124 +78,375 @@ def fresh_url(engine: str, tmp: Path, name: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + db
 
 
-def raw_insert(engine: str, url: str, batches: list[list[EventIn]], method: str) -> float:
-    """Insert pre-built rows with the bare driver; one transaction per batch. Returns seconds."""
-    store = open_store(url, sqlite_synchronous="FULL")
-    store.close()
-    received = utc_now_ms()
-    seq = 1
-    rows_per_batch = []
-    for batch in batches:
-        rows = []
-        for e in batch:
-            item = normalize_event("acme", e, received)
-            to_db = to_ms if engine == "sqlite" else (lambda d: d)
-            rows.append(sql.event_row(item, seq, to_db))
-            seq += 1
-        rows_per_batch.append(rows)
-    if engine == "sqlite":
-        import sqlite3
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return statistics.median(samples), samples[max(0, int(len(samples) * 0.99) - 1)]
 
+
+# ---- ingest -------------------------------------------------------------------------------
+
+
+def raw_insert(engine: str, url: str, data: list[list[EventIn]]) -> float:
+    """Events/s for the bare driver inserting the same rows into the same schema."""
+    open_store(url).close()  # create the schema
+    received, seq, prepared = utc_now_ms(), 1, []
+    for batch in data:
+        rows = []
+        for event in batch:
+            item = normalize_event("acme", event, received)
+            rows.append(sql.event_row(item, seq, to_ms if engine == "sqlite" else (lambda d: d)))
+            seq += 1
+        prepared.append(rows)
+    count = sum(len(rows) for rows in prepared)
+    if engine == "sqlite":
         conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        insert = sql.insert_sql("?")
         start = time.perf_counter()
-        for rows in rows_per_batch:
+        for rows in prepared:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(insert, rows)
+            conn.executemany(sql.insert_sql("?"), rows)
             conn.execute("COMMIT")
         elapsed = time.perf_counter() - start
         conn.close()
-        return elapsed
+        return count / elapsed
+    copy_sql = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN"
     with psycopg.connect(url) as conn:
         start = time.perf_counter()
-        for rows in rows_per_batch:
-            with conn.transaction(), conn.cursor() as cur:
-                if method == "copy":
-                    cols = ", ".join(sql.INSERT_COLUMNS)
-                    with cur.copy(f"COPY events ({cols}) FROM STDIN") as copy:
-                        for row in rows:
-                            copy.write_row(row)
-                else:
-                    cur.executemany(sql.insert_sql("%s"), rows)
-        return time.perf_counter() - start
+        for rows in prepared:
+            with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return count / (time.perf_counter() - start)
 
 
-def service_insert(
-    url: str, batches: list[list[EventIn]], ledger: bool = True
-) -> tuple[float, AuditService]:
-    service = AuditService(open_store(url, sqlite_synchronous="FULL", ledger=ledger))
+def service_ingest(url: str, data: list[list[EventIn]], ledger: bool = True) -> float:
+    """Events/s through the service (what `trailkeeper import` does)."""
+    service = AuditService(open_store(url, ledger=ledger))
     service.create_tenant("acme")
     start = time.perf_counter()
-    for batch in batches:
+    for batch in data:
         service.ingest("acme", batch)
-    return time.perf_counter() - start, service
+    elapsed = time.perf_counter() - start
+    service.close()
+    return sum(len(b) for b in data) / elapsed
 
 
-def latency(fn: Callable[[], object], runs: int = 200) -> tuple[float, float]:
+def http_ingest(url: str, tmp: Path, count: int, threads: int = 4) -> float:
+    """Events/s for POST /v1/events/batch with 500 events per request, `threads` clients."""
+    service = AuditService(open_store(url))
+    service.create_tenant("acme")
+    _, token = service.create_key("acme", "bench")
+    service.close()
+    bodies = json_batches(count, 500)
+    server, base = start_serve(tmp, database_url=url, rate_limit_per_second="0")
+    lock, queue = threading.Lock(), list(reversed(bodies))
+    failures: list[int] = []
+
+    def post() -> None:
+        with httpx.Client(
+            base_url=base,
+            timeout=60,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        ) as client:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop()
+                status = client.post("/v1/events/batch", content=body).status_code
+                if status != 201:
+                    failures.append(status)
+
+    try:
+        workers = [threading.Thread(target=post) for _ in range(threads)]
+        start = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - start
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert not failures, failures[:5]
+    return count / elapsed
+
+
+# ---- reads --------------------------------------------------------------------------------
+
+
+def raw_query(engine: str, url: str) -> Callable[[EventFilter, Position | None], object]:
+    """The store's keyset query, run through the bare driver (same SQL, no mapping)."""
+    if engine == "sqlite":
+        conn: Any = sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True)
+
+        def run_sqlite(filters: EventFilter, position: Position | None) -> object:
+            query, params = sql.page_query(
+                "acme", filters, position, Direction.OLDER, 101, "?", to_ms, lambda ms: ms
+            )
+            return conn.execute(query, params).fetchall()
+
+        return run_sqlite
+    pg = psycopg.connect(url, autocommit=True)
+
+    def run_pg(filters: EventFilter, position: Position | None) -> object:
+        query, params = sql.page_query(
+            "acme", filters, position, Direction.OLDER, 101, "%s", lambda d: d, from_ms
+        )
+        return pg.execute(query, params).fetchall()
+
+    return run_pg
+
+
+def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
+    for _ in range(10):
+        fn()
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+    return percentiles(samples)
 
 
-PAGE_FILTERS = [
-    ("no filter", EventFilter()),
-    ("actor_id", EventFilter(actor_id="user-2")),
-    ("action+source", EventFilter(action="created", source="api")),
-]
+def deep_position(engine: str, url: str, filters: EventFilter, depth: float) -> Position:
+    """Keyset position `depth` of the way into the filtered result (newest first)."""
+    query, params = sql.page_query(
+        "acme",
+        filters,
+        None,
+        Direction.OLDER,
+        10_000_000,
+        "?" if engine == "sqlite" else "%s",
+        to_ms if engine == "sqlite" else (lambda d: d),
+        (lambda ms: ms) if engine == "sqlite" else from_ms,
+    )
+    query = query.replace(f"SELECT {sql.SELECT_EVENT}", "SELECT count(*)").rsplit(" ORDER BY", 1)[0]
+    if engine == "sqlite":
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        total = conn.execute(query, params[:-1]).fetchone()[0]
+        conn.close()
+    else:
+        with psycopg.connect(url) as pg:
+            total = pg.execute(query, params[:-1]).fetchone()[0]  # type: ignore[index]
+    service = AuditService(open_store(url))
+    try:
+        offset = max(1, int(total * depth))
+        position, seen = None, 0
+        while seen < offset:
+            step = min(1000, offset - seen)
+            rows = service.store.list_events("acme", filters, position, Direction.OLDER, step)
+            if not rows:
+                break
+            seen += len(rows)
+            position = Position(occurred_ms=to_ms(rows[-1].occurred_at), seq=rows[-1].seq)
+        assert position is not None, "no events match the filter"
+        return position
+    finally:
+        service.close()
 
 
-def report_pages(engine: str, service: AuditService) -> None:
-    """Page of 100 through the service (cursor, mapping) vs the store's keyset query alone."""
-    for label, filters in PAGE_FILTERS:
-        p50, p99 = latency(lambda f=filters: service.list_events("acme", f, 100, None, "native"))
-        r50, r99 = latency(
-            lambda f=filters: service.store.list_events("acme", f, None, Direction.OLDER, 101)
+def native_cursor(url: str, filters: EventFilter, position: Position) -> str:
+    service = AuditService(open_store(url))
+    try:  # bench-only use of the codec: a cursor deep in the log without paging to it
+        return service._cursors.encode(
+            position, Direction.OLDER, cursor_scope("acme", "native", filters)
         )
-        print(
-            f"{engine:8} page of 100, {label:<14} service p50 {p50:6.2f} ms p99 {p99:6.2f} ms"
-            f" | store p50 {r50:6.2f} ms p99 {r99:6.2f} ms"
+    finally:
+        service.close()
+
+
+def rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def export_run(url: str, tmp: Path, count: int) -> tuple[float, float]:
+    """(events/s, peak RSS MB) of `trailkeeper export` of the whole log to /dev/null."""
+    time_bin = shutil.which("time") or "/usr/bin/time"
+    start = time.perf_counter()
+    result = subprocess.run(
+        [
+            time_bin,
+            "-f",
+            "%M",
+            sys.executable,
+            "-m",
+            "trailkeeper",
+            "--database-url",
+            url,
+            "export",
+            "--tenant",
+            "acme",
+            "-o",
+            "/dev/null",
+        ],
+        cwd=tmp,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    elapsed = time.perf_counter() - start
+    peak_kb = int(result.stderr.strip().splitlines()[-1])
+    return count / elapsed, peak_kb / 1024
+
+
+def read_benchmarks(
+    engine: str, url: str, tmp: Path, size: int, floor_url: str, load_seconds: float
+) -> None:
+    service = AuditService(open_store(url))
+    _, token = service.create_key("acme", "bench-reader")
+    service.close()
+    server, base = start_serve(tmp, database_url=url, rate_limit_per_second="0")
+    headers = {"Authorization": f"Bearer {token}"}
+    raw = raw_query(engine, url)
+    try:
+        with (
+            httpx.Client(base_url=base, headers=headers, timeout=30) as client,
+            httpx.Client(base_url=floor_url, timeout=30) as floor_client,
+        ):
+            f50, f99 = timed(lambda: floor_client.get("/page"), 300)
+            row(engine, size, f"framework floor (bare page)   p50 {f50:6.2f} ms  p99 {f99:6.2f} ms")
+            for label, filters, query in FILTERS:
+                r50, r99 = timed(lambda f=filters: raw(f, None), 300)
+                path = f"/v1/events?limit=100&{query}"
+                h50, h99 = timed(lambda p=path: client.get(p), 300)
+                ok = h50 <= 1.5 * (r50 + f50) and h99 <= 1.5 * (r99 + f99)
+                row(
+                    engine,
+                    size,
+                    f"page of 100, {label:<18} p50 {h50:6.2f} ms  p99 {h99:6.2f} ms"
+                    f" | raw query p50 {r50:5.2f} p99 {r99:5.2f} | <= 1.5x (raw+floor): "
+                    f"{verdict(ok)}",
+                )
+            for label, filters, query in FILTERS[:2]:
+                cursor = native_cursor(url, filters, deep_position(engine, url, filters, 0.9))
+                first = timed(lambda q=query: client.get(f"/v1/events?limit=100&{q}"), 200)[0]
+                deep = timed(
+                    lambda q=query, c=cursor: client.get(f"/v1/events?limit=100&{q}&cursor={c}"),
+                    200,
+                )[0]
+                row(
+                    engine,
+                    size,
+                    f"deep page (90% in), {label:<11} p50 {deep:6.2f} ms vs first "
+                    f"page {first:6.2f} ms ({deep / first:.2f}x; <= 1.2x: "
+                    f"{verdict(deep <= first * 1.2)})",
+                )
+        rss = rss_mb(server.pid)
+        row(
+            engine,
+            size,
+            f"server RSS after the queries {rss:4.0f} MB (< 150: {verdict(rss < 150)})",
         )
+        if load_seconds > 0 and shutil.which("wrk"):
+            load_test(engine, size, base, token, load_seconds)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    rate, peak = export_run(url, tmp, size)
+    ok = rate >= 100_000 and peak < 150
+    row(
+        engine,
+        size,
+        f"export (CLI, JSONL)  {rate:>10,.0f} events/s, peak RSS {peak:.0f} MB "
+        f"(>= 100k/s, < 150 MB: {verdict(ok)})",
+    )
+
+
+def load_test(engine: str, size: int, base: str, token: str, seconds: float) -> None:
+    script = Path(__file__).parent / "load.lua"
+    result = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{int(seconds)}s", "--latency", "-s", str(script), base],
+        env={**os.environ, "TK_KEY": token},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    RESULTS.mkdir(exist_ok=True)
+    name = RESULTS / f"load-{engine}-{size}.txt"
+    name.write_text(
+        f"# wrk mixed load (1 write of 50 events per 4 reads), {engine}, "
+        f"{size} events stored, {datetime.now(UTC):%Y-%m-%d}\n{result.stdout}"
+    )
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
+    errors = re.search(r"non-2xx or socket errors: (\d+)", result.stdout)
+    row(
+        engine,
+        size,
+        f"wrk mixed load {seconds:.0f}s: {rps.group(1) if rps else '?'} req/s, "
+        f"errors {errors.group(1) if errors else '?'} (bench/results/{name.name})",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--sizes", default="100000")
     parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--ingest-events", type=int, default=100_000)
+    parser.add_argument("--load-seconds", type=float, default=15)
     args = parser.parse_args()
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print(f"events: {args.events}, batch {BATCH}, 8 secondary indexes, synchronous commits\n")
-    batches = [events(BATCH, start) for start in range(0, args.events, BATCH)]
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        for engine in args.engines.split(","):
-            methods = ["executemany"] if engine == "sqlite" else ["executemany", "copy"]
-            raw = {}
-            for method in methods:
-                seconds = raw_insert(
-                    engine, fresh_url(engine, tmp, f"raw_{method}"), batches, method
+    sizes = [int(s) for s in args.sizes.split(",")]
+    say(
+        f"trailkeeper bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, 1 server worker"
+    )
+    data = batches(args.ingest_events, 1000)
+    floor_port = free_port()
+    floor = subprocess.Popen(
+        [sys.executable, "-m", "bench.floor", str(floor_port)],
+        env=clean_env(),
+        cwd=Path(__file__).parent.parent,
+    )
+    floor_url = f"http://127.0.0.1:{floor_port}"
+    wait_healthy_floor(floor_url)
+    try:
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            tmp = Path(tmp_dir)
+            for engine in args.engines.split(","):
+                say()
+                raw = raw_insert(engine, fresh_url(engine, tmp, "raw"), data)
+                plain = service_ingest(fresh_url(engine, tmp, "plain"), data, ledger=False)
+                logged = service_ingest(fresh_url(engine, tmp, "svc"), data)
+                http = http_ingest(fresh_url(engine, tmp, "http"), tmp, args.ingest_events)
+                n = args.ingest_events
+                method = "executemany" if engine == "sqlite" else "COPY"
+                row(engine, n, f"raw insert ({method})   {raw:>10,.0f} events/s")
+                row(
+                    engine,
+                    n,
+                    f"import (service)     {logged:>10,.0f} events/s = {logged / raw:.0%} of raw "
+                    f"(>= 70%: {verdict(logged >= 0.7 * raw)}); the ledger costs "
+                    f"{1 - logged / plain:.0%} (< 15%: {verdict(logged >= 0.85 * plain)})",
                 )
-                raw[method] = args.events / seconds
-                print(f"{engine:8} raw {method:<12} {raw[method]:>10,.0f} events/s")
-            seconds, plain = service_insert(fresh_url(engine, tmp, "nolog"), batches, False)
-            plain.close()
-            no_ledger = args.events / seconds
-            print(f"{engine:8} service, no ledger  {no_ledger:>10,.0f} events/s")
-            seconds, service = service_insert(fresh_url(engine, tmp, "svc"), batches)
-            rate = args.events / seconds
-            best = max(raw.values())
-            print(
-                f"{engine:8} service ingest      {rate:>10,.0f} events/s  "
-                f"({rate / best:.0%} of best raw; the ledger costs {1 - rate / no_ledger:.0%})"
-            )
-            report_pages(engine, service)
-            service.close()
-            print()
+                row(
+                    engine,
+                    n,
+                    f"HTTP batch ingest    {http:>10,.0f} events/s = {http / raw:.0%} of raw "
+                    f"(>= 50%: {verdict(http >= 0.5 * raw)})",
+                )
+                for size in sizes:
+                    url = fresh_url(engine, tmp, f"data{size}")
+                    service_ingest(url, batches(size, 1000))
+                    read_benchmarks(engine, url, tmp, size, floor_url, args.load_seconds)
+    finally:
+        floor.send_signal(signal.SIGTERM)
+        floor.wait(timeout=10)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.txt").write_text("\n".join(report) + "\n")
+
+
+def wait_healthy_floor(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/page", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("floor server did not start")
 
 
 if __name__ == "__main__":

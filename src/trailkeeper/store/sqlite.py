@@ -36,8 +36,9 @@ from trailkeeper.store.migrate import apply_migrations
 _INSERT = sql.insert_sql("?")
 _MAX_VARIABLES = 900
 MAX_READERS = 8  # read connections kept open; more concurrent readers wait for one
-WRITER_CACHE_KIB = 65536  # page cache of the single writer
-READER_CACHE_KIB = 8192  # page cache of each reader: bounds memory at ~64 MiB for all readers
+WRITER_CACHE_KIB = 32768  # page cache of the single writer
+READER_CACHE_KIB = 4096  # page cache of each reader
+CACHE_BOUND_MIB = (WRITER_CACHE_KIB + MAX_READERS * READER_CACHE_KIB) // 1024  # 64 MiB in all
 
 
 def _identity(value: int) -> int:

@@ -1,0 +1,61 @@
+"""Benchmark data: varied, realistic events (~500 bytes as JSON), deterministic."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from trailkeeper.model import EventIn
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def payload(n: int, rng: random.Random) -> dict[str, Any]:
+    target_type = rng.choice(["buyer", "transaction", "payment-method", "user"])
+    return {
+        "id": f"bench-{n:08d}",
+        "action": rng.choice(["created", "updated", "deleted", "captured"]),
+        "type": rng.choice(["user:role-changed", "buyer:created", "transaction:captured"]),
+        "occurred_at": (START + timedelta(seconds=n * 3 + rng.randint(0, 2))).isoformat(),
+        "actor": {
+            "id": f"user-{rng.randint(1, 200)}",
+            "name": "Jane Doe",
+            "email": "jane@example.com",
+            "type": "user",
+            "staff": rng.random() < 0.1,
+        },
+        "target": {
+            "type": target_type,
+            "id": f"{target_type}-{rng.randint(1, 50_000)}",
+            "name": "Samuel J",
+        },
+        "source": rng.choice(["api", "dashboard", "cli"]),
+        "context": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"},
+        "metadata": {
+            "plan": "pro",
+            "ticket": f"OPS-{n % 9999}",
+            "tags": ["a", "b"],
+            "note": "changed from the admin dashboard by a teammate",
+        },
+    }
+
+
+def batches(count: int, size: int, offset: int = 0) -> list[list[EventIn]]:
+    rng = random.Random(offset)
+    events = [msgspec.convert(payload(offset + n, rng), EventIn) for n in range(count)]
+    return [events[i : i + size] for i in range(0, count, size)]
+
+
+def json_batches(count: int, size: int, offset: int = 0) -> list[bytes]:
+    """Request bodies for POST /v1/events/batch."""
+    rng = random.Random(offset)
+    encoder = msgspec.json.Encoder()
+    return [
+        encoder.encode(
+            {"events": [payload(offset + n, rng) for n in range(i, min(i + size, count))]}
+        )
+        for i in range(0, count, size)
+    ]
