@@ -189,9 +189,9 @@ def from_ms(ms: int) -> datetime:
 
 def format_ts(value: datetime) -> str:
     """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`."""
-    return (
-        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # twice as fast as strftime
 
 
 def utc_now_ms() -> datetime:
