@@ -60,7 +60,21 @@ def _public_fields(event: Event) -> dict[str, Any]:
 
 
 def event_document(event: Event) -> EventDocument:
-    return EventDocument(**_public_fields(event))
+    # Built field by field (no intermediate dict): this runs for every event ingested.
+    return EventDocument(
+        id=event.id,
+        tenant=event.tenant,
+        occurred_at=format_ts(event.occurred_at),
+        received_at=format_ts(event.received_at),
+        action=event.action,
+        type=event.type,
+        actor=event.actor,
+        target=event.target,
+        source=event.source,
+        context=event.context,
+        metadata=event.metadata,
+        log_index=event.log_index,
+    )
 
 
 def to_view(event: Event) -> EventView:

@@ -62,14 +62,17 @@ def canonical_event(event: Event) -> bytes:
     """RFC 8785 bytes of the event's public form.
 
     msgspec's sorted encoding is byte-identical to JCS for everything trailkeeper stores except
-    floats (number formatting) and keys with characters from U+E000 up (UTF-16 sort order);
-    only metadata can hold those, so only such events take the slower pure-Python JCS path.
-    The equivalence is property-tested against the `rfc8785` reference implementation.
+    floats (number formatting, and only metadata can hold them) and keys from U+E000 up (UTF-16
+    sort order). Events with either, or with such characters anywhere, take the pure-Python JCS
+    path. The equivalence is property-tested against the `rfc8785` reference implementation.
     """
     document = event_document(event)
-    metadata = _sorted_json.encode(event.metadata)
-    if _HIGH_CHARS.search(metadata) is None and not contains_float(metadata):
-        return _sorted_json.encode(document)
+    encoded = _sorted_json.encode(document)
+    ascii_only = encoded.isascii()  # the common case, checked in C before any regex
+    if (ascii_only or _HIGH_CHARS.search(encoded) is None) and not contains_float(
+        _sorted_json.encode(event.metadata)
+    ):
+        return encoded
     return canonical_json(msgspec.to_builtins(document))
 
 

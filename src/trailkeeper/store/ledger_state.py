@@ -16,6 +16,7 @@ import msgspec
 from trailkeeper.errors import TrailkeeperError
 from trailkeeper.ledger import Frontier, Node, event_leaf, frontier_nodes
 from trailkeeper.model import Event
+from trailkeeper.verifier import root_hash
 
 
 class Runner(Protocol):
@@ -43,20 +44,30 @@ class LedgerCorrupt(TrailkeeperError):
     code = "ledger_corrupt"
 
 
+# Nodes below this level are not stored: each is recomputed from at most 2**(level) leaves
+# when needed. That keeps proofs at O(log n) reads (plus at most 15 leaves per low sibling)
+# while writing one node row per 8 events instead of one per event.
+MIN_STORED_LEVEL = 4
+
+
 def fetch_nodes(db: Runner, tenant: str, wanted: set[Node]) -> dict[Node, bytes]:
     """The requested perfect-subtree hashes, in at most two queries."""
+    low = {node for node in wanted if 0 < node[0] < MIN_STORED_LEVEL}
+    leaves_needed = {index for level, index in wanted if level == 0}
+    for level, index in low:
+        leaves_needed.update(range(index << level, (index + 1) << level))
     found: dict[Node, bytes] = {}
     ph = db.ph
-    leaves = sorted(index for level, index in wanted if level == 0)
-    if leaves:
-        marks = ", ".join([ph] * len(leaves))
+    if leaves_needed:
+        ordered = sorted(leaves_needed)
+        marks = ", ".join([ph] * len(ordered))
         for index, value in db.rows(
             f"SELECT log_index, leaf_hash FROM events WHERE tenant = {ph} "
             f"AND log_index IN ({marks})",
-            (tenant, *leaves),
+            (tenant, *ordered),
         ):
             found[(0, int(index))] = bytes(value)
-    upper = sorted(node for node in wanted if node[0] > 0)
+    upper = sorted(node for node in wanted if node[0] >= MIN_STORED_LEVEL)
     if upper:
         terms = " OR ".join([f"(level = {ph} AND idx = {ph})"] * len(upper))
         params: list[Any] = [tenant]
@@ -67,10 +78,14 @@ def fetch_nodes(db: Runner, tenant: str, wanted: set[Node]) -> dict[Node, bytes]
             params,
         ):
             found[(int(level), int(index))] = bytes(value)
+    for level, index in sorted(low):
+        start, end = index << level, (index + 1) << level
+        if all((0, i) in found for i in range(start, end)):
+            found[(level, index)] = root_hash([found[(0, i)] for i in range(start, end)])
     missing = wanted - found.keys()
     if missing:
         raise LedgerCorrupt(f"ledger of tenant {tenant!r} is missing nodes {sorted(missing)[:3]}")
-    return found
+    return {node: found[node] for node in wanted}
 
 
 def head(db: Runner, tenant: str) -> tuple[int, bytes] | None:
@@ -86,14 +101,13 @@ def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
     logged: list[Event] = []
     nodes: list[tuple[str, int, int, bytes]] = []
     for event in events:
-        event = msgspec.structs.replace(event, log_index=frontier.size)
-        leaf = event_leaf(event)
-        nodes += [
-            (tenant, level, index, value)
-            for level, index, value in frontier.append(leaf)
-            if level > 0
-        ]
-        logged.append(msgspec.structs.replace(event, leaf_hash=leaf))
+        # The leaf covers the public form, which includes log_index but not leaf_hash.
+        positioned = msgspec.structs.replace(event, log_index=frontier.size)
+        leaf = event_leaf(positioned)
+        for level, index, value in frontier.append(leaf):
+            if level >= MIN_STORED_LEVEL:
+                nodes.append((tenant, level, index, value))
+        logged.append(msgspec.structs.replace(positioned, leaf_hash=leaf))
     ph = db.ph
     if nodes:
         db.insert_rows("ledger_nodes", ("tenant", "level", "idx", "hash"), nodes)
