@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings
 from litestar.testing import TestClient
 
 from trailkeeper import auth
@@ -29,6 +30,12 @@ PG_ADMIN_URL = os.environ.get(
     "TRAILKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# In CI every property test runs a fixed, reproducible set of examples (a failure there can be
+# replayed exactly); locally they explore new random examples on every run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile("ci" if IN_CI else "dev")
 ENGINES = ["sqlite", "postgres"]
 
 
