@@ -51,11 +51,6 @@ class Conflict(TrailkeeperError):
     code = "conflict"
 
 
-class PayloadTooLarge(TrailkeeperError):
-    status = 413
-    code = "payload_too_large"
-
-
 class Unavailable(TrailkeeperError):
     """The database cannot be reached or is overloaded; the client may retry."""
 
