@@ -42,6 +42,16 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     return load_settings(database_url=ctx.obj.get("database_url"), **overrides)
 
 
+@contextlib.contextmanager
+def _service(ctx: click.Context) -> Iterator[AuditService]:
+    """The service for one command, closed afterwards."""
+    service = _open(_settings(ctx))
+    try:
+        yield service
+    finally:
+        service.close()
+
+
 def _open(settings: Settings) -> AuditService:
     store = open_store(
         settings.database_url,
@@ -174,8 +184,7 @@ def import_events(
     Each line is one event as accepted by POST /v1/events; trailkeeper's own export is accepted
     too. Batches are stored all-or-nothing; events with ids can be imported again safely.
     """
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         service.require_tenant(tenant)
         total = None if quiet else _file_size(source)
         created = existing = 0
@@ -185,8 +194,6 @@ def import_events(
                 new = sum(is_new for _, is_new in results)
                 created, existing = created + new, existing + len(results) - new
         click.echo(f"imported {created} new events, {existing} already present", err=True)
-    finally:
-        service.close()
 
 
 @contextlib.contextmanager
@@ -298,14 +305,11 @@ def export_events(
         since=_as_utc(since),
         until=_as_utc(until),
     )
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         service.require_tenant(tenant)
         for chunk in export_chunks(service.export(tenant, selection), fmt):
             output.write(chunk)
         output.flush()
-    finally:
-        service.close()
 
 
 # ---- keys and tenants -----------------------------------------------------------------------
@@ -330,11 +334,8 @@ def keys() -> None:
 @_fail_cleanly
 def keys_create(ctx: click.Context, tenant: str, name: str, scopes: tuple[str, ...]) -> None:
     """Create a key and print its secret (once: only a hash is stored)."""
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         key, token = service.create_key(tenant, name, scopes or auth.ALL_SCOPES)
-    finally:
-        service.close()
     click.echo(token)
     click.echo(f"key {key.id} for tenant {tenant!r}, scopes: {' '.join(key.scopes)}", err=True)
 
@@ -345,11 +346,8 @@ def keys_create(ctx: click.Context, tenant: str, name: str, scopes: tuple[str, .
 @_fail_cleanly
 def keys_list(ctx: click.Context, tenant: str | None) -> None:
     """List keys (never their secrets)."""
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         rows = service.list_keys(tenant)
-    finally:
-        service.close()
     click.echo(f"{'KEY ID':<17} {'TENANT':<16} {'NAME':<20} {'CREATED':<25} {'STATUS':<8} SCOPES")
     for key in rows:
         status = "revoked" if key.revoked_at else "active"
@@ -365,11 +363,8 @@ def keys_list(ctx: click.Context, tenant: str | None) -> None:
 @_fail_cleanly
 def keys_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key; requests with it get 401 immediately."""
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         service.revoke_key(key_id)
-    finally:
-        service.close()
     click.echo(f"revoked {key_id}", err=True)
 
 
@@ -392,11 +387,8 @@ def key_pairs() -> None:
 @_fail_cleanly
 def key_pairs_add(ctx: click.Context, tenant: str, name: str, public_key: IO[str]) -> None:
     """Register the public key of a key pair you made yourself."""
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         pair = service.add_key_pair(tenant, name, public_key.read())
-    finally:
-        service.close()
     click.echo(pair.id)
 
 
@@ -407,11 +399,8 @@ def key_pairs_add(ctx: click.Context, tenant: str, name: str, public_key: IO[str
 @_fail_cleanly
 def key_pairs_generate(ctx: click.Context, tenant: str, name: str) -> None:
     """Make a key pair; prints the private key PEM once (only the public key is kept)."""
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         pair, private_pem = service.generate_key_pair(tenant, name)
-    finally:
-        service.close()
     click.echo(private_pem, nl=False)
     click.echo(f"key pair {pair.id} for tenant {tenant!r}", err=True)
 
@@ -422,11 +411,8 @@ def key_pairs_generate(ctx: click.Context, tenant: str, name: str) -> None:
 @_fail_cleanly
 def key_pairs_list(ctx: click.Context, tenant: str | None) -> None:
     """List key pairs (ids are the JWT `kid` values)."""
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         pairs = service.list_key_pairs(tenant)
-    finally:
-        service.close()
     for pair in pairs:
         status = "revoked" if pair.revoked_at else "active"
         click.echo(f"{pair.id}\t{pair.tenant}\t{pair.name}\t{format_ts(pair.created_at)}\t{status}")
@@ -438,11 +424,8 @@ def key_pairs_list(ctx: click.Context, tenant: str | None) -> None:
 @_fail_cleanly
 def key_pairs_revoke(ctx: click.Context, key_pair_id: str) -> None:
     """Revoke a key pair; its tokens get 401 immediately."""
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         service.revoke_key_pair(key_pair_id)
-    finally:
-        service.close()
     click.echo(f"revoked {key_pair_id}", err=True)
 
 
@@ -458,11 +441,8 @@ def tenants() -> None:
 @_fail_cleanly
 def tenants_create(ctx: click.Context, tenant_id: str, name: str | None) -> None:
     """Create a tenant."""
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         service.create_tenant(tenant_id, name)
-    finally:
-        service.close()
     click.echo(f"created tenant {tenant_id}", err=True)
 
 
@@ -471,12 +451,9 @@ def tenants_create(ctx: click.Context, tenant_id: str, name: str | None) -> None
 @_fail_cleanly
 def tenants_list(ctx: click.Context) -> None:
     """List tenants."""
-    service = _open(_settings(ctx))
-    try:
+    with _service(ctx) as service:
         for tenant in service.list_tenants():
             click.echo(f"{tenant.id}\t{tenant.name}\t{format_ts(tenant.created_at)}")
-    finally:
-        service.close()
 
 
 # ---- verify ---------------------------------------------------------------------------------

@@ -62,3 +62,27 @@ def start_serve(
         proc.kill()
         raise
     return proc, url
+
+
+def serve_with_banner(cwd: Path, *args: str) -> tuple[subprocess.Popen[str], str, str]:
+    """Start `serve` reading its stderr: returns (process, base URL, the start-up banner).
+
+    The banner is everything printed until the server reports it is ready, so a test can find
+    the first-start API key and the example commands in it.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trailkeeper", "serve", "--port", str(port), *args],
+        cwd=cwd,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    banner = ""
+    for line in proc.stderr:
+        banner += line
+        if "Application startup complete" in line:
+            break
+    return proc, f"http://127.0.0.1:{port}", banner

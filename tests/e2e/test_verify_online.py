@@ -11,29 +11,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.server import clean_env, free_port
+from tests.e2e.server import clean_env, serve_with_banner
 from tests.factories import event_payload
 
 
 def test_verify_online_with_held_checkpoint(tmp_path: Path) -> None:
-    port = free_port()
     env = clean_env()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "trailkeeper", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base, text = serve_with_banner(tmp_path)
     try:
-        assert server.stderr is not None
-        text = ""
-        for line in server.stderr:
-            text += line
-            if "Application startup complete" in line:
-                break
         token = re.search(r"tk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", text)
         assert token, text
         headers = {"Authorization": f"Bearer {token.group(0)}"}
