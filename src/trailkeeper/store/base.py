@@ -131,6 +131,45 @@ class SqlReads:
             )
         return [self._key(r) for r in rows]
 
+    # ---- settings and API keys (writes shared by both engines) --------------------------
+
+    def get_or_create_setting(self, name: str, default: str) -> str:
+        ph = self.ph
+        with self._writer() as db:
+            db.rows(
+                f"INSERT INTO settings (name, value) VALUES ({ph}, {ph}) "
+                "ON CONFLICT DO NOTHING RETURNING name",
+                (name, default),
+            )
+            rows = db.rows(f"SELECT value FROM settings WHERE name = {ph}", (name,))
+        return str(rows[0][0])
+
+    def create_key(self, key: ApiKey) -> None:
+        ph = self.ph
+        with self._writer() as db:
+            db.rows(
+                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at) "
+                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}) RETURNING id",
+                (
+                    key.id,
+                    key.tenant,
+                    key.name,
+                    " ".join(key.scopes),
+                    key.secret_hash,
+                    self.to_db(key.created_at),
+                ),
+            )
+
+    def revoke_key(self, key_id: str, at: datetime) -> bool:
+        ph = self.ph
+        with self._writer() as db:
+            rows = db.rows(
+                f"UPDATE api_keys SET revoked_at = {ph} WHERE id = {ph} AND revoked_at IS NULL "
+                "RETURNING id",
+                (self.to_db(at), key_id),
+            )
+        return bool(rows)
+
     # ---- key pairs (public keys for signed JWTs) -----------------------------------------
 
     def create_key_pair(self, pair: KeyPair) -> None:

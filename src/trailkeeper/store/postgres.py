@@ -20,7 +20,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from trailkeeper.errors import Conflict, InvalidInput, Unavailable
 from trailkeeper.model import (
-    ApiKey,
     Event,
     NewEvent,
     Tenant,
@@ -101,16 +100,6 @@ class PostgresStore(SqlReads):
 
     # ---- settings, tenants, keys ---------------------------------------------------------
 
-    def get_or_create_setting(self, name: str, default: str) -> str:
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT INTO settings (name, value) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (name, default),
-            )
-            row = conn.execute("SELECT value FROM settings WHERE name = %s", (name,)).fetchone()
-        assert row is not None
-        return str(row[0])
-
     def create_tenant(self, tenant: Tenant) -> None:
         try:
             with self._conn() as conn:
@@ -120,29 +109,6 @@ class PostgresStore(SqlReads):
                 )
         except psycopg.errors.UniqueViolation:
             raise Conflict(f"tenant {tenant.id!r} already exists") from None
-
-    def create_key(self, key: ApiKey) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    key.id,
-                    key.tenant,
-                    key.name,
-                    " ".join(key.scopes),
-                    key.secret_hash,
-                    key.created_at,
-                ),
-            )
-
-    def revoke_key(self, key_id: str, at: datetime) -> bool:
-        with self._conn() as conn:
-            cur = conn.execute(
-                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
-                (at, key_id),
-            )
-            return cur.rowcount == 1
 
     # ---- events --------------------------------------------------------------------------
 

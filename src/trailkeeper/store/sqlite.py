@@ -13,7 +13,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ import msgspec
 
 from trailkeeper.errors import Conflict, Unavailable
 from trailkeeper.model import (
-    ApiKey,
     Event,
     NewEvent,
     Tenant,
@@ -164,14 +162,6 @@ class SQLiteStore(SqlReads):
 
     # ---- settings, tenants, keys ---------------------------------------------------------
 
-    def get_or_create_setting(self, name: str, default: str) -> str:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)", (name, default)
-            )
-            row = conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
-        return str(row[0])
-
     def create_tenant(self, tenant: Tenant) -> None:
         with self._write() as conn:
             try:
@@ -181,29 +171,6 @@ class SQLiteStore(SqlReads):
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"tenant {tenant.id!r} already exists") from None
-
-    def create_key(self, key: ApiKey) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    key.id,
-                    key.tenant,
-                    key.name,
-                    " ".join(key.scopes),
-                    key.secret_hash,
-                    to_ms(key.created_at),
-                ),
-            )
-
-    def revoke_key(self, key_id: str, at: datetime) -> bool:
-        with self._write() as conn:
-            cur = conn.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (to_ms(at), key_id),
-            )
-            return cur.rowcount == 1
 
     # ---- events --------------------------------------------------------------------------
 
