@@ -9,6 +9,7 @@ import pytest
 from litestar.testing import TestClient
 
 from tests.api.helpers import assert_error
+from tests.helpers import secret_of
 from trailkeeper import auth
 from trailkeeper.service import AuditService
 
@@ -142,7 +143,7 @@ def test_keys_are_stored_only_as_hashes(service: AuditService) -> None:
     key, token = service.create_key("acme", "hash-check")
     stored = service.store.get_key(key.id)
     assert stored is not None
-    secret = token.rsplit("_", 1)[1]
+    secret = secret_of(token)
     assert secret.encode() not in stored.secret_hash
     assert token.encode() != stored.secret_hash
     assert len(stored.secret_hash) == 32
