@@ -423,7 +423,10 @@ def key_pairs_list(ctx: click.Context, tenant: str | None) -> None:
 @click.pass_context
 @_fail_cleanly
 def key_pairs_revoke(ctx: click.Context, key_pair_id: str) -> None:
-    """Revoke a key pair; its tokens get 401 immediately."""
+    """Revoke a key pair; its tokens get 401 immediately.
+
+    Ids may start with '-' (they are base64url thumbprints): write `revoke -- ID` for those.
+    """
     with _service(ctx) as service:
         service.revoke_key_pair(key_pair_id)
     click.echo(f"revoked {key_pair_id}", err=True)
