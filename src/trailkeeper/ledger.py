@@ -69,9 +69,8 @@ def canonical_event(event: Event) -> bytes:
     document = event_document(event)
     encoded = _sorted_json.encode(document)
     ascii_only = encoded.isascii()  # the common case, checked in C before any regex
-    if (ascii_only or _HIGH_CHARS.search(encoded) is None) and not contains_float(
-        _sorted_json.encode(event.metadata)
-    ):
+    # Only metadata can hold a float, so probing the whole document is the same test.
+    if (ascii_only or _HIGH_CHARS.search(encoded) is None) and not contains_float(encoded):
         return encoded
     return canonical_json(msgspec.to_builtins(document))
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 from litestar.testing import TestClient
 
 from tests.tcp_proxy import TcpProxy
 from trailkeeper.api.app import create_app
 from trailkeeper.config import load_settings
+from trailkeeper.model import Actor, EventFilter, EventIn
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
 
@@ -63,3 +66,46 @@ def test_postgres_outage_is_503_then_recovers(pg_url: str) -> None:
     finally:
         proxy.cut()
         service.close()
+
+
+def test_reads_survive_a_postgres_restart_without_a_single_error(pg_url: str) -> None:
+    """Server-side disconnects (a restart, a failover) leave dead connections in the pool; the
+    first read after one must still succeed, and a write fails at most once."""
+    name = "tk_restart_test"
+    store = open_store(f"{pg_url}?application_name={name}", pg_pool_size=4)
+    service = AuditService(store)
+    try:
+        if store.get_tenant("restart") is None:
+            service.create_tenant("restart")
+        service.ingest("restart", [EventIn(action="created", actor=Actor(id="u1"))])
+        _fill_pool(service)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (name,),
+            ).fetchone()
+        assert killed is not None
+        assert killed[0] >= 2, "the pool held several connections"
+
+        for _ in range(6):  # more reads than the pool has connections
+            page, _, _ = service.list_events("restart", EventFilter(), 10, None, "native")
+            assert len(page.events) == 1
+        service.ingest("restart", [EventIn(action="updated", actor=Actor(id="u1"))])
+    finally:
+        service.close()
+
+
+def _fill_pool(service: AuditService) -> None:
+    """Make the pool open several connections by holding reads open concurrently."""
+    barrier = threading.Barrier(4)
+
+    def read() -> None:
+        barrier.wait()
+        service.list_events("restart", EventFilter(), 10, None, "native")
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -59,8 +59,10 @@ class PostgresStore(SqlReads):
             max_size=pool_size,
             timeout=timeout,
             open=False,
-            check=ConnectionPool.check_connection,
-            kwargs={"connect_timeout": max(1, int(timeout))},
+            # Autocommit: a read is one round trip (no BEGIN/COMMIT around it); writes open
+            # their transactions explicitly. No check on every checkout either (another round
+            # trip): a dropped connection is found by its first failure instead, see _conn.
+            kwargs={"connect_timeout": max(1, int(timeout)), "autocommit": True},
             name="trailkeeper",
         )
         with self._translate():
@@ -80,8 +82,16 @@ class PostgresStore(SqlReads):
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._translate(), self._pool.connection() as conn:
-            yield conn
+        with self._translate():
+            try:
+                with self._pool.connection() as conn:
+                    yield conn
+            except psycopg.OperationalError:
+                # The server dropped connections (restart, failover): the pool discards this
+                # one on return; check the idle ones now so that one failure is not followed
+                # by one more per pooled connection.
+                self._pool.check()
+                raise
 
     def close(self) -> None:
         self._pool.close()
@@ -90,6 +100,17 @@ class PostgresStore(SqlReads):
         self._fetch("SELECT 1", ())
 
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        try:
+            return self._fetch_once(query, params)
+        except Unavailable as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, psycopg.OperationalError) or isinstance(
+                cause, psycopg.errors.QueryCanceled
+            ):
+                raise  # no connection to be had, or the query timed out: do not wait twice
+            return self._fetch_once(query, params)  # a read is safe to try once more
+
+    def _fetch_once(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
 

@@ -1,0 +1,43 @@
+"""The time helpers every layer relies on: one UTC, millisecond representation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trailkeeper.model import format_ms, format_ts, from_ms, to_ms
+
+_EARLIEST = to_ms(datetime(1, 1, 1, tzinfo=UTC))
+_LATEST = to_ms(datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC))
+
+
+def _reference(value: datetime) -> str:
+    """The obvious (slow) formatting that format_ms must reproduce exactly."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@given(st.integers(min_value=_EARLIEST, max_value=_LATEST))
+def test_format_ms_matches_isoformat_over_the_whole_range(ms: int) -> None:
+    assert format_ms(ms) == _reference(from_ms(ms))
+    assert to_ms(from_ms(ms)) == ms
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    ),
+    st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_format_ts_is_utc_and_truncates_to_milliseconds(value: datetime, offset: int) -> None:
+    shifted = value.astimezone(timezone(timedelta(minutes=offset)))
+    assert format_ts(shifted) == _reference(value)
+
+
+def test_format_ms_edges() -> None:
+    assert format_ms(0) == "1970-01-01T00:00:00.000Z"
+    assert format_ms(-1) == "1969-12-31T23:59:59.999Z"
+    assert format_ms(_EARLIEST) == "0001-01-01T00:00:00.000Z"
+    assert format_ms(_LATEST) == "9999-12-31T23:59:59.999Z"
+    assert format_ms(1_657_060_224_662) == "2022-07-05T22:30:24.662Z"
