@@ -240,7 +240,7 @@ def deep_position(engine: str, url: str, filters: EventFilter, depth: float) -> 
             if not rows:
                 break
             seen += len(rows)
-            position = Position(occurred_ms=to_ms(rows[-1].occurred_at), seq=rows[-1].seq)
+            position = rows[-1][0]
         assert position is not None, "no events match the filter"
         return position
     finally:

@@ -7,7 +7,7 @@ The native API, `trailkeeper export` and `/v1/export` all write events this way,
 
 from __future__ import annotations
 
-import base64
+import binascii
 import csv
 import io
 from collections.abc import Iterable, Iterator
@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from trailkeeper.model import Actor, Context, Event, EventIn, Target, format_ts
+from trailkeeper.model import Actor, Context, Event, EventIn, Position, Target, format_ts
 
 
 class EventDocument(msgspec.Struct, frozen=True):
@@ -42,44 +42,52 @@ class EventView(EventDocument, frozen=True):
     leaf_hash: str | None
 
 
-def _public_fields(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "tenant": event.tenant,
-        "occurred_at": format_ts(event.occurred_at),
-        "received_at": format_ts(event.received_at),
-        "action": event.action,
-        "type": event.type,
-        "actor": event.actor,
-        "target": event.target,
-        "source": event.source,
-        "context": event.context,
-        "metadata": event.metadata,
-        "log_index": event.log_index,
-    }
-
-
 def event_document(event: Event) -> EventDocument:
-    # Built field by field (no intermediate dict): this runs for every event ingested.
+    # Positional (field order): this runs for every event ingested.
     return EventDocument(
-        id=event.id,
-        tenant=event.tenant,
-        occurred_at=format_ts(event.occurred_at),
-        received_at=format_ts(event.received_at),
-        action=event.action,
-        type=event.type,
-        actor=event.actor,
-        target=event.target,
-        source=event.source,
-        context=event.context,
-        metadata=event.metadata,
-        log_index=event.log_index,
+        event.id,
+        event.tenant,
+        format_ts(event.occurred_at),
+        format_ts(event.received_at),
+        event.action,
+        event.type,
+        event.actor,
+        event.target,
+        event.source,
+        event.context,
+        event.metadata,
+        event.log_index,
     )
 
 
 def to_view(event: Event) -> EventView:
-    leaf = None if event.leaf_hash is None else base64.b64encode(event.leaf_hash).decode()
-    return EventView(**_public_fields(event), leaf_hash=leaf)
+    return EventView(
+        event.id,
+        event.tenant,
+        format_ts(event.occurred_at),
+        format_ts(event.received_at),
+        event.action,
+        event.type,
+        event.actor,
+        event.target,
+        event.source,
+        event.context,
+        event.metadata,
+        event.log_index,
+        None if event.leaf_hash is None else encode_leaf(event.leaf_hash),
+    )
+
+
+def encode_leaf(leaf: bytes) -> str:
+    return binascii.b2a_base64(leaf, newline=False).decode("ascii")
+
+
+class Page(msgspec.Struct, frozen=True):
+    """One page, newest first, with where the neighbouring pages start (None: no such page)."""
+
+    events: list[EventView]
+    next: Position | None
+    previous: Position | None
 
 
 # ---- export -----------------------------------------------------------------------------
@@ -112,7 +120,7 @@ CSV_COLUMNS = (
 _json = msgspec.json.Encoder()
 
 
-def export_chunks(events: Iterable[Event], fmt: str, batch: int = 500) -> Iterator[bytes]:
+def export_chunks(events: Iterable[EventView], fmt: str, batch: int = 500) -> Iterator[bytes]:
     """Encode events as JSONL or CSV, yielding a few hundred events per chunk."""
     if fmt == "jsonl":
         yield from _jsonl_chunks(events, batch)
@@ -122,10 +130,10 @@ def export_chunks(events: Iterable[Event], fmt: str, batch: int = 500) -> Iterat
         raise ValueError(f"unknown export format {fmt!r}")
 
 
-def _jsonl_chunks(events: Iterable[Event], batch: int) -> Iterator[bytes]:
+def _jsonl_chunks(events: Iterable[EventView], batch: int) -> Iterator[bytes]:
     buffer = bytearray()
     for n, event in enumerate(events, 1):
-        buffer += _json.encode(to_view(event))
+        _json.encode_into(event, buffer, -1)
         buffer += b"\n"
         if n % batch == 0:
             yield bytes(buffer)
@@ -134,7 +142,7 @@ def _jsonl_chunks(events: Iterable[Event], batch: int) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
-def _csv_chunks(events: Iterable[Event], batch: int) -> Iterator[bytes]:
+def _csv_chunks(events: Iterable[EventView], batch: int) -> Iterator[bytes]:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -147,13 +155,13 @@ def _csv_chunks(events: Iterable[Event], batch: int) -> Iterator[bytes]:
     yield text.getvalue().encode("utf-8")
 
 
-def _csv_row(e: Event) -> tuple[Any, ...]:
-    target, context = e.target or Target(), e.context or Context()
+def _csv_row(e: EventView) -> tuple[Any, ...]:
+    target, context = e.target or _NO_TARGET, e.context or _NO_CONTEXT
     return (
         e.id,
         e.tenant,
-        format_ts(e.occurred_at),
-        format_ts(e.received_at),
+        e.occurred_at,
+        e.received_at,
         e.action,
         e.type,
         e.actor.id,
@@ -171,8 +179,12 @@ def _csv_row(e: Event) -> tuple[Any, ...]:
         context.user_agent,
         _json.encode(e.metadata).decode("utf-8"),
         e.log_index,
-        None if e.leaf_hash is None else base64.b64encode(e.leaf_hash).decode(),
+        e.leaf_hash,
     )
+
+
+_NO_TARGET = Target()
+_NO_CONTEXT = Context()
 
 
 # ---- import -----------------------------------------------------------------------------

@@ -146,14 +146,6 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
     seq: int
 
 
-class Page(msgspec.Struct, frozen=True):
-    """One page, newest first, with where the neighbouring pages start (None: no such page)."""
-
-    events: list[Event]
-    next: Position | None
-    previous: Position | None
-
-
 class Tenant(msgspec.Struct, frozen=True):
     id: str
     name: str

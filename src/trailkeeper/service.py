@@ -23,6 +23,7 @@ import uuid_utils
 from trailkeeper import auth
 from trailkeeper.cursor import CursorCodec, cursor_scope
 from trailkeeper.errors import InvalidInput, NotFound, Unauthenticated
+from trailkeeper.formats import EventView, Page
 from trailkeeper.ledger import (
     Signer,
     consistency_ranges,
@@ -45,10 +46,8 @@ from trailkeeper.model import (
     EventIn,
     KeyPair,
     NewEvent,
-    Page,
     Position,
     Tenant,
-    to_ms,
     utc_now_ms,
 )
 from trailkeeper.store import Store
@@ -247,14 +246,14 @@ class AuditService:
             rows.reverse()
             # Coming back from an older page: there is always a next page (where we came from).
             return Page(
-                events=rows,
-                next=_position(rows[-1]) if rows else position,
-                previous=_position(rows[0]) if more and rows else None,
+                events=[view for _, view in rows],
+                next=rows[-1][0] if rows else position,
+                previous=rows[0][0] if more and rows else None,
             )
         return Page(
-            events=rows,
-            next=_position(rows[-1]) if more else None,
-            previous=_position(rows[0]) if position is not None and rows else None,
+            events=[view for _, view in rows],
+            next=rows[-1][0] if more else None,
+            previous=rows[0][0] if position is not None and rows else None,
         )
 
     # ---- tamper evidence ----------------------------------------------------------------
@@ -323,14 +322,10 @@ class AuditService:
         nodes = self.store.ledger_nodes(tenant, nodes_for(ranges))
         return older, newer, hash_ranges(ranges, nodes)
 
-    def export(self, tenant: str, filters: EventFilter) -> Iterator[Event]:
+    def export(self, tenant: str, filters: EventFilter) -> Iterator[EventView]:
         """Every matching event, oldest first, streamed in constant memory."""
         check_filters(filters)
         return self.store.iter_events(tenant, filters)
-
-
-def _position(event: Event) -> Position:
-    return Position(occurred_ms=to_ms(event.occurred_at), seq=event.seq)
 
 
 def check_filters(filters: EventFilter) -> None:

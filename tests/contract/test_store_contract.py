@@ -15,8 +15,7 @@ from trailkeeper.model import (
     Direction,
     EventFilter,
     EventIn,
-    Position,
-    to_ms,
+    format_ms,
 )
 from trailkeeper.service import AuditService, normalize_event
 from trailkeeper.store import Store
@@ -194,8 +193,9 @@ def test_keyset_pages_in_both_directions_without_gap_or_duplicate(
 ) -> None:
     seed(service, "acme", 57)
     everything = store.list_events("acme", EventFilter(), None, Direction.OLDER, 1000)
-    keys = [(to_ms(e.occurred_at), e.seq) for e in everything]
+    keys = [(position.occurred_ms, position.seq) for position, _ in everything]
     assert keys == sorted(keys, reverse=True), "newest first, ties broken by seq"
+    assert [format_ms(ms) for ms, _ in keys] == [view.occurred_at for _, view in everything]
 
     pages, position = [], None
     while True:
@@ -203,20 +203,20 @@ def test_keyset_pages_in_both_directions_without_gap_or_duplicate(
         if not rows:
             break
         pages.append(rows)
-        position = Position(occurred_ms=to_ms(rows[-1].occurred_at), seq=rows[-1].seq)
-    assert [e.id for page in pages for e in page] == [e.id for e in everything]
+        position = rows[-1][0]
+    assert [v.id for page in pages for _, v in page] == [v.id for _, v in everything]
 
     # Walk back from the oldest event towards the newest.
     back = store.list_events("acme", EventFilter(), position, Direction.NEWER, 1000)
-    assert [e.id for e in reversed(back)] == [e.id for e in everything[:-1]]
+    assert [v.id for _, v in reversed(back)] == [v.id for _, v in everything[:-1]]
 
 
 def test_iter_events_is_oldest_first_across_chunks(store: Store, service: AuditService) -> None:
     seed(service, "acme", 25)
     events = list(store.iter_events("acme", EventFilter(), chunk=4))
+    newest_first = store.list_events("acme", EventFilter(), None, Direction.OLDER, 1000)
     assert len(events) == 25
-    keys = [(to_ms(e.occurred_at), e.seq) for e in events]
-    assert keys == sorted(keys)
+    assert events == [view for _, view in reversed(newest_first)]
 
 
 def test_concurrent_writers_lose_nothing(store: Store, service: AuditService) -> None:
@@ -239,10 +239,10 @@ def test_concurrent_writers_lose_nothing(store: Store, service: AuditService) ->
     for thread in threads:
         thread.join()
     assert errors == []
-    events = list(store.iter_events("acme", EventFilter()))
-    assert len(events) == 200
-    assert len({e.id for e in events}) == 200
-    assert len({e.seq for e in events}) == 200
+    rows = store.list_events("acme", EventFilter(), None, Direction.OLDER, 1000)
+    assert len(rows) == 200
+    assert len({view.id for _, view in rows}) == 200
+    assert len({position.seq for position, _ in rows}) == 200
 
 
 def test_normalize_keeps_ms_and_utc() -> None:

@@ -16,7 +16,8 @@ from litestar.params import FromPath, QueryParameter
 from trailkeeper import auth
 from trailkeeper.api.errors import error_responses, handler
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
-from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventFilter, format_ts
+from trailkeeper.formats import EventView, to_view
+from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventFilter
 
 DIALECT = "courier"
 _NO_FILTERS = EventFilter()
@@ -60,7 +61,7 @@ class CourierError(msgspec.Struct, frozen=True):
     type: str
 
 
-def to_courier(event: Event) -> CourierAuditEvent:
+def to_courier(event: EventView) -> CourierAuditEvent:
     target = event.target
     return CourierAuditEvent(
         audit_event_id=event.id,
@@ -69,7 +70,7 @@ def to_courier(event: Event) -> CourierAuditEvent:
             id=target.id if target else None, email=target.email if target else None
         ),
         source=event.source or "",
-        timestamp=format_ts(event.occurred_at),
+        timestamp=event.occurred_at,
         type=event.type or event.action,
     )
 
@@ -120,7 +121,7 @@ def get_audit_event(
     request: Request[Any, Any, Any], audit_event_id: FromPath[str]
 ) -> CourierAuditEvent:
     who = principal(request, auth.SCOPE_AUDIT_LOGS_READ)
-    return to_courier(service_of(request).get_event(who.tenant, audit_event_id))
+    return to_courier(to_view(service_of(request).get_event(who.tenant, audit_event_id)))
 
 
 courier_router = Router(

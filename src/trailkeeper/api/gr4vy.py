@@ -8,7 +8,6 @@ disagree, both shapes are served at once (docs/compatibility.md).
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -19,7 +18,8 @@ from trailkeeper import auth
 from trailkeeper.api.errors import error_responses, handler
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
 from trailkeeper.errors import InvalidInput, PermissionDenied
-from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventFilter
+from trailkeeper.formats import EventView
+from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventFilter
 
 DIALECT = "gr4vy"
 MERCHANT_HEADER = "x-gr4vy-merchant-account-id"
@@ -87,12 +87,12 @@ class Gr4vyError(msgspec.Struct, frozen=True):
     type: Literal["error"] = "error"
 
 
-def to_gr4vy(event: Event) -> Gr4vyAuditLog:
+def to_gr4vy(event: EventView) -> Gr4vyAuditLog:
     actor, target = event.actor, event.target
     staff = bool(actor.staff)
     return Gr4vyAuditLog(
         id=event.id,
-        timestamp=event.occurred_at.astimezone(UTC).isoformat(timespec="milliseconds"),
+        timestamp=event.occurred_at.removesuffix("Z") + "+00:00",  # as the SDK's examples
         action=event.action,
         merchant_account_id=event.tenant,
         user=Gr4vyUser(

@@ -130,7 +130,7 @@ def list_events(
         who.tenant, filters, limit, cursor, DIALECT
     )
     return EventPageView(
-        items=[to_view(e) for e in page.events],
+        items=page.events,
         limit=limit,
         next_cursor=next_cursor,
         previous_cursor=previous_cursor,

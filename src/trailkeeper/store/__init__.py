@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from trailkeeper.errors import InvalidInput
+from trailkeeper.formats import EventView
 from trailkeeper.model import (
     ApiKey,
     Checkpoint,
@@ -63,10 +64,13 @@ class Store(Protocol):
         position: Position | None,
         direction: Direction,
         limit: int,
-    ) -> list[Event]:
-        """Up to `limit` events strictly past `position`, nearest first."""
+    ) -> list[tuple[Position, EventView]]:
+        """Up to `limit` events strictly past `position`, nearest first, each with its own
+        keyset position (so the caller can continue from any of them)."""
 
-    def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
+    def iter_events(
+        self, tenant: str, filters: EventFilter, chunk: int = 1000
+    ) -> Iterator[EventView]:
         """All matching events, oldest first, fetched in keyset chunks (constant memory)."""
 
     # key pairs for signed JWTs (Gr4vy dialect)

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from trailkeeper.errors import Conflict
+from trailkeeper.formats import EventView
 from trailkeeper.model import (
     ApiKey,
     Checkpoint,
@@ -18,7 +19,6 @@ from trailkeeper.model import (
     KeyPair,
     Position,
     Tenant,
-    to_ms,
 )
 from trailkeeper.store import ledger_state, sql
 
@@ -34,6 +34,7 @@ class SqlReads:
     to_db: Callable[[datetime], Any]  # timestamp -> stored value
     from_db: Callable[[Any], datetime]  # stored value -> timestamp
     position_ts: Callable[[int], Any]  # cursor milliseconds -> stored value
+    ms_from_db: Callable[[Any], int]  # stored value -> milliseconds since the epoch
 
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         raise NotImplementedError
@@ -230,22 +231,25 @@ class SqlReads:
         position: Position | None,
         direction: Direction,
         limit: int,
-    ) -> list[Event]:
+    ) -> list[sql.Listed]:
         query, params = sql.page_query(
             tenant, filters, position, direction, limit, self.ph, self.to_db, self.position_ts
         )
-        return [sql.row_to_event(r, self.from_db) for r in self._fetch(query, params)]
+        ms_from_db = self.ms_from_db
+        return [sql.row_to_listed(r, ms_from_db) for r in self._fetch(query, params)]
 
-    def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
+    def iter_events(
+        self, tenant: str, filters: EventFilter, chunk: int = 1000
+    ) -> Iterator[EventView]:
         """Export support: all matches oldest first in keyset chunks, so memory stays flat."""
         position: Position | None = None
         while True:
             batch = self.list_events(tenant, filters, position, Direction.NEWER, chunk)
-            yield from batch
+            for _, view in batch:
+                yield view
             if len(batch) < chunk:
                 return
-            last = batch[-1]
-            position = Position(occurred_ms=to_ms(last.occurred_at), seq=last.seq)
+            position = batch[-1][0]
 
     def _tenant(self, row: Sequence[Any]) -> Tenant:
         return Tenant(id=row[0], name=row[1], created_at=self.from_db(row[2]))

@@ -24,6 +24,7 @@ from trailkeeper.model import (
     NewEvent,
     Tenant,
     from_ms,
+    to_ms,
 )
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
@@ -43,6 +44,7 @@ class PostgresStore(SqlReads):
     to_db = staticmethod(_same)
     from_db = staticmethod(_same)
     position_ts = staticmethod(from_ms)
+    ms_from_db = staticmethod(to_ms)
 
     def __init__(
         self, url: str, *, pool_size: int = 10, timeout: float = 5.0, ledger: bool = True

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from trailkeeper.formats import EventView, encode_leaf
 from trailkeeper.model import (
     Actor,
     Context,
@@ -22,6 +23,7 @@ from trailkeeper.model import (
     NewEvent,
     Position,
     Target,
+    format_ms,
 )
 
 EVENT_COLUMNS = (
@@ -67,6 +69,8 @@ _encoder = msgspec.json.Encoder()
 
 TsToDb = Callable[[datetime], Any]
 TsFromDb = Callable[[Any], datetime]
+MsFromDb = Callable[[Any], int]
+Listed = tuple[Position, EventView]
 
 
 def event_row(item: NewEvent, seq: int, to_db: TsToDb, e: Event | None = None) -> tuple[Any, ...]:
@@ -160,6 +164,69 @@ def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
         leaf_hash=None if leaf is None else bytes(leaf),
         seq=seq,
     )
+
+
+def row_to_listed(row: Sequence[Any], ms_from_db: MsFromDb) -> Listed:
+    """A row selected with `SELECT_EVENT` straight to its public view and keyset position.
+
+    Pages and exports take this path instead of `row_to_event` + `to_view`: no datetimes,
+    positional structs and table-driven timestamps make it about four times cheaper, and it
+    runs for every event read.
+    """
+    (
+        seq,
+        tenant,
+        event_id,
+        occurred_at,
+        received_at,
+        action,
+        type_,
+        actor_id,
+        actor_name,
+        actor_email,
+        actor_type,
+        actor_staff,
+        actor_status,
+        target_type,
+        target_id,
+        target_name,
+        target_email,
+        source,
+        ip,
+        user_agent,
+        metadata,
+        log_index,
+        leaf,
+    ) = row
+    occurred_ms = ms_from_db(occurred_at)
+    view = EventView(
+        event_id,
+        tenant,
+        format_ms(occurred_ms),
+        format_ms(ms_from_db(received_at)),
+        action,
+        type_,
+        Actor(
+            actor_id,
+            actor_name,
+            actor_email,
+            actor_type,
+            None if actor_staff is None else bool(actor_staff),
+            actor_status,
+        ),
+        None
+        if target_type is None
+        and target_id is None
+        and target_name is None
+        and target_email is None
+        else Target(target_type, target_id, target_name, target_email),
+        source,
+        None if ip is None and user_agent is None else Context(ip, user_agent),
+        _metadata_decoder.decode(metadata),
+        log_index,
+        None if leaf is None else encode_leaf(leaf),
+    )
+    return Position(occurred_ms, seq), view
 
 
 def filter_clause(
