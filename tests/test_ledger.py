@@ -45,6 +45,16 @@ def test_frontier_resumes_from_stored_nodes(first: int, more: int) -> None:
     assert {**stored, **created} == everything, "exactly the perfect nodes are produced"
 
 
+@given(st.integers(min_value=0, max_value=100), st.integers(min_value=0, max_value=6))
+def test_frontier_min_level_returns_only_nodes_from_that_level(n: int, min_level: int) -> None:
+    leaves = leaves_of(n)
+    all_nodes, some_nodes = ledger.Frontier(0, {}), ledger.Frontier(0, {})
+    for leaf in leaves:
+        everything = all_nodes.append(leaf)
+        assert some_nodes.append(leaf, min_level) == [n for n in everything if n[0] >= min_level]
+    assert some_nodes.root() == all_nodes.root() == naive.mth(leaves)
+
+
 @given(st.data(), sizes)
 def test_inclusion_proofs(data: st.DataObject, n: int) -> None:
     leaves = leaves_of(n)

@@ -18,7 +18,7 @@ import msgspec
 from trailkeeper.model import Actor, Context, Event, EventIn, Position, Target, format_ts
 
 
-class EventDocument(msgspec.Struct, frozen=True):
+class EventDocument(msgspec.Struct, frozen=True, gc=False):
     """An event's public form without `leaf_hash`: the object whose RFC 8785 (JCS) encoding is
     its Merkle leaf (see docs/integrity.md). Timestamps: RFC 3339, UTC, milliseconds."""
 
@@ -42,7 +42,8 @@ class EventView(EventDocument, frozen=True):
     leaf_hash: str | None
 
 
-def event_document(event: Event) -> EventDocument:
+def event_document(event: Event, log_index: int | None = None) -> EventDocument:
+    """The event's document; `log_index` overrides the event's own (for one being appended)."""
     # Positional (field order): this runs for every event ingested.
     return EventDocument(
         event.id,
@@ -56,7 +57,7 @@ def event_document(event: Event) -> EventDocument:
         event.source,
         event.context,
         event.metadata,
-        event.log_index,
+        event.log_index if log_index is None else log_index,
     )
 
 

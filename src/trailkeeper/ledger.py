@@ -37,9 +37,10 @@ Node = tuple[int, int]  # (level, index)
 NodeGetter = Callable[[int, int], bytes]
 
 
-def event_leaf(event: Event) -> bytes:
-    """Leaf hash of a stored event: RFC 8785 JSON of its public form (with `log_index`)."""
-    return leaf_hash(canonical_event(event))
+def event_leaf(event: Event, log_index: int | None = None) -> bytes:
+    """Leaf hash of a stored event: RFC 8785 JSON of its public form (with `log_index`, which
+    may be given here for an event about to be appended at that index)."""
+    return leaf_hash(canonical_event(event, log_index))
 
 
 _sorted_json = msgspec.json.Encoder(order="sorted")
@@ -58,7 +59,7 @@ def _found_float(_: str) -> Any:
 _float_probe = msgspec.json.Decoder(float_hook=_found_float)
 
 
-def canonical_event(event: Event) -> bytes:
+def canonical_event(event: Event, log_index: int | None = None) -> bytes:
     """RFC 8785 bytes of the event's public form.
 
     msgspec's sorted encoding is byte-identical to JCS for everything trailkeeper stores except
@@ -66,17 +67,27 @@ def canonical_event(event: Event) -> bytes:
     sort order). Events with either, or with such characters anywhere, take the pure-Python JCS
     path. The equivalence is property-tested against the `rfc8785` reference implementation.
     """
-    document = event_document(event)
+    document = event_document(event, log_index)
     encoded = _sorted_json.encode(document)
     ascii_only = encoded.isascii()  # the common case, checked in C before any regex
-    # Only metadata can hold a float, so probing the whole document is the same test.
-    if (ascii_only or _HIGH_CHARS.search(encoded) is None) and not contains_float(encoded):
+    # Only metadata can hold a float. Probing it alone beats probing the document, whose
+    # user agent ("Mozilla/5.0") nearly always defeats contains_float's quick pre-check.
+    if (ascii_only or _HIGH_CHARS.search(encoded) is None) and not contains_float(
+        _sorted_json.encode(event.metadata)
+    ):
         return encoded
     return canonical_json(msgspec.to_builtins(document))
 
 
+# msgspec writes every float with a '.' or an exponent right after a digit; an integer never
+# has one. Without a match there is no float; a match may be inside a string, so it is checked.
+_FLOATISH = re.compile(rb"[0-9][.eE]")
+
+
 def contains_float(encoded_json: bytes) -> bool:
     """Whether a JSON document has a non-integer number (decoded in C, stops at the first)."""
+    if _FLOATISH.search(encoded_json) is None:
+        return False
     try:
         _float_probe.decode(encoded_json)
     except _FloatFound:
@@ -179,17 +190,20 @@ class Frontier:
             (level, nodes[(level, index)]) for level, index in frontier_nodes(size)
         ]
 
-    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
-        """Add one leaf; returns (level, index, hash) of every node completed by it."""
+    def append(self, leaf: bytes, min_level: int = 0) -> list[tuple[int, int, bytes]]:
+        """Add one leaf; returns (level, index, hash) of every node from `min_level` up that
+        it completes (level 0 is the leaf itself)."""
         index = self.size
-        created = [(0, index, leaf)]
+        created = [(0, index, leaf)] if min_level == 0 else []
         level, value = 0, leaf
-        while self._stack and self._stack[-1][0] == level:
-            _, left = self._stack.pop()
+        stack = self._stack
+        while stack and stack[-1][0] == level:
+            left = stack.pop()[1]
             level, value = level + 1, node_hash(left, value)
-            created.append((level, index >> level, value))
-        self._stack.append((level, value))
-        self.size += 1
+            if level >= min_level:
+                created.append((level, index >> level, value))
+        stack.append((level, value))
+        self.size = index + 1
         return created
 
     def root(self) -> bytes:

@@ -39,7 +39,12 @@ TenantId = Annotated[
 ]
 
 
-class Actor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+# The event structs are created by the hundred per request and can never form reference cycles
+# (JSON cannot express one), so they opt out of garbage-collector tracking (gc=False): less
+# time in the collector per request, as msgspec's performance notes suggest.
+
+
+class Actor(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """Who did it: a user, a service account, an API key."""
 
     id: ShortText
@@ -50,7 +55,7 @@ class Actor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     status: ShortText | None = None
 
 
-class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """What it was done to (Gr4vy calls this the resource)."""
 
     type: ShortText | None = None
@@ -59,14 +64,14 @@ class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     email: Email | None = None
 
 
-class Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """Where the request came from."""
 
     ip: IpText | None = None
     user_agent: UserAgent | None = None
 
 
-class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """An event as a client submits it. Only `action` and `actor` are required."""
 
     action: ShortText
@@ -86,7 +91,7 @@ class EventBatchIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     events: Annotated[list[EventIn], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
 
 
-class Event(msgspec.Struct, frozen=True):
+class Event(msgspec.Struct, frozen=True, gc=False):
     """A stored event.
 
     `log_index` is its gap-free position in the tenant's Merkle log and `leaf_hash` the leaf
@@ -109,7 +114,7 @@ class Event(msgspec.Struct, frozen=True):
     seq: int = 0
 
 
-class NewEvent(msgspec.Struct, frozen=True):
+class NewEvent(msgspec.Struct, frozen=True, gc=False):
     """A validated event ready to store, with the fingerprint used to detect idempotent replays."""
 
     event: Event
@@ -181,12 +186,19 @@ def from_ms(ms: int) -> datetime:
 
 def format_ts(value: datetime) -> str:
     """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`."""
-    return format_ms(to_ms(value))
+    global _last_formatted
+    last = _last_formatted
+    if value is last[0]:  # a batch shares one received_at: formatted once, not per event
+        return last[1]
+    text = format_ms(to_ms(value))
+    _last_formatted = (value, text)
+    return text
 
 
 # format_ms runs twice per event on every read, export and ingest (the leaf covers both
 # timestamps), so it assembles the text from small tables instead of going through datetime:
 # 0.75 us instead of 3.6 us for from_ms + isoformat. Property-tested against isoformat.
+_last_formatted: tuple[datetime, str] = (EPOCH, "1970-01-01T00:00:00.000Z")
 _EPOCH_DATE = EPOCH.date()
 _DAYS: dict[int, str] = {}
 _MAX_CACHED_DAYS = 4096

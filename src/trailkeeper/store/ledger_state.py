@@ -102,12 +102,11 @@ def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
     nodes: list[tuple[str, int, int, bytes]] = []
     for event in events:
         # The leaf covers the public form, which includes log_index but not leaf_hash.
-        positioned = msgspec.structs.replace(event, log_index=frontier.size)
-        leaf = event_leaf(positioned)
-        for level, index, value in frontier.append(leaf):
-            if level >= MIN_STORED_LEVEL:
-                nodes.append((tenant, level, index, value))
-        logged.append(msgspec.structs.replace(positioned, leaf_hash=leaf))
+        log_index = frontier.size
+        leaf = event_leaf(event, log_index)
+        for level, index, value in frontier.append(leaf, MIN_STORED_LEVEL):
+            nodes.append((tenant, level, index, value))
+        logged.append(msgspec.structs.replace(event, log_index=log_index, leaf_hash=leaf))
     ph = db.ph
     if nodes:
         db.insert_rows("ledger_nodes", ("tenant", "level", "idx", "hash"), nodes)
