@@ -102,6 +102,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def clean_pg_url(pg_url: str) -> str:
+    """The session's PostgreSQL database, emptied: for tests about PostgreSQL alone."""
+    _clean_pg(pg_url)
+    return pg_url
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses a store runs once per engine."""
     if "database_url" in metafunc.fixturenames and not any(

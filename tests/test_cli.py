@@ -275,3 +275,30 @@ def test_key_pairs(database_url: str, tmp_path: Path) -> None:
             check_jwt(token, pair)
     finally:
         store.close()
+
+
+def test_import_refreshes_planner_statistics(clean_pg_url: str, tmp_path: Path) -> None:
+    """After a bulk import, PostgreSQL must know the table's size, or it scans whole tenants
+    instead of walking the keyset index (and autovacuum may be off, as on our CI)."""
+    import psycopg
+
+    pg_url = clean_pg_url
+    run(pg_url, "tenants", "create", "acme")
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join(json.dumps(event_payload(n)) for n in range(3000)) + "\n")
+    code, _, err = run(pg_url, "import", str(source), "--tenant", "acme", "--quiet")
+    assert code == 0, err
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL "
+            "FROM pg_stat_user_tables WHERE relname = 'events'"
+        ).fetchone()
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT * FROM events WHERE tenant = 'acme' "
+                "ORDER BY occurred_at DESC, seq DESC LIMIT 101"
+            ).fetchall()
+        )
+    assert row == (True,)
+    assert "Index Scan Backward using events_by_time" in plan, plan

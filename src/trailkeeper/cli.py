@@ -16,7 +16,7 @@ import click
 from trailkeeper import __version__, auth
 from trailkeeper.config import Settings, load_settings
 from trailkeeper.errors import TrailkeeperError
-from trailkeeper.formats import EXPORT_FORMATS, export_chunks, parse_event_line
+from trailkeeper.formats import EXPORT_FORMATS, parse_event_line
 from trailkeeper.model import MAX_BATCH, EventFilter, EventIn, format_ts
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
@@ -193,6 +193,8 @@ def import_events(
                 results = service.ingest(tenant, batch)
                 new = sum(is_new for _, is_new in results)
                 created, existing = created + new, existing + len(results) - new
+        if created:
+            service.after_bulk_load()
         click.echo(f"imported {created} new events, {existing} already present", err=True)
 
 
@@ -307,7 +309,7 @@ def export_events(
     )
     with _service(ctx) as service:
         service.require_tenant(tenant)
-        for chunk in export_chunks(service.export(tenant, selection), fmt):
+        for chunk in service.export(tenant, selection, fmt):
             output.write(chunk)
         output.flush()
 

@@ -121,26 +121,22 @@ CSV_COLUMNS = (
 _json = msgspec.json.Encoder()
 
 
-def export_chunks(events: Iterable[EventView], fmt: str, batch: int = 500) -> Iterator[bytes]:
-    """Encode events as JSONL or CSV, yielding a few hundred events per chunk."""
-    if fmt == "jsonl":
-        yield from _jsonl_chunks(events, batch)
-    elif fmt == "csv":
-        yield from _csv_chunks(events, batch)
-    else:
-        raise ValueError(f"unknown export format {fmt!r}")
-
-
-def _jsonl_chunks(events: Iterable[EventView], batch: int) -> Iterator[bytes]:
+def jsonl_chunks(documents: Iterable[bytes], batch: int = 500) -> Iterator[bytes]:
+    """Events' JSON documents as JSON lines, a few hundred per chunk."""
     buffer = bytearray()
-    for n, event in enumerate(events, 1):
-        _json.encode_into(event, buffer, -1)
+    for n, document in enumerate(documents, 1):
+        buffer += document
         buffer += b"\n"
         if n % batch == 0:
             yield bytes(buffer)
             buffer.clear()
     if buffer:
         yield bytes(buffer)
+
+
+def csv_chunks(events: Iterable[EventView], batch: int = 500) -> Iterator[bytes]:
+    """Events as CSV with a header row (metadata as a JSON column), a few hundred per chunk."""
+    return _csv_chunks(events, batch)
 
 
 def _csv_chunks(events: Iterable[EventView], batch: int) -> Iterator[bytes]:

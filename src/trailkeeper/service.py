@@ -23,7 +23,7 @@ import uuid_utils
 from trailkeeper import auth
 from trailkeeper.cursor import CursorCodec, cursor_scope
 from trailkeeper.errors import InvalidInput, NotFound, Unauthenticated
-from trailkeeper.formats import EventView, Page
+from trailkeeper.formats import EXPORT_FORMATS, Page, csv_chunks, jsonl_chunks
 from trailkeeper.ledger import (
     Signer,
     consistency_ranges,
@@ -202,6 +202,11 @@ class AuditService:
         ]
         return self.store.insert_events(tenant, items)
 
+    def after_bulk_load(self) -> None:
+        """Refresh planner statistics, so reads right after a large import use the indexes
+        (autovacuum would, later; it may also be switched off)."""
+        self.store.analyze()
+
     def get_event(self, tenant: str, event_id: str) -> Event:
         # An id that could never have been stored is simply not found (and never reaches SQL).
         event = self.store.get_event(tenant, event_id) if _EVENT_ID.match(event_id) else None
@@ -322,10 +327,14 @@ class AuditService:
         nodes = self.store.ledger_nodes(tenant, nodes_for(ranges))
         return older, newer, hash_ranges(ranges, nodes)
 
-    def export(self, tenant: str, filters: EventFilter) -> Iterator[EventView]:
-        """Every matching event, oldest first, streamed in constant memory."""
+    def export(self, tenant: str, filters: EventFilter, fmt: str = "jsonl") -> Iterator[bytes]:
+        """Every matching event, oldest first, as JSONL or CSV chunks in constant memory."""
         check_filters(filters)
-        return self.store.iter_events(tenant, filters)
+        if fmt == "jsonl":
+            return jsonl_chunks(self.store.iter_event_json(tenant, filters))
+        if fmt == "csv":
+            return csv_chunks(self.store.iter_events(tenant, filters))
+        raise InvalidInput(f"format must be one of {', '.join(EXPORT_FORMATS)}")
 
 
 def check_filters(filters: EventFilter) -> None:

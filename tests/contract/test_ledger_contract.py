@@ -13,7 +13,7 @@ import pytest
 
 from tests.factories import event_payload
 from trailkeeper import verifier
-from trailkeeper.formats import EventView, export_chunks
+from trailkeeper.formats import EventView
 from trailkeeper.ledger import event_leaf
 from trailkeeper.model import EventFilter, EventIn
 from trailkeeper.service import AuditService
@@ -33,7 +33,7 @@ def stored_leaf(view: EventView) -> bytes:
 
 
 def export_lines(service: AuditService, tenant: str = "acme") -> Iterator[bytes]:
-    for chunk in export_chunks(service.export(tenant, EventFilter()), "jsonl"):
+    for chunk in service.export(tenant, EventFilter(), "jsonl"):
         yield from chunk.splitlines()
 
 

@@ -252,3 +252,73 @@ def test_normalize_keeps_ms_and_utc() -> None:
     )
     item = normalize_event("acme", given, NOW + timedelta(days=3000))
     assert item.event.occurred_at == datetime(2024, 1, 1, 0, 0, 0, 123000, tzinfo=UTC)
+
+
+_AWKWARD_TEXT = [
+    'quote " and backslash \\ and slash /',
+    "control \x01\x1f chars, tab\t, newline\n",
+    "unicode: é 中文 \u2028\u2029 😀 \ue000\uffff",
+    "<script>alert(1)</script>",
+]
+_AWKWARD_METADATA: list[dict[str, object]] = [
+    {},
+    {"float": 1.5, "tiny": 1e-7, "huge": 1e300, "negative": -0.25, "whole": 3.0},
+    {"int": 2**53 - 1, "neg": -(2**53 - 1), "zero": 0, "bool": False, "none": None},
+    {"deep": {"a": [{"b": [1, 2, {"c": "d"}]}]}, "list": [], "obj": {}},
+    {text: text for text in _AWKWARD_TEXT},
+]
+
+
+def test_database_rendered_json_is_exactly_the_view(store: Store, service: AuditService) -> None:
+    """Bulk export takes the database's JSON rendering; it must equal the view's encoding."""
+    rng = random.Random(7)
+    events = []
+    for n in range(40):
+        text = _AWKWARD_TEXT[n % len(_AWKWARD_TEXT)]
+        payload = event_payload(
+            n,
+            rng,
+            metadata=_AWKWARD_METADATA[n % len(_AWKWARD_METADATA)],
+            occurred_at=datetime(
+                1970 + n, 1 + n % 12, 1 + n % 28, n % 24, n, n, n * 24_999, tzinfo=UTC
+            ).isoformat(),
+        )
+        payload["actor"] = {"id": text, "name": text if n % 2 else None}
+        if n % 3 == 0:
+            payload["actor"]["staff"] = n % 2 == 0
+        if n % 4 == 0:
+            payload["target"] = {"name": text, "email": "a@b"}
+        if n % 5 == 0:
+            payload["context"] = {"ip": "2001:db8::1", "user_agent": text}
+        elif n % 5 == 1:
+            payload["context"] = {"user_agent": text}
+        events.append(msgspec.convert(payload, EventIn))
+    service.ingest("acme", events[:20])
+    service.ingest("acme", events[20:])
+
+    views = list(store.iter_events("acme", EventFilter()))
+    documents = list(store.iter_event_json("acme", EventFilter(), chunk=7))
+    assert len(views) == len(documents) == 40
+    sorted_json = msgspec.json.Encoder(order="sorted")  # compares types too: 0 is not false
+    for view, document in zip(views, documents, strict=True):
+        assert sorted_json.encode(msgspec.json.decode(document)) == sorted_json.encode(view)
+
+
+def test_sqlite_timestamp_rendering_is_exact_over_the_whole_range() -> None:
+    """SQLite renders export timestamps from float seconds; rounding must never show."""
+    import sqlite3
+
+    from trailkeeper.model import format_ms, to_ms
+    from trailkeeper.store.sql import SQLITE_EVENT_JSON
+
+    expression = SQLITE_EVENT_JSON.split("'occurred_at', ", 1)[1].split(", 'received_at'")[0]
+    latest = to_ms(datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC))
+    rng = random.Random(3)
+    values = [0, 1, 999, 1000, latest, latest - 1, 1_657_060_224_662]
+    values += [rng.randint(0, latest) for _ in range(5000)]
+    values += [rng.randint(0, 4_102_444_800_000) for _ in range(5000)]  # up to 2100
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (occurred_at INTEGER)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
+    rendered = conn.execute(f"SELECT occurred_at, {expression} FROM t").fetchall()
+    assert [text for _, text in rendered] == [format_ms(v) for v, _ in rendered]

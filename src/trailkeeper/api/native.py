@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -16,8 +17,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from trailkeeper import auth
 from trailkeeper.api.errors import ErrorBody, error_responses
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
-from trailkeeper.errors import InvalidInput
-from trailkeeper.formats import EXPORT_FORMATS, EventView, export_chunks, to_view
+from trailkeeper.formats import EventView, to_view
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventBatchIn, EventFilter, EventIn
 
 DIALECT = "native"
@@ -86,6 +86,18 @@ def _ingested(results: Iterable[tuple[Event, bool]]) -> tuple[list[EventView], i
 ERRORS = error_responses(ErrorBody)
 
 
+def _replayed(body: type) -> dict[int, Any]:
+    """The 200 of an idempotent replay: everything was already stored, nothing was created."""
+    return {
+        HTTP_200_OK: ResponseSpec(
+            data_container=body,
+            description="Already stored: the same id(s) and content were sent before",
+            generate_examples=False,
+        ),
+        **ERRORS,
+    }
+
+
 @post(
     "/events",
     summary="Record one event",
@@ -93,7 +105,7 @@ ERRORS = error_responses(ErrorBody)
     "returns the stored event with 200; the same id with other content is a 409.",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
-    responses=ERRORS,
+    responses=_replayed(EventView),
 )
 def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
@@ -106,7 +118,7 @@ def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Re
     summary="Record up to 1000 events, all or nothing",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
-    responses=ERRORS,
+    responses=_replayed(BatchResult),
 )
 def create_events(
     request: Request[Any, Any, Any], data: JSONBody[EventBatchIn]
@@ -156,12 +168,10 @@ def export_events(
 ) -> Stream:
     who = principal(request, auth.SCOPE_EVENTS_READ)
     reject_unknown_query(request, FILTER_PARAMS | {"format"})
-    if format not in EXPORT_FORMATS:
-        raise InvalidInput(f"format must be one of {', '.join(EXPORT_FORMATS)}")
-    events = service_of(request).export(who.tenant, filters)
+    chunks = service_of(request).export(who.tenant, filters, format)
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
     return Stream(
-        export_chunks(events, format),
+        chunks,
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="events.{format}"'},
     )

@@ -36,6 +36,10 @@ class Store(Protocol):
     def ping(self) -> None:
         """Raise `Unavailable` when the database cannot answer."""
 
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics, e.g. after a bulk load: without them
+        PostgreSQL may scan a whole tenant instead of walking the keyset index."""
+
     def get_or_create_setting(self, name: str, default: str) -> str:
         """The stored value, or store `default` first (race-free across processes)."""
 
@@ -72,6 +76,12 @@ class Store(Protocol):
         self, tenant: str, filters: EventFilter, chunk: int = 1000
     ) -> Iterator[EventView]:
         """All matching events, oldest first, fetched in keyset chunks (constant memory)."""
+
+    def iter_event_json(
+        self, tenant: str, filters: EventFilter, chunk: int = 1000
+    ) -> Iterator[bytes]:
+        """`iter_events` as JSON documents (one object each, no newline) rendered by the
+        database: the same objects `EventView` encodes to, for fast bulk export."""
 
     # key pairs for signed JWTs (Gr4vy dialect)
     def create_key_pair(self, pair: KeyPair) -> None: ...

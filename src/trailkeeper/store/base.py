@@ -8,6 +8,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from trailkeeper.errors import Conflict
 from trailkeeper.formats import EventView
 from trailkeeper.model import (
@@ -22,6 +24,7 @@ from trailkeeper.model import (
 )
 from trailkeeper.store import ledger_state, sql
 
+_json = msgspec.json.Encoder()
 _SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
 _SELECT_TENANT = "SELECT id, name, created_at FROM tenants"
 _SELECT_KEY_PAIR = "SELECT id, tenant, name, public_key, created_at, revoked_at FROM key_pairs"
@@ -250,6 +253,14 @@ class SqlReads:
             if len(batch) < chunk:
                 return
             position = batch[-1][0]
+
+    def iter_event_json(
+        self, tenant: str, filters: EventFilter, chunk: int = 1000
+    ) -> Iterator[bytes]:
+        """`iter_events`, each event encoded as its JSON document (engines may do better)."""
+        encode = _json.encode
+        for view in self.iter_events(tenant, filters, chunk):
+            yield encode(view)
 
     def _tenant(self, row: Sequence[Any]) -> Tenant:
         return Tenant(id=row[0], name=row[1], created_at=self.from_db(row[2]))

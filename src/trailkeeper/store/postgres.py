@@ -101,6 +101,11 @@ class PostgresStore(SqlReads):
     def ping(self) -> None:
         self._fetch("SELECT 1", ())
 
+    def analyze(self) -> None:
+        with self._conn() as conn:
+            conn.execute("ANALYZE events")
+            conn.execute("ANALYZE ledger_nodes")
+
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         try:
             return self._fetch_once(query, params)

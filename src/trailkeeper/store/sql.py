@@ -258,6 +258,7 @@ def page_query(
     ph: str,
     to_db: TsToDb,
     position_ts: Callable[[int], Any],
+    columns: str = SELECT_EVENT,
 ) -> tuple[str, list[Any]]:
     """Keyset query: rows strictly past `position` in `direction`, nearest first.
 
@@ -270,7 +271,7 @@ def page_query(
         terms.append(f"(occurred_at, seq) {op} ({ph}, {ph})")
         params.extend((position_ts(position.occurred_ms), position.seq))
     sql = (
-        f"SELECT {SELECT_EVENT} FROM events WHERE {' AND '.join(terms)} "
+        f"SELECT {columns} FROM events WHERE {' AND '.join(terms)} "
         f"ORDER BY occurred_at {order}, seq {order} LIMIT {ph}"
     )
     params.append(limit)
@@ -282,3 +283,44 @@ def insert_sql(ph: str) -> str:
         f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) "
         f"VALUES ({', '.join([ph] * len(INSERT_COLUMNS))})"
     )
+
+
+# ---- exports rendered by the database ------------------------------------------------------
+# Bulk export is bound by turning rows into objects and back into JSON. SQLite's JSON functions
+# do it in C, about twice as fast end to end, so the SQLite store exports this way. (On
+# PostgreSQL the same rendering measured slower than Python's: to_char alone costs ~10 us a
+# row, so that store encodes its views instead.) The expression renders the same object that
+# `EventView` encodes to; a contract test holds both stores to that. SQLite has no base64
+# function, so the leaf hash is selected raw and spliced in by `sqlite_json_line`.
+
+# Timestamps are integer milliseconds in SQLite; %f is seconds with three decimals.
+_SQLITE_TS = "strftime('%Y-%m-%dT%H:%M:%fZ', {} / 1000.0, 'unixepoch')"
+_SQLITE_TARGET = (
+    "json_object('type', target_type, 'id', target_id, 'name', target_name, 'email', target_email)"
+)
+SQLITE_EVENT_JSON = (
+    "json_object("
+    "'id', id, 'tenant', tenant, "
+    f"'occurred_at', {_SQLITE_TS.format('occurred_at')}, "
+    f"'received_at', {_SQLITE_TS.format('received_at')}, "
+    "'action', action, 'type', type, "
+    "'actor', json_object('id', actor_id, 'name', actor_name, 'email', actor_email, "
+    "'type', actor_type, "
+    "'staff', CASE actor_staff WHEN 1 THEN json('true') WHEN 0 THEN json('false') END, "
+    "'status', actor_status), "
+    "'target', CASE WHEN target_type IS NULL AND target_id IS NULL AND target_name IS NULL "
+    f"AND target_email IS NULL THEN NULL ELSE {_SQLITE_TARGET} END, "
+    "'source', source, "
+    "'context', CASE WHEN ip IS NULL AND user_agent IS NULL THEN NULL "
+    "ELSE json_object('ip', ip, 'user_agent', user_agent) END, "
+    "'metadata', json(metadata), 'log_index', log_index)"
+)
+SQLITE_EXPORT_COLUMNS = f"occurred_at, seq, {SQLITE_EVENT_JSON}, leaf_hash"
+
+
+def sqlite_json_line(row: Sequence[Any]) -> bytes:
+    """The document of a row selected with `SQLITE_EXPORT_COLUMNS`, leaf hash spliced in."""
+    document: str = row[2]
+    leaf: bytes | None = row[3]
+    ending = "null}" if leaf is None else '"' + encode_leaf(leaf) + '"}'
+    return (document[:-1] + ',"leaf_hash":' + ending).encode("utf-8")

@@ -20,8 +20,11 @@ import msgspec
 
 from trailkeeper.errors import Conflict, Unavailable
 from trailkeeper.model import (
+    Direction,
     Event,
+    EventFilter,
     NewEvent,
+    Position,
     Tenant,
     from_ms,
     to_ms,
@@ -152,6 +155,10 @@ class SQLiteStore(SqlReads):
     def ping(self) -> None:
         self._fetch("SELECT 1", ())
 
+    def analyze(self) -> None:
+        with self._write() as conn:
+            conn.execute("PRAGMA optimize")
+
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self._read() as conn:
             return conn.execute(query, params).fetchall()
@@ -172,6 +179,30 @@ class SQLiteStore(SqlReads):
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"tenant {tenant.id!r} already exists") from None
+
+    def iter_event_json(
+        self, tenant: str, filters: EventFilter, chunk: int = 1000
+    ) -> Iterator[bytes]:
+        """Rendered by SQLite's JSON functions (see sql.SQLITE_EVENT_JSON): twice as fast."""
+        position: Position | None = None
+        while True:
+            query, params = sql.page_query(
+                tenant,
+                filters,
+                position,
+                Direction.NEWER,
+                chunk,
+                "?",
+                to_ms,
+                _identity,
+                sql.SQLITE_EXPORT_COLUMNS,
+            )
+            rows = self._fetch(query, params)
+            for row in rows:
+                yield sql.sqlite_json_line(row)
+            if len(rows) < chunk:
+                return
+            position = Position(rows[-1][0], rows[-1][1])
 
     # ---- events --------------------------------------------------------------------------
 
