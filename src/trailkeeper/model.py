@@ -199,6 +199,7 @@ def format_ts(value: datetime) -> str:
 # timestamps), so it assembles the text from small tables instead of going through datetime:
 # 0.75 us instead of 3.6 us for from_ms + isoformat. Property-tested against isoformat.
 _last_formatted: tuple[datetime, str] = (EPOCH, "1970-01-01T00:00:00.000Z")
+_last_ms: tuple[int, str] = (0, "1970-01-01T00:00:00.000Z")
 _EPOCH_DATE = EPOCH.date()
 _DAYS: dict[int, str] = {}
 _MAX_CACHED_DAYS = 4096
@@ -209,6 +210,16 @@ _MILLIS = tuple(f"{f:03d}Z" for f in range(1000))
 
 def format_ms(ms: int) -> str:
     """`format_ts` for milliseconds since the epoch (the stored form)."""
+    global _last_ms
+    last = _last_ms
+    if ms == last[0]:  # neighbouring rows usually share received_at (one batch)
+        return last[1]
+    text = _format_ms(ms)
+    _last_ms = (ms, text)
+    return text
+
+
+def _format_ms(ms: int) -> str:
     days, rest = divmod(ms, 86_400_000)
     day = _DAYS.get(days)
     if day is None:
