@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -15,10 +16,12 @@ from trailkeeper.model import (
     Direction,
     EventFilter,
     EventIn,
+    Tenant,
     format_ms,
+    utc_now_ms,
 )
 from trailkeeper.service import AuditService, normalize_event
-from trailkeeper.store import Store
+from trailkeeper.store import Store, open_store
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -322,3 +325,26 @@ def test_sqlite_timestamp_rendering_is_exact_over_the_whole_range() -> None:
     conn.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
     rendered = conn.execute(f"SELECT occurred_at, {expression} FROM t").fetchall()
     assert [text for _, text in rendered] == [format_ms(v) for v, _ in rendered]
+
+
+def test_opening_a_store_leaves_no_connection_behind(database_url: str, tmp_path: Path) -> None:
+    """Migrating must not hold a connection: on SQLite a leaked one kept answering for a file
+    that had been replaced, so a store reopened on a restored file found no tables."""
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        for _ in range(2):
+            for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                name.unlink(missing_ok=True)
+            store = open_store(database_url)
+            store.create_tenant(Tenant(id="acme", name="Acme", created_at=utc_now_ms()))
+            store.close()
+        return
+    import psycopg
+
+    open_store(database_url).close()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row == (0,), "a connection outlived the store"
