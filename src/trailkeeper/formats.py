@@ -136,10 +136,6 @@ def jsonl_chunks(documents: Iterable[bytes], batch: int = 500) -> Iterator[bytes
 
 def csv_chunks(events: Iterable[EventView], batch: int = 500) -> Iterator[bytes]:
     """Events as CSV with a header row (metadata as a JSON column), a few hundred per chunk."""
-    return _csv_chunks(events, batch)
-
-
-def _csv_chunks(events: Iterable[EventView], batch: int) -> Iterator[bytes]:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -92,7 +92,7 @@ def to_gr4vy(event: EventView) -> Gr4vyAuditLog:
     staff = bool(actor.staff)
     return Gr4vyAuditLog(
         id=event.id,
-        timestamp=event.occurred_at.removesuffix("Z") + "+00:00",  # as the SDK's examples
+        timestamp=event.occurred_at.removesuffix("Z") + "+00:00",  # explicit offset, as before
         action=event.action,
         merchant_account_id=event.tenant,
         user=Gr4vyUser(
