@@ -5,11 +5,14 @@ from __future__ import annotations
 import ipaddress
 
 import msgspec
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from trailkeeper.errors import InvalidInput
 from trailkeeper.ledger import contains_float
-from trailkeeper.service import is_ip
+from trailkeeper.model import EventIn, utc_now_ms
+from trailkeeper.service import is_ip, normalize_event
 
 _IP_CHARS = st.text(alphabet="0123456789abcdefABCDEF:.", min_size=2, max_size=45)
 _OCTET = st.integers(min_value=0, max_value=255)
@@ -67,3 +70,31 @@ def _has_float(value: object) -> bool:
 @example({"x": 1e300})
 def test_contains_float_finds_exactly_the_floats(value: object) -> None:
     assert contains_float(msgspec.json.encode(value)) == _has_float(value)
+
+
+_TEXT_FIELDS = [
+    ("action", {"action": "a\x00"}),
+    ("type", {"type": "a\x00"}),
+    ("source", {"source": "a\x00"}),
+    ("actor.id", {"actor": {"id": "a\x00"}}),
+    ("actor.name", {"actor": {"id": "u", "name": "a\x00"}}),
+    ("actor.type", {"actor": {"id": "u", "type": "a\x00"}}),
+    ("actor.status", {"actor": {"id": "u", "status": "a\x00"}}),
+    ("target.type", {"target": {"type": "a\x00"}}),
+    ("target.id", {"target": {"id": "a\x00"}}),
+    ("target.name", {"target": {"name": "a\x00"}}),
+    ("context.user_agent", {"context": {"user_agent": "a\x00"}}),
+]
+
+
+@pytest.mark.parametrize(("field", "change"), _TEXT_FIELDS, ids=[f for f, _ in _TEXT_FIELDS])
+def test_nul_is_refused_in_every_text_field(field: str, change: dict[str, object]) -> None:
+    """PostgreSQL cannot store NUL; the check lives in normalize_event (see model.py)."""
+    given = msgspec.convert({"action": "a", "actor": {"id": "u"}, **change}, EventIn)
+    with pytest.raises(InvalidInput) as refused:
+        normalize_event("acme", given, utc_now_ms(), "events[3].")
+    assert refused.value.details == [
+        {"field": f"events[3].{field}", "message": "must not contain NUL characters"}
+    ]
+    clean = msgspec.convert({"action": "a", "actor": {"id": "u"}}, EventIn)
+    assert normalize_event("acme", clean, utc_now_ms()).event.action == "a"

@@ -20,10 +20,14 @@ MAX_BATCH = 1000
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 
-_NO_NUL = r"^[^\x00]*$"
-ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=_NO_NUL)]
+# Text may not contain NUL (PostgreSQL cannot store it). That rule is checked in
+# `service.normalize_event`, not as a msgspec pattern here: a regex per string was two thirds of
+# the cost of decoding a batch (~4 us an event).
+ShortText = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=256, description="1-256 characters, no NUL.")
+]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^\x00@]+@[^\x00@]+$")]
-UserAgent = Annotated[str, msgspec.Meta(max_length=1024, pattern=_NO_NUL)]
+UserAgent = Annotated[str, msgspec.Meta(max_length=1024, description="No NUL characters.")]
 IpText = Annotated[str, msgspec.Meta(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f:.]+$")]
 EventId = Annotated[
     str,

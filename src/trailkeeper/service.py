@@ -40,6 +40,7 @@ from trailkeeper.model import (
     MAX_PAGE,
     ApiKey,
     Checkpoint,
+    Context,
     Direction,
     Event,
     EventFilter,
@@ -47,6 +48,7 @@ from trailkeeper.model import (
     KeyPair,
     NewEvent,
     Position,
+    Target,
     Tenant,
     utc_now_ms,
 )
@@ -359,6 +361,9 @@ def check_filters(filters: EventFilter) -> None:
 def normalize_event(tenant: str, given: EventIn, received: datetime, where: str = "") -> NewEvent:
     """Apply the rules msgspec types cannot express, and fingerprint the client's content."""
     occurred = _occurred_at(given.occurred_at, received, where)
+    nul_field = _field_with_nul(given)
+    if nul_field is not None:
+        raise _field_error(f"{where}{nul_field}", "must not contain NUL characters")
     _check_metadata(given.metadata, where)
     if given.context is not None and given.context.ip is not None and not is_ip(given.context.ip):
         raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
@@ -385,6 +390,32 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
         metadata=given.metadata,
     )
     return NewEvent(event=event, client_id=client_id, request_hash=fingerprint)
+
+
+_NO_TARGET = Target()
+_NO_CONTEXT = Context()
+
+
+def _field_with_nul(given: EventIn) -> str | None:
+    """The first text field holding a NUL character, if any (metadata is checked apart)."""
+    actor, target = given.actor, given.target or _NO_TARGET
+    context = given.context or _NO_CONTEXT
+    for field, value in (
+        ("action", given.action),
+        ("type", given.type),
+        ("source", given.source),
+        ("actor.id", actor.id),
+        ("actor.name", actor.name),
+        ("actor.type", actor.type),
+        ("actor.status", actor.status),
+        ("target.type", target.type),
+        ("target.id", target.id),
+        ("target.name", target.name),
+        ("context.user_agent", context.user_agent),
+    ):
+        if value is not None and "\x00" in value:
+            return field
+    return None
 
 
 def is_ip(text: str) -> bool:
