@@ -24,6 +24,7 @@ from trailkeeper.model import (
     Position,
     Target,
     format_ms,
+    to_ms,
 )
 
 EVENT_COLUMNS = (
@@ -109,60 +110,34 @@ _NO_TARGET = Target()
 _NO_CONTEXT = Context()
 
 
+_SEQ, _OCCURRED, _RECEIVED, _LEAF = (
+    EVENT_COLUMNS.index(column) for column in ("seq", "occurred_at", "received_at", "leaf_hash")
+)
+
+
 def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
-    """Build an `Event` from a row selected with `SELECT_EVENT`."""
-    (
-        seq,
-        tenant,
-        event_id,
-        occurred_at,
-        received_at,
-        action,
-        type_,
-        actor_id,
-        actor_name,
-        actor_email,
-        actor_type,
-        actor_staff,
-        actor_status,
-        target_type,
-        target_id,
-        target_name,
-        target_email,
-        source,
-        ip,
-        user_agent,
-        metadata,
-        log_index,
-        leaf,
-    ) = row
-    has_target = any(v is not None for v in (target_type, target_id, target_name, target_email))
+    """Build the model `Event` (datetimes, raw leaf) from a row selected with `SELECT_EVENT`.
+
+    For single reads, the idempotency check and the ledger backfill; it reuses the view's
+    mapping, so the two cannot drift apart.
+    """
+    _, view = row_to_listed(row, lambda value: to_ms(from_db(value)))
+    leaf = row[_LEAF]
     return Event(
-        id=event_id,
-        tenant=tenant,
-        occurred_at=from_db(occurred_at),
-        received_at=from_db(received_at),
-        action=action,
-        type=type_,
-        actor=Actor(
-            id=actor_id,
-            name=actor_name,
-            email=actor_email,
-            type=actor_type,
-            staff=None if actor_staff is None else bool(actor_staff),
-            status=actor_status,
-        ),
-        target=Target(type=target_type, id=target_id, name=target_name, email=target_email)
-        if has_target
-        else None,
-        source=source,
-        context=Context(ip=ip, user_agent=user_agent)
-        if ip is not None or user_agent is not None
-        else None,
-        metadata=_metadata_decoder.decode(metadata),
-        log_index=log_index,
+        id=view.id,
+        tenant=view.tenant,
+        occurred_at=from_db(row[_OCCURRED]),
+        received_at=from_db(row[_RECEIVED]),
+        action=view.action,
+        actor=view.actor,
+        type=view.type,
+        target=view.target,
+        source=view.source,
+        context=view.context,
+        metadata=view.metadata,
+        log_index=view.log_index,
         leaf_hash=None if leaf is None else bytes(leaf),
-        seq=seq,
+        seq=row[_SEQ],
     )
 
 
