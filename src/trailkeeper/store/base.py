@@ -245,14 +245,41 @@ class SqlReads:
         self, tenant: str, filters: EventFilter, chunk: int = 1000
     ) -> Iterator[EventView]:
         """Export support: all matches oldest first in keyset chunks, so memory stays flat."""
+        ms_from_db = self.ms_from_db
+        for rows in self._keyset_chunks(
+            tenant, filters, chunk, sql.SELECT_EVENT, sql.event_position(ms_from_db)
+        ):
+            for row in rows:
+                yield sql.row_to_listed(row, ms_from_db)[1]
+
+    def _keyset_chunks(
+        self,
+        tenant: str,
+        filters: EventFilter,
+        chunk: int,
+        columns: str,
+        position_of: Callable[[Sequence[Any]], Position],
+    ) -> Iterator[list[Sequence[Any]]]:
+        """Raw rows of `columns` for all matches, oldest first, `chunk` at a time."""
         position: Position | None = None
         while True:
-            batch = self.list_events(tenant, filters, position, Direction.NEWER, chunk)
-            for _, view in batch:
-                yield view
-            if len(batch) < chunk:
+            query, params = sql.page_query(
+                tenant,
+                filters,
+                position,
+                Direction.NEWER,
+                chunk,
+                self.ph,
+                self.to_db,
+                self.position_ts,
+                columns,
+            )
+            rows = self._fetch(query, params)
+            if rows:
+                yield rows
+            if len(rows) < chunk:
                 return
-            position = batch[-1][0]
+            position = position_of(rows[-1])
 
     def iter_event_json(
         self, tenant: str, filters: EventFilter, chunk: int = 1000

@@ -115,6 +115,11 @@ _SEQ, _OCCURRED, _RECEIVED, _LEAF = (
 )
 
 
+def event_position(ms_from_db: MsFromDb) -> Callable[[Sequence[Any]], Position]:
+    """The keyset position of a row selected with `SELECT_EVENT`."""
+    return lambda row: Position(ms_from_db(row[_OCCURRED]), row[_SEQ])
+
+
 def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
     """Build the model `Event` (datetimes, raw leaf) from a row selected with `SELECT_EVENT`.
 
@@ -291,6 +296,11 @@ SQLITE_EVENT_JSON = (
     "'metadata', json(metadata), 'log_index', log_index)"
 )
 SQLITE_EXPORT_COLUMNS = f"occurred_at, seq, {SQLITE_EVENT_JSON}, leaf_hash"
+
+
+def sqlite_export_position(row: Sequence[Any]) -> Position:
+    """The keyset position of a row selected with `SQLITE_EXPORT_COLUMNS`."""
+    return Position(row[0], row[1])
 
 
 def sqlite_json_line(row: Sequence[Any]) -> bytes:

@@ -20,11 +20,9 @@ import msgspec
 
 from trailkeeper.errors import Conflict, Unavailable
 from trailkeeper.model import (
-    Direction,
     Event,
     EventFilter,
     NewEvent,
-    Position,
     Tenant,
     from_ms,
     to_ms,
@@ -184,25 +182,11 @@ class SQLiteStore(SqlReads):
         self, tenant: str, filters: EventFilter, chunk: int = 1000
     ) -> Iterator[bytes]:
         """Rendered by SQLite's JSON functions (see sql.SQLITE_EVENT_JSON): twice as fast."""
-        position: Position | None = None
-        while True:
-            query, params = sql.page_query(
-                tenant,
-                filters,
-                position,
-                Direction.NEWER,
-                chunk,
-                "?",
-                to_ms,
-                _identity,
-                sql.SQLITE_EXPORT_COLUMNS,
-            )
-            rows = self._fetch(query, params)
+        for rows in self._keyset_chunks(
+            tenant, filters, chunk, sql.SQLITE_EXPORT_COLUMNS, sql.sqlite_export_position
+        ):
             for row in rows:
                 yield sql.sqlite_json_line(row)
-            if len(rows) < chunk:
-                return
-            position = Position(rows[-1][0], rows[-1][1])
 
     # ---- events --------------------------------------------------------------------------
 
