@@ -37,7 +37,7 @@ from trailkeeper.cursor import cursor_scope
 from trailkeeper.model import Direction, EventFilter, EventIn, Position, from_ms, to_ms, utc_now_ms
 from trailkeeper.service import AuditService, normalize_event
 from trailkeeper.store import open_store, sql
-from trailkeeper.store.postgres import EVENT_COPY, EVENT_COPY_TYPES
+from trailkeeper.store.postgres import binary_copy_types
 
 PG_ADMIN = os.environ.get(
     "TRAILKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -90,6 +90,9 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 # ---- ingest -------------------------------------------------------------------------------
 
 
+RAW_COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
 def raw_insert(engine: str, url: str, data: list[list[EventIn]]) -> float:
     """Events/s for the bare driver inserting the same rows into the same schema."""
     open_store(url).close()  # create the schema
@@ -116,9 +119,9 @@ def raw_insert(engine: str, url: str, data: list[list[EventIn]]) -> float:
         return count / elapsed
     with psycopg.connect(url) as conn:
         start = time.perf_counter()
-        for rows in prepared:  # binary COPY, the driver's fastest path (as the store uses)
-            with conn.transaction(), conn.cursor() as cur, cur.copy(EVENT_COPY) as copy:
-                copy.set_types(EVENT_COPY_TYPES)
+        for rows in prepared:  # binary COPY of ready rows: the driver's fastest path
+            with conn.transaction(), conn.cursor() as cur, cur.copy(RAW_COPY) as copy:
+                copy.set_types(binary_copy_types(sql.INSERT_COLUMNS))
                 for row in rows:
                     copy.write_row(row)
         return count / (time.perf_counter() - start)

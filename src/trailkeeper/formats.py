@@ -15,7 +15,16 @@ from typing import Any
 
 import msgspec
 
-from trailkeeper.model import Actor, Context, Event, EventIn, Position, Target, format_ts
+from trailkeeper.model import (
+    Actor,
+    Context,
+    Event,
+    EventIn,
+    Position,
+    Target,
+    format_shared_ts,
+    format_ts,
+)
 
 
 class EventDocument(msgspec.Struct, frozen=True, gc=False):
@@ -49,7 +58,7 @@ def event_document(event: Event, log_index: int | None = None) -> EventDocument:
         event.id,
         event.tenant,
         format_ts(event.occurred_at),
-        format_ts(event.received_at),
+        format_shared_ts(event.received_at),
         event.action,
         event.type,
         event.actor,
@@ -66,7 +75,7 @@ def to_view(event: Event) -> EventView:
         event.id,
         event.tenant,
         format_ts(event.occurred_at),
-        format_ts(event.received_at),
+        format_shared_ts(event.received_at),
         event.action,
         event.type,
         event.actor,

@@ -15,7 +15,7 @@ import secrets
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 import uuid_utils
@@ -196,13 +196,7 @@ class AuditService:
             raise InvalidInput("no events given")
         if len(events) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} events per batch")
-        received = self._clock()
-        prefix = "events" if len(events) > 1 else ""
-        items = [
-            normalize_event(tenant, e, received, f"{prefix}[{n}]." if prefix else "")
-            for n, e in enumerate(events)
-        ]
-        return self.store.insert_events(tenant, items)
+        return self.store.insert_events(tenant, _Batch(tenant, events, self._clock()))
 
     def after_bulk_load(self) -> None:
         """Refresh planner statistics, so reads right after a large import use the indexes
@@ -356,6 +350,46 @@ def check_filters(filters: EventFilter) -> None:
             )
     if filters.since and filters.until and filters.since >= filters.until:
         raise InvalidInput("since must be earlier than until")
+
+
+class _Batch(Sequence[NewEvent]):
+    """A batch's events, each checked and normalized when first read.
+
+    The store reads them as it writes, so on PostgreSQL this work overlaps the server's work on
+    the rows already sent instead of preceding it. An invalid event still fails the whole
+    batch: its error is raised inside the write transaction, which then stores nothing.
+    """
+
+    def __init__(self, tenant: str, events: Sequence[EventIn], received: datetime) -> None:
+        self._tenant, self._events, self._received = tenant, events, received
+        self._prefix = "events" if len(events) > 1 else ""
+        self._normalized: list[NewEvent] = []
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def _item(self, n: int) -> NewEvent:
+        done = self._normalized
+        while len(done) <= n:
+            at = len(done)
+            where = f"{self._prefix}[{at}]." if self._prefix else ""
+            done.append(normalize_event(self._tenant, self._events[at], self._received, where))
+        return done[n]
+
+    @overload
+    def __getitem__(self, index: int) -> NewEvent: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[NewEvent]: ...
+    def __getitem__(self, index: int | slice) -> NewEvent | list[NewEvent]:
+        if isinstance(index, slice):
+            return [self._item(n) for n in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self._item(index % len(self))
+
+    def __iter__(self) -> Iterator[NewEvent]:
+        for n in range(len(self._events)):
+            yield self._item(n)
 
 
 def normalize_event(tenant: str, given: EventIn, received: datetime, where: str = "") -> NewEvent:

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from tests.factories import event_payload
-from trailkeeper.errors import Conflict
+from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.model import (
     Direction,
     EventFilter,
@@ -91,6 +91,42 @@ def test_duplicate_ids_inside_one_batch(service: AuditService) -> None:
     assert results[0][0] == results[1][0]
     with pytest.raises(Conflict):
         service.ingest("acme", [event_in(6), event_in(6, action="other")])
+
+
+def test_batch_mixing_stored_and_new_ids_keeps_the_log_gap_free(
+    store: Store, service: AuditService
+) -> None:
+    """A retried batch first fails its optimistic insert on the stored id, then runs again
+    with the lookup: the failed attempt must leave no trace (log index, leaf, rows)."""
+    service.ingest("acme", [event_in(1), event_in(2)])
+    results = service.ingest("acme", [event_in(3), event_in(1), event_in(4), event_in(3)])
+    assert [(e.id, created) for e, created in results] == [
+        ("evt-00003", True),
+        ("evt-00001", False),
+        ("evt-00004", True),
+        ("evt-00003", False),
+    ]
+    stored = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
+    assert [e.log_index for e in stored] == [0, 1, 2, 3]
+    assert [e.id for e in stored] == ["evt-00001", "evt-00002", "evt-00003", "evt-00004"]
+    assert store.ledger_head("acme") == (4, service.checkpoint("acme").root)
+    assert results[1][0].log_index == 0
+
+
+def test_invalid_event_late_in_a_batch_stores_nothing(store: Store, service: AuditService) -> None:
+    """Events are validated while the store writes the batch; a bad one at the end must still
+    roll back the rows and log entries written before it."""
+    service.ingest("acme", [event_in(1)])
+    head = store.ledger_head("acme")
+    batch = [event_in(n) for n in range(2, 40)] + [event_in(40, occurred_at="2999-01-01T00:00:00Z")]
+    with pytest.raises(InvalidInput) as raised:
+        service.ingest("acme", batch)
+    assert "events[38].occurred_at" in str(raised.value.details)
+    assert [e.id for e in store.iter_events("acme", EventFilter())] == ["evt-00001"]
+    assert store.ledger_head("acme") == head
+    [(after, created)] = service.ingest("acme", [event_in(2)])
+    assert created
+    assert after.log_index == 1
 
 
 def test_same_id_in_two_tenants_is_two_events(store: Store, service: AuditService) -> None:
@@ -270,6 +306,29 @@ _AWKWARD_METADATA: list[dict[str, object]] = [
     {"deep": {"a": [{"b": [1, 2, {"c": "d"}]}]}, "list": [], "obj": {}},
     {text: text for text in _AWKWARD_TEXT},
 ]
+
+
+# Also what COPY's text format must escape: its NULL marker \N, backslashes, CR.
+@pytest.mark.parametrize("text", [*_AWKWARD_TEXT, "\\N", "back\\slash \\N", "cr\r\n", " "])
+def test_awkward_text_round_trips_in_every_column(
+    store: Store, service: AuditService, text: str
+) -> None:
+    payload = event_payload(
+        1,
+        action=text,
+        type=text,
+        source=text,
+        actor={"id": text, "name": text, "email": f"{text}@x", "type": text, "status": text},
+        target={"type": text, "id": text, "name": text, "email": f"{text}@x"},
+        context={"user_agent": text},
+        metadata={text: text},
+    )
+    [(stored, _)] = service.ingest("acme", [msgspec.convert(payload, EventIn)])
+    fetched = store.get_event("acme", stored.id)
+    assert fetched == stored
+    assert fetched is not None
+    assert fetched.action == fetched.actor.id == fetched.target.name == text  # type: ignore[union-attr]
+    assert fetched.metadata == {text: text}
 
 
 def test_database_rendered_json_is_exactly_the_view(store: Store, service: AuditService) -> None:

@@ -93,29 +93,49 @@ def head(db: Runner, tenant: str) -> tuple[int, bytes] | None:
     return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
 
+class LogAppend:
+    """Appending to one tenant's log inside a write transaction, one event at a time.
+
+    An engine can then send each row as soon as its leaf is known: PostgreSQL indexes the rows
+    already streamed while Python hashes the next ones, instead of the two taking turns.
+    Create it after the tenant's writers are serialised; call `finish` before committing.
+    """
+
+    def __init__(self, db: Runner, tenant: str) -> None:
+        self._db, self._tenant = db, tenant
+        current = head(db, tenant)
+        size = current[0] if current else 0
+        self._frontier = Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
+        self._nodes: list[tuple[str, int, int, bytes]] = []
+
+    def add(self, event: Event) -> Event:
+        """The event with its log index and leaf hash (the next place in the log)."""
+        # The leaf covers the public form, which includes log_index but not leaf_hash.
+        log_index = self._frontier.size
+        leaf = event_leaf(event, log_index)
+        for level, index, value in self._frontier.append(leaf, MIN_STORED_LEVEL):
+            self._nodes.append((self._tenant, level, index, value))
+        return msgspec.structs.replace(event, log_index=log_index, leaf_hash=leaf)
+
+    def finish(self) -> None:
+        """Store the nodes the new events completed and the new head."""
+        db, ph = self._db, self._db.ph
+        if self._nodes:
+            db.insert_rows("ledger_nodes", ("tenant", "level", "idx", "hash"), self._nodes)
+            self._nodes = []
+        db.rows(
+            f"INSERT INTO ledger_heads (tenant, size, root) VALUES ({ph}, {ph}, {ph}) "
+            "ON CONFLICT (tenant) DO UPDATE SET size = excluded.size, root = excluded.root "
+            "RETURNING size",
+            (self._tenant, self._frontier.size, self._frontier.root()),
+        )
+
+
 def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
     """Give each event the next log index and its leaf; store the nodes it completes."""
-    current = head(db, tenant)
-    size = current[0] if current else 0
-    frontier = Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
-    logged: list[Event] = []
-    nodes: list[tuple[str, int, int, bytes]] = []
-    for event in events:
-        # The leaf covers the public form, which includes log_index but not leaf_hash.
-        log_index = frontier.size
-        leaf = event_leaf(event, log_index)
-        for level, index, value in frontier.append(leaf, MIN_STORED_LEVEL):
-            nodes.append((tenant, level, index, value))
-        logged.append(msgspec.structs.replace(event, log_index=log_index, leaf_hash=leaf))
-    ph = db.ph
-    if nodes:
-        db.insert_rows("ledger_nodes", ("tenant", "level", "idx", "hash"), nodes)
-    db.rows(
-        f"INSERT INTO ledger_heads (tenant, size, root) VALUES ({ph}, {ph}, {ph}) "
-        "ON CONFLICT (tenant) DO UPDATE SET size = excluded.size, root = excluded.root "
-        "RETURNING size",
-        (tenant, frontier.size, frontier.root()),
-    )
+    log = LogAppend(db, tenant)
+    logged = [log.add(event) for event in events]
+    log.finish()
     return logged
 
 

@@ -24,6 +24,7 @@ from trailkeeper.model import (
     Position,
     Target,
     format_ms,
+    format_shared_ms,
     to_ms,
 )
 
@@ -183,7 +184,7 @@ def row_to_listed(row: Sequence[Any], ms_from_db: MsFromDb) -> Listed:
         event_id,
         tenant,
         format_ms(occurred_ms),
-        format_ms(ms_from_db(received_at)),
+        format_shared_ms(ms_from_db(received_at)),
         action,
         type_,
         Actor(

@@ -34,6 +34,7 @@ from trailkeeper.store.migrate import apply_migrations
 
 _INSERT = sql.insert_sql("?")
 _MAX_VARIABLES = 900
+_DUPLICATE_ID = "UNIQUE constraint failed: events.tenant, events.id"
 MAX_READERS = 8  # read connections kept open; more concurrent readers wait for one
 WRITER_CACHE_KIB = 32768  # page cache of the single writer
 READER_CACHE_KIB = 4096  # page cache of each reader
@@ -191,22 +192,40 @@ class SQLiteStore(SqlReads):
     # ---- events --------------------------------------------------------------------------
 
     def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+        # Optimistic first, as on PostgreSQL: the unique index checks ids as rows go in, and
+        # only a batch holding a stored id (a retry) or one id twice runs again with the lookup.
+        try:
+            with self._write() as conn:
+                return [(event, True) for event in self._insert_new(conn, tenant, items)]
+        except sqlite3.IntegrityError as exc:
+            if _DUPLICATE_ID not in str(exc):
+                raise
         client_ids = list({i.event.id for i in items if i.client_id})
         with self._write() as conn:
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
-            first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
-            events = [
-                msgspec.structs.replace(item.event, seq=first + n)
-                for n, item in enumerate(to_insert)
-            ]
-            if self.ledger and events:
-                events = ledger_state.append(_SQLiteRunner(conn), tenant, events)
-            conn.executemany(
-                _INSERT,
-                [sql.event_row(i, e.seq, to_ms, e) for i, e in zip(to_insert, events, strict=True)],
-            )
+            events = self._insert_new(conn, tenant, to_insert) if to_insert else []
         return assemble_results(outcome, events, stored)
+
+    def _insert_new(
+        self, conn: sqlite3.Connection, tenant: str, items: Sequence[NewEvent]
+    ) -> list[Event]:
+        first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
+        log = ledger_state.LogAppend(_SQLiteRunner(conn), tenant) if self.ledger else None
+        events: list[Event] = []
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for n, item in enumerate(items):
+                event = msgspec.structs.replace(item.event, seq=first + n)
+                if log is not None:
+                    event = log.add(event)
+                events.append(event)
+                yield sql.event_row(item, event.seq, to_ms, event)
+
+        conn.executemany(_INSERT, rows())
+        if log is not None:
+            log.finish()
+        return events
 
     def _stored_by_id(
         self, conn: sqlite3.Connection, tenant: str, ids: list[str]
