@@ -6,30 +6,32 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
+import msgspec
 from litestar import Litestar, get
 
-from trailkeeper.formats import EventView
-from trailkeeper.model import Actor, Target
+from bench.data import batches
+from trailkeeper.formats import to_view
+from trailkeeper.ledger import event_leaf
+from trailkeeper.model import utc_now_ms
+from trailkeeper.service import normalize_event
+
+
+def _page_of_bench_events() -> list[object]:
+    """100 events of the kind the bench stores and pages through, as the API shows them, so
+    the floor encodes and sends the same amount of JSON as a real page (not a smaller one)."""
+    received = utc_now_ms()
+    views = []
+    for index, given in enumerate(batches(100, 100)[0]):
+        event = normalize_event("acme", given, received).event
+        event = msgspec.structs.replace(
+            event, log_index=index, leaf_hash=event_leaf(event, index), seq=index
+        )
+        views.append(to_view(event))
+    return views
+
 
 PAGE = {
-    "items": [
-        EventView(
-            id=f"01a20617-62cb-7740-a162-{n:012d}",
-            tenant="acme",
-            occurred_at="2024-05-01T10:00:00.000Z",
-            received_at="2024-05-01T10:00:00.001Z",
-            action="created",
-            type="user:role-changed",
-            actor=Actor(id=f"user-{n % 20}", name="Jane Doe", email="jane@example.com"),
-            target=Target(type="buyer", id=f"buyer-{n}"),
-            source="api",
-            context=None,
-            metadata={"n": n, "plan": "pro", "tags": ["a", "b"]},
-            log_index=n,
-            leaf_hash="myDWxSiZkSjk44w4JCnEIgvMl/dfTNcpmh5Kj2V/jCU=",
-        )
-        for n in range(100)
-    ],
+    "items": _page_of_bench_events(),
     "limit": 100,
     "next_cursor": "lAEAzwAAAaIGC2sHARhQI9H4ZVJQ5Iq-K3JcBco",
     "previous_cursor": None,

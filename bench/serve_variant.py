@@ -18,7 +18,10 @@ from trailkeeper.store import open_store
 if __name__ == "__main__":
     port, url = int(sys.argv[1]), sys.argv[2]
     settings = load_settings({}, database_url=url, rate_limit_per_second=0)
-    service = AuditService(open_store(url, ledger="--no-ledger" not in sys.argv))
+    service = AuditService(
+        open_store(url, ledger="--no-ledger" not in sys.argv),
+        credential_cache_seconds=settings.credential_cache_seconds,
+    )
     uvicorn.run(
         create_app(service, settings, owns_service=True),
         host="127.0.0.1",

@@ -64,6 +64,7 @@ def _open(settings: Settings) -> AuditService:
         secret=settings.secret,
         log_origin=settings.log_origin,
         signing_key=settings.signing_key,
+        credential_cache_seconds=settings.credential_cache_seconds,
     )
 
 

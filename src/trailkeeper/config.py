@@ -35,6 +35,7 @@ class Settings:
     checkpoint_interval_seconds: float = 60.0
     rate_limit_per_second: float = 100.0
     rate_limit_burst: float = 200.0
+    credential_cache_seconds: float = 5.0
 
 
 SETTINGS: dict[str, str] = {
@@ -61,6 +62,10 @@ SETTINGS: dict[str, str] = {
     "rate_limit_per_second": "Requests per second allowed per API key or key pair, per server "
     "process (0: no limit). Past it: 429 with Retry-After.",
     "rate_limit_burst": "Requests a key may make at once before the per-second rate applies.",
+    "credential_cache_seconds": "How long `serve` keeps an API key or key pair it looked up, "
+    "instead of reading it for every request. Revoking through this server applies at once; "
+    "a revocation made elsewhere (another server process, the CLI) within this time. 0: read "
+    "it for every request.",
 }
 
 
@@ -109,6 +114,8 @@ def _validate(settings: Settings) -> None:
         raise InvalidInput("log_level must be debug, info, warning or error")
     if settings.rate_limit_per_second < 0 or settings.rate_limit_burst < 1:
         raise InvalidInput("rate_limit_per_second must be >= 0 and rate_limit_burst >= 1")
+    if settings.credential_cache_seconds < 0:
+        raise InvalidInput("credential_cache_seconds must not be negative")
     if settings.checkpoint_interval_seconds < 0:
         raise InvalidInput("checkpoint_interval_seconds must not be negative")
     if not settings.log_origin or any(c.isspace() or c == "+" for c in settings.log_origin):

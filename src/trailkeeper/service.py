@@ -13,12 +13,14 @@ import math
 import re
 import secrets
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
 import msgspec
 import uuid_utils
+from cachetools import TTLCache
 
 from trailkeeper import auth
 from trailkeeper.cursor import CursorCodec, cursor_scope
@@ -75,9 +77,20 @@ class AuditService:
         clock: Callable[[], datetime] = utc_now_ms,
         log_origin: str = "trailkeeper.local",
         signing_key: str = "",
+        credential_cache_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self._clock = clock
+        # API keys and key pairs, looked up once per `credential_cache_seconds` instead of per
+        # request (a database round trip each). Revoking through this service drops the entry
+        # at once; a revocation made elsewhere (another worker, the CLI) applies within the
+        # TTL. Unknown ids are never cached.
+        self._credentials: TTLCache[tuple[str, str], ApiKey | KeyPair] | None = (
+            TTLCache(maxsize=10_000, ttl=credential_cache_seconds)
+            if credential_cache_seconds > 0
+            else None
+        )
+        self._credentials_lock = threading.Lock()
         key = secret or store.get_or_create_setting("cursor_secret", secrets.token_hex(32))
         self._cursors = CursorCodec(key.encode("utf-8"))
         seed = signing_key or store.get_or_create_setting(
@@ -128,6 +141,7 @@ class AuditService:
         return self.store.list_keys(tenant_id)
 
     def revoke_key(self, key_id: str) -> None:
+        self._forget_credential("key", key_id)
         if not self.store.revoke_key(key_id, self._clock()):
             key = self.store.get_key(key_id)
             if key is None:
@@ -163,6 +177,7 @@ class AuditService:
         pair = self.store.get_key_pair(key_id)
         if pair is None or (tenant_id is not None and pair.tenant != tenant_id):
             raise NotFound(f"no key pair {key_id!r}")
+        self._forget_credential("key_pair", key_id)
         self.store.revoke_key_pair(key_id, self._clock())
 
     def bootstrap(self) -> str | None:
@@ -183,10 +198,31 @@ class AuditService:
         token = token.strip()
         if auth.looks_like_jwt(token):
             kid = auth.jwt_key_id(token)
-            return auth.check_jwt(token, self.store.get_key_pair(kid) if kid else None)
+            pair = self._credential("key_pair", kid, self.store.get_key_pair) if kid else None
+            return auth.check_jwt(token, pair if isinstance(pair, KeyPair) else None)
         key_id = auth.key_id_of(token)
-        key = self.store.get_key(key_id) if key_id else None
-        return auth.check_token(token, key)
+        key = self._credential("key", key_id, self.store.get_key) if key_id else None
+        return auth.check_token(token, key if isinstance(key, ApiKey) else None)
+
+    def _credential(
+        self, kind: str, ident: str, load: Callable[[str], ApiKey | KeyPair | None]
+    ) -> ApiKey | KeyPair | None:
+        cache = self._credentials
+        if cache is None:
+            return load(ident)
+        with self._credentials_lock:
+            found = cache.get((kind, ident))
+        if found is None:
+            found = load(ident)
+            if found is not None:
+                with self._credentials_lock:
+                    cache[(kind, ident)] = found
+        return found
+
+    def _forget_credential(self, kind: str, ident: str) -> None:
+        if self._credentials is not None:
+            with self._credentials_lock:
+                self._credentials.pop((kind, ident), None)
 
     # ---- events --------------------------------------------------------------------------
 
