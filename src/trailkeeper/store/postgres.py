@@ -22,7 +22,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from trailkeeper.errors import Conflict, InvalidInput, Unavailable
 from trailkeeper.model import (
     Event,
+    EventFilter,
     NewEvent,
+    Position,
     Tenant,
     format_ts,
     from_ms,
@@ -187,6 +189,16 @@ class PostgresStore(SqlReads):
             events = self._insert_new(conn, tenant, to_insert) if to_insert else []
         return assemble_results(outcome, events, stored)
 
+    def iter_event_json(
+        self, tenant: str, filters: EventFilter, chunk: int = 1000
+    ) -> Iterator[bytes]:
+        """Rendered by PostgreSQL (see sql.PG_EVENT_JSON): about twice as fast."""
+        for rows in self._keyset_chunks(
+            tenant, filters, chunk, sql.PG_EXPORT_COLUMNS, _export_position
+        ):
+            for row in rows:
+                yield row[2]
+
     @contextmanager
     def _tenant_writer(self, tenant: str) -> Iterator[psycopg.Connection[Any]]:
         """A transaction holding the tenant's write lock."""
@@ -230,6 +242,11 @@ class PostgresStore(SqlReads):
             event = sql.row_to_event(row[1:], _same)
             found[event.id] = (bytes(row[0]), event)
         return found
+
+
+def _export_position(row: Sequence[Any]) -> Position:
+    """The keyset position of a row selected with `sql.PG_EXPORT_COLUMNS`."""
+    return Position(to_ms(row[0]), row[1])
 
 
 def _first_line(exc: BaseException) -> str:

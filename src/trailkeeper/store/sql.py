@@ -310,3 +310,23 @@ def sqlite_json_line(row: Sequence[Any]) -> bytes:
     leaf: bytes | None = row[3]
     ending = "null}" if leaf is None else '"' + encode_leaf(leaf) + '"}'
     return (document[:-1] + ',"leaf_hash":' + ending).encode("utf-8")
+
+
+# PostgreSQL renders export lines with row_to_json over row types named like the view's fields
+# (migration 0004), which is compact and keeps the view's key order. ~5 us a row in the server
+# instead of ~10 us of fetching, mapping and encoding in Python.
+_PG_TS = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+PG_EVENT_JSON = (
+    "row_to_json(ROW(id, tenant, "
+    f"{_PG_TS.format('occurred_at')}, {_PG_TS.format('received_at')}, action, type, "
+    "ROW(actor_id, actor_name, actor_email, actor_type, actor_staff, actor_status)"
+    "::tk_export_actor, "
+    "CASE WHEN target_type IS NULL AND target_id IS NULL AND target_name IS NULL "
+    "AND target_email IS NULL THEN NULL "
+    "ELSE ROW(target_type, target_id, target_name, target_email)::tk_export_target END, "
+    "source, "
+    "CASE WHEN ip IS NULL AND user_agent IS NULL THEN NULL "
+    "ELSE ROW(ip, user_agent)::tk_export_context END, "
+    "metadata::json, log_index, encode(leaf_hash, 'base64'))::tk_export_event)"
+)
+PG_EXPORT_COLUMNS = f"occurred_at, seq, convert_to({PG_EVENT_JSON}::text, 'UTF8')"
