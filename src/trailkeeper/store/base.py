@@ -3,7 +3,9 @@ and how to run a read query; the SQL shape and row mapping are written once."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -38,6 +40,7 @@ class SqlReads:
     from_db: Callable[[Any], datetime]  # stored value -> timestamp
     position_ts: Callable[[int], Any]  # cursor milliseconds -> stored value
     ms_from_db: Callable[[Any], int]  # stored value -> milliseconds since the epoch
+    export_readers = 1  # export ranges fetched at once (see _rendered_chunks)
 
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         raise NotImplementedError
@@ -288,6 +291,48 @@ class SqlReads:
         encode = _json.encode
         for view in self.iter_events(tenant, filters, chunk):
             yield encode(view)
+
+    def _rendered_chunks(
+        self, tenant: str, filters: EventFilter, chunk: int, columns: str
+    ) -> Iterator[list[Sequence[Any]]]:
+        """Rows of `columns` for all matches, oldest first, in ranges of about `chunk`.
+
+        For exports whose rows the database renders: the ranges' ends come from a cheap
+        index-only query, so `export_readers` ranges are fetched at once, each on its own
+        connection and thread, while the consumer writes out the one before. At most that many
+        ranges wait ahead of the consumer, and no connection is held while it is slow.
+        """
+        readers = ThreadPoolExecutor(self.export_readers, thread_name_prefix="trailkeeper-export")
+        pending: deque[Future[list[Sequence[Any]]]] = deque()
+        try:
+            for after, upto in self._export_ranges(tenant, filters, chunk):
+                query, params = sql.range_query(
+                    tenant, filters, after, upto, self.ph, self.to_db, self.position_ts, columns
+                )
+                pending.append(readers.submit(self._fetch, query, params))
+                while len(pending) > self.export_readers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            readers.shutdown(wait=True, cancel_futures=True)
+
+    def _export_ranges(
+        self, tenant: str, filters: EventFilter, chunk: int
+    ) -> Iterator[tuple[Position | None, Position | None]]:
+        """Consecutive (after, upto] ranges covering every match; the last is open-ended."""
+        after: Position | None = None
+        while True:
+            query, params = sql.boundary_query(
+                tenant, filters, after, chunk, self.ph, self.to_db, self.position_ts
+            )
+            rows = self._fetch(query, params)
+            if not rows:
+                yield after, None
+                return
+            upto = Position(self.ms_from_db(rows[0][0]), int(rows[0][1]))
+            yield after, upto
+            after = upto
 
     def _tenant(self, row: Sequence[Any]) -> Tenant:
         return Tenant(id=row[0], name=row[1], created_at=self.from_db(row[2]))

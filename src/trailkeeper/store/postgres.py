@@ -24,7 +24,6 @@ from trailkeeper.model import (
     Event,
     EventFilter,
     NewEvent,
-    Position,
     Tenant,
     format_ts,
     from_ms,
@@ -75,6 +74,9 @@ class PostgresStore(SqlReads):
     from_db = staticmethod(_same)
     position_ts = staticmethod(from_ms)
     ms_from_db = staticmethod(to_ms)
+    # Rendering export lines is the server's work (~7 us a row): two backends use both cores
+    # of the machines measured, 1.6-1.9x one. (SQLite measured no gain from a second reader.)
+    export_readers = 2
 
     def __init__(
         self, url: str, *, pool_size: int = 10, timeout: float = 5.0, ledger: bool = True
@@ -192,12 +194,10 @@ class PostgresStore(SqlReads):
     def iter_event_json(
         self, tenant: str, filters: EventFilter, chunk: int = 1000
     ) -> Iterator[bytes]:
-        """Rendered by PostgreSQL (see sql.PG_EVENT_JSON): about twice as fast."""
-        for rows in self._keyset_chunks(
-            tenant, filters, chunk, sql.PG_EXPORT_COLUMNS, _export_position
-        ):
+        """Rendered by PostgreSQL (see sql.PG_EVENT_JSON), two ranges at a time."""
+        for rows in self._rendered_chunks(tenant, filters, chunk, sql.PG_EXPORT_COLUMNS):
             for row in rows:
-                yield row[2]
+                yield row[0]
 
     @contextmanager
     def _tenant_writer(self, tenant: str) -> Iterator[psycopg.Connection[Any]]:
@@ -242,11 +242,6 @@ class PostgresStore(SqlReads):
             event = sql.row_to_event(row[1:], _same)
             found[event.id] = (bytes(row[0]), event)
         return found
-
-
-def _export_position(row: Sequence[Any]) -> Position:
-    """The keyset position of a row selected with `sql.PG_EXPORT_COLUMNS`."""
-    return Position(to_ms(row[0]), row[1])
 
 
 def _first_line(exc: BaseException) -> str:
