@@ -32,6 +32,10 @@ _SELECT_TENANT = "SELECT id, name, created_at FROM tenants"
 _SELECT_KEY_PAIR = "SELECT id, tenant, name, public_key, created_at, revoked_at FROM key_pairs"
 
 
+def _same_ms(value: int) -> int:
+    return value
+
+
 class SqlReads:
     """Read queries over `_fetch`; subclasses set the engine specifics below."""
 
@@ -39,11 +43,15 @@ class SqlReads:
     to_db: Callable[[datetime], Any]  # timestamp -> stored value
     from_db: Callable[[Any], datetime]  # stored value -> timestamp
     position_ts: Callable[[int], Any]  # cursor milliseconds -> stored value
-    ms_from_db: Callable[[Any], int]  # stored value -> milliseconds since the epoch
     export_readers = 1  # export ranges fetched at once (see _rendered_chunks)
 
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         raise NotImplementedError
+
+    def _fetch_ms(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        """`_fetch` with timestamps as integer milliseconds since the epoch, the form event
+        reads work in (SQLite stores them so; PostgreSQL converts them as rows are parsed)."""
+        return self._fetch(query, params)
 
     def _writer(self) -> AbstractContextManager[ledger_state.Runner]:
         """A write transaction (committed on success, rolled back on error)."""
@@ -241,19 +249,17 @@ class SqlReads:
         query, params = sql.page_query(
             tenant, filters, position, direction, limit, self.ph, self.to_db, self.position_ts
         )
-        ms_from_db = self.ms_from_db
-        return [sql.row_to_listed(r, ms_from_db) for r in self._fetch(query, params)]
+        return [sql.row_to_listed(r, _same_ms) for r in self._fetch_ms(query, params)]
 
     def iter_events(
         self, tenant: str, filters: EventFilter, chunk: int = 1000
     ) -> Iterator[EventView]:
         """Export support: all matches oldest first in keyset chunks, so memory stays flat."""
-        ms_from_db = self.ms_from_db
         for rows in self._keyset_chunks(
-            tenant, filters, chunk, sql.SELECT_EVENT, sql.event_position(ms_from_db)
+            tenant, filters, chunk, sql.SELECT_EVENT, sql.event_position(_same_ms)
         ):
             for row in rows:
-                yield sql.row_to_listed(row, ms_from_db)[1]
+                yield sql.row_to_listed(row, _same_ms)[1]
 
     def _keyset_chunks(
         self,
@@ -277,7 +283,7 @@ class SqlReads:
                 self.position_ts,
                 columns,
             )
-            rows = self._fetch(query, params)
+            rows = self._fetch_ms(query, params)
             if rows:
                 yield rows
             if len(rows) < chunk:
@@ -326,11 +332,11 @@ class SqlReads:
             query, params = sql.boundary_query(
                 tenant, filters, after, chunk, self.ph, self.to_db, self.position_ts
             )
-            rows = self._fetch(query, params)
+            rows = self._fetch_ms(query, params)
             if not rows:
                 yield after, None
                 return
-            upto = Position(self.ms_from_db(rows[0][0]), int(rows[0][1]))
+            upto = Position(int(rows[0][0]), int(rows[0][1]))
             yield after, upto
             after = upto
 

@@ -17,6 +17,9 @@ from typing import Any
 
 import msgspec
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from trailkeeper.errors import Conflict, InvalidInput, Unavailable
@@ -27,7 +30,6 @@ from trailkeeper.model import (
     Tenant,
     format_ts,
     from_ms,
-    to_ms,
 )
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
@@ -73,7 +75,6 @@ class PostgresStore(SqlReads):
     to_db = staticmethod(_same)
     from_db = staticmethod(_same)
     position_ts = staticmethod(from_ms)
-    ms_from_db = staticmethod(to_ms)
     # Rendering export lines is the server's work (~7 us a row): two backends use both cores
     # of the machines measured, 1.6-1.9x one. (SQLite measured no gain from a second reader.)
     export_readers = 2
@@ -138,20 +139,27 @@ class PostgresStore(SqlReads):
             conn.execute("ANALYZE events")
             conn.execute("ANALYZE ledger_nodes")
 
-    def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _fetch(self, query: str, params: Sequence[Any], ms: bool = False) -> list[Sequence[Any]]:
         try:
-            return self._fetch_once(query, params)
+            return self._fetch_once(query, params, ms)
         except Unavailable as exc:
             cause = exc.__cause__
             if not isinstance(cause, psycopg.OperationalError) or isinstance(
                 cause, psycopg.errors.QueryCanceled
             ):
                 raise  # no connection to be had, or the query timed out: do not wait twice
-            return self._fetch_once(query, params)  # a read is safe to try once more
+            return self._fetch_once(query, params, ms)  # a read is safe to try once more
 
-    def _fetch_once(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+    def _fetch_ms(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        return self._fetch(query, params, ms=True)
+
+    def _fetch_once(
+        self, query: str, params: Sequence[Any], ms: bool = False
+    ) -> list[Sequence[Any]]:
         # Binary results: same Python values, 15-25% cheaper to parse (bytea, timestamps).
         with self._conn() as conn, conn.cursor(binary=True) as cursor:
+            if ms:
+                cursor.adapters.register_loader("timestamptz", _MillisecondsLoader)
             return cursor.execute(query, params).fetchall()
 
     @contextmanager
@@ -242,6 +250,20 @@ class PostgresStore(SqlReads):
             event = sql.row_to_event(row[1:], _same)
             found[event.id] = (bytes(row[0]), event)
         return found
+
+
+_PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, where PostgreSQL's binary timestamps count from
+
+
+class _MillisecondsLoader(Loader):
+    """Binary timestamptz (microseconds since 2000) straight to milliseconds since 1970: event
+    reads want milliseconds, and building a datetime to take it apart again cost ~1.5 us a
+    row (a page of 100: ~0.3 ms)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> int:
+        return int.from_bytes(data, "big", signed=True) // 1000 + _PG_EPOCH_MS
 
 
 def _first_line(exc: BaseException) -> str:

@@ -51,7 +51,6 @@ class SQLiteStore(SqlReads):
     to_db = staticmethod(to_ms)
     from_db = staticmethod(from_ms)
     position_ts = staticmethod(_identity)
-    ms_from_db = staticmethod(_identity)
 
     def __init__(
         self, path: str, *, synchronous: str = "FULL", timeout: float = 5.0, ledger: bool = True
