@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,9 +45,17 @@ def payload(n: int, rng: random.Random) -> dict[str, Any]:
 
 
 def batches(count: int, size: int, offset: int = 0) -> list[list[EventIn]]:
+    return list(iter_batches(count, size, offset))
+
+
+def iter_batches(count: int, size: int, offset: int = 0) -> Iterator[list[EventIn]]:
+    """`batches` made as they are consumed: loading 10M events must not hold them all."""
     rng = random.Random(offset)
-    events = [msgspec.convert(payload(offset + n, rng), EventIn) for n in range(count)]
-    return [events[i : i + size] for i in range(0, count, size)]
+    for start in range(0, count, size):
+        yield [
+            msgspec.convert(payload(offset + n, rng), EventIn)
+            for n in range(start, min(start + size, count))
+        ]
 
 
 def json_batches(count: int, size: int, offset: int = 0) -> list[bytes]:
