@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from tests import naive_merkle as naive
 from trailkeeper import ledger, verifier
-from trailkeeper.model import Actor, Event, from_ms
+from trailkeeper.errors import InvalidInput
+from trailkeeper.model import Actor, Event, EventIn, from_ms
+from trailkeeper.service import normalize_event
 
 sizes = st.integers(min_value=1, max_value=300)
 
@@ -174,3 +176,31 @@ def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
 )
 def test_es6_number_formatting(value: float, expected: str) -> None:
     assert verifier.canonical_json(value) == expected.encode()
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+def test_validation_hint_never_changes_a_leaf(metadata: dict[str, Any]) -> None:
+    """Ingest passes on validation's "no float in metadata" so the leaf skips its own probe;
+    whenever validation says so, the leaf must be the one RFC 8785 gives without the hint."""
+    given_event = msgspec.convert(
+        {"action": "a", "actor": {"id": "u"}, "metadata": metadata}, EventIn
+    )
+    try:
+        item = normalize_event("acme", given_event, from_ms(1_700_000_000_456))
+    except InvalidInput:
+        return  # metadata validation refuses (deep nesting, huge integers, NUL): no leaf
+    event = msgspec.structs.replace(item.event, log_index=3)
+    document = msgspec.to_builtins(ledger.event_document(event))
+    hinted = ledger.canonical_event(event, float_free=item.float_free_metadata)
+    assert hinted == rfc8785.dumps(document)
+    if any(isinstance(v, float) for v in _leaves(metadata)):
+        assert not item.float_free_metadata
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]

@@ -37,10 +37,10 @@ Node = tuple[int, int]  # (level, index)
 NodeGetter = Callable[[int, int], bytes]
 
 
-def event_leaf(event: Event, log_index: int | None = None) -> bytes:
+def event_leaf(event: Event, log_index: int | None = None, float_free: bool = False) -> bytes:
     """Leaf hash of a stored event: RFC 8785 JSON of its public form (with `log_index`, which
     may be given here for an event about to be appended at that index)."""
-    return leaf_hash(canonical_event(event, log_index))
+    return leaf_hash(canonical_event(event, log_index, float_free))
 
 
 _sorted_json = msgspec.json.Encoder(order="sorted")
@@ -59,7 +59,7 @@ def _found_float(_: str) -> Any:
 _float_probe = msgspec.json.Decoder(float_hook=_found_float)
 
 
-def canonical_event(event: Event, log_index: int | None = None) -> bytes:
+def canonical_event(event: Event, log_index: int | None = None, float_free: bool = False) -> bytes:
     """RFC 8785 bytes of the event's public form.
 
     msgspec's sorted encoding is byte-identical to JCS for everything trailkeeper stores except
@@ -72,8 +72,9 @@ def canonical_event(event: Event, log_index: int | None = None) -> bytes:
     ascii_only = encoded.isascii()  # the common case, checked in C before any regex
     # Only metadata can hold a float. Probing it alone beats probing the document, whose
     # user agent ("Mozilla/5.0") nearly always defeats contains_float's quick pre-check.
-    if (ascii_only or _HIGH_CHARS.search(encoded) is None) and not contains_float(
-        _sorted_json.encode(event.metadata)
+    # `float_free`: validation already found none (service.normalize_event).
+    if (ascii_only or _HIGH_CHARS.search(encoded) is None) and (
+        float_free or not contains_float(_sorted_json.encode(event.metadata))
     ):
         return encoded
     return canonical_json(msgspec.to_builtins(document))

@@ -124,6 +124,9 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     event: Event
     client_id: bool
     request_hash: bytes
+    # Validation found no non-integer number in metadata, so the Merkle leaf need not look
+    # for one again (ledger.canonical_event). False only means "not known".
+    float_free_metadata: bool = False
 
 
 class EventFilter(msgspec.Struct, frozen=True):
@@ -189,8 +192,18 @@ def from_ms(ms: int) -> datetime:
 
 
 def format_ts(value: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`."""
-    return format_ms(to_ms(value))
+    """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`.
+
+    Ingest formats each event's occurred_at twice in a row (its leaf, then its row), so the
+    last value is kept. received_at must go through `format_shared_ts` instead: alternating
+    the two here would replace the entry every time."""
+    global _last_occurred
+    last = _last_occurred
+    if value is last[0]:
+        return last[1]
+    text = format_ms(to_ms(value))
+    _last_occurred = (value, text)
+    return text
 
 
 def format_shared_ts(value: datetime) -> str:
@@ -221,6 +234,7 @@ def format_shared_ms(ms: int) -> str:
 # timestamps), so it assembles the text from small tables instead of going through datetime:
 # 0.75 us instead of 3.6 us for from_ms + isoformat. Property-tested against isoformat.
 _last_ts: tuple[datetime, str] = (EPOCH, "1970-01-01T00:00:00.000Z")
+_last_occurred: tuple[datetime, str] = (EPOCH, "1970-01-01T00:00:00.000Z")
 _last_ms: tuple[int, str] = (0, "1970-01-01T00:00:00.000Z")
 _EPOCH_DATE = EPOCH.date()
 _DAYS: dict[int, str] = {}

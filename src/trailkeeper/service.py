@@ -434,7 +434,7 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
     nul_field = _field_with_nul(given)
     if nul_field is not None:
         raise _field_error(f"{where}{nul_field}", "must not contain NUL characters")
-    _check_metadata(given.metadata, where)
+    float_free = _check_metadata(given.metadata, where)
     if given.context is not None and given.context.ip is not None and not is_ip(given.context.ip):
         raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
     client_id = given.id is not None
@@ -459,7 +459,12 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
         context=given.context,
         metadata=given.metadata,
     )
-    return NewEvent(event=event, client_id=client_id, request_hash=fingerprint)
+    return NewEvent(
+        event=event,
+        client_id=client_id,
+        request_hash=fingerprint,
+        float_free_metadata=float_free,
+    )
 
 
 _NO_TARGET = Target()
@@ -516,7 +521,8 @@ def _occurred_at(value: datetime | None, received: datetime, where: str) -> date
     return value
 
 
-def _check_metadata(metadata: dict[str, Any], where: str) -> None:
+def _check_metadata(metadata: dict[str, Any], where: str) -> bool:
+    """Raise for metadata breaking a rule; returns True when it certainly holds no float."""
     encoded = _encoder.encode(metadata)
     if len(encoded) > MAX_METADATA_BYTES:
         raise _field_error(
@@ -532,10 +538,11 @@ def _check_metadata(metadata: dict[str, Any], where: str) -> None:
         and _LONG_NUMBER.search(encoded) is None
         and not contains_float(encoded)
     ):
-        return
+        return True
     problem = _metadata_problem(metadata, 1)
     if problem:
         raise _field_error(f"{where}metadata", problem)
+    return False
 
 
 def _metadata_problem(value: Any, depth: int) -> str | None:

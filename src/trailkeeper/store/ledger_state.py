@@ -108,11 +108,12 @@ class LogAppend:
         self._frontier = Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
         self._nodes: list[tuple[str, int, int, bytes]] = []
 
-    def add(self, event: Event) -> Event:
-        """The event with its log index and leaf hash (the next place in the log)."""
+    def add(self, event: Event, float_free: bool = False) -> Event:
+        """The event with its log index and leaf hash (the next place in the log);
+        `float_free` as `NewEvent.float_free_metadata`."""
         # The leaf covers the public form, which includes log_index but not leaf_hash.
         log_index = self._frontier.size
-        leaf = event_leaf(event, log_index)
+        leaf = event_leaf(event, log_index, float_free)
         for level, index, value in self._frontier.append(leaf, MIN_STORED_LEVEL):
             self._nodes.append((self._tenant, level, index, value))
         return msgspec.structs.replace(event, log_index=log_index, leaf_hash=leaf)

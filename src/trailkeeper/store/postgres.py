@@ -28,6 +28,7 @@ from trailkeeper.model import (
     EventFilter,
     NewEvent,
     Tenant,
+    format_shared_ts,
     format_ts,
     from_ms,
 )
@@ -229,8 +230,8 @@ class PostgresStore(SqlReads):
             for (seq,), item in zip(seqs, items, strict=True):
                 event = msgspec.structs.replace(item.event, seq=seq)
                 if log is not None:
-                    event = log.add(event)
-                copy.write_row(sql.event_row(item, seq, format_ts, event))
+                    event = log.add(event, item.float_free_metadata)
+                copy.write_row(sql.event_row(item, seq, format_ts, event, format_shared_ts))
                 events.append(event)
         if log is not None:
             log.finish()

@@ -75,8 +75,15 @@ MsFromDb = Callable[[Any], int]
 Listed = tuple[Position, EventView]
 
 
-def event_row(item: NewEvent, seq: int, to_db: TsToDb, e: Event | None = None) -> tuple[Any, ...]:
-    """The INSERT parameters for one event (`e`, default `item.event`), in column order."""
+def event_row(
+    item: NewEvent,
+    seq: int,
+    to_db: TsToDb,
+    e: Event | None = None,
+    received_to_db: TsToDb | None = None,
+) -> tuple[Any, ...]:
+    """The INSERT parameters for one event (`e`, default `item.event`), in column order;
+    `received_to_db` (default `to_db`) for received_at, which a whole batch shares."""
     e = e or item.event
     actor, target, context = e.actor, e.target or _NO_TARGET, e.context or _NO_CONTEXT
     return (
@@ -84,7 +91,7 @@ def event_row(item: NewEvent, seq: int, to_db: TsToDb, e: Event | None = None) -
         e.tenant,
         e.id,
         to_db(e.occurred_at),
-        to_db(e.received_at),
+        (received_to_db or to_db)(e.received_at),
         e.action,
         e.type,
         actor.id,
@@ -230,6 +237,24 @@ def filter_clause(
     return terms, params
 
 
+def _keyset_where(
+    tenant: str,
+    filters: EventFilter,
+    ph: str,
+    to_db: TsToDb,
+    position_ts: Callable[[int], Any],
+    *bounds: tuple[str, Position | None],
+) -> tuple[list[str], list[Any]]:
+    """`filter_clause` plus keyset bounds: (op, position) keeps rows whose (occurred_at, seq)
+    compares `op` to the position (a None position bounds nothing)."""
+    terms, params = filter_clause(tenant, filters, ph, to_db)
+    for op, position in bounds:
+        if position is not None:
+            terms.append(f"(occurred_at, seq) {op} ({ph}, {ph})")
+            params.extend((position_ts(position.occurred_ms), position.seq))
+    return terms, params
+
+
 def page_query(
     tenant: str,
     filters: EventFilter,
@@ -246,11 +271,8 @@ def page_query(
     OLDER walks the newest-first order (DESC); NEWER walks back towards the newest (ASC) and the
     caller reverses the rows. Row-value comparison lets both engines use the index range.
     """
-    terms, params = filter_clause(tenant, filters, ph, to_db)
     op, order = ("<", "DESC") if direction is Direction.OLDER else (">", "ASC")
-    if position is not None:
-        terms.append(f"(occurred_at, seq) {op} ({ph}, {ph})")
-        params.extend((position_ts(position.occurred_ms), position.seq))
+    terms, params = _keyset_where(tenant, filters, ph, to_db, position_ts, (op, position))
     sql = (
         f"SELECT {columns} FROM events WHERE {' AND '.join(terms)} "
         f"ORDER BY occurred_at {order}, seq {order} LIMIT {ph}"
@@ -270,10 +292,7 @@ def boundary_query(
 ) -> tuple[str, list[Any]]:
     """The position of the `count`-th match past `after` (oldest first), from the index alone:
     where an export range of `count` events ends."""
-    terms, params = filter_clause(tenant, filters, ph, to_db)
-    if after is not None:
-        terms.append(f"(occurred_at, seq) > ({ph}, {ph})")
-        params.extend((position_ts(after.occurred_ms), after.seq))
+    terms, params = _keyset_where(tenant, filters, ph, to_db, position_ts, (">", after))
     query = (
         f"SELECT occurred_at, seq FROM events WHERE {' AND '.join(terms)} "
         f"ORDER BY occurred_at, seq LIMIT 1 OFFSET {int(count) - 1}"
@@ -292,13 +311,9 @@ def range_query(
     columns: str,
 ) -> tuple[str, list[Any]]:
     """Matches with a position in (after, upto], oldest first (open ends when None)."""
-    terms, params = filter_clause(tenant, filters, ph, to_db)
-    if after is not None:
-        terms.append(f"(occurred_at, seq) > ({ph}, {ph})")
-        params.extend((position_ts(after.occurred_ms), after.seq))
-    if upto is not None:
-        terms.append(f"(occurred_at, seq) <= ({ph}, {ph})")
-        params.extend((position_ts(upto.occurred_ms), upto.seq))
+    terms, params = _keyset_where(
+        tenant, filters, ph, to_db, position_ts, (">", after), ("<=", upto)
+    )
     query = f"SELECT {columns} FROM events WHERE {' AND '.join(terms)} ORDER BY occurred_at, seq"
     return query, params
 

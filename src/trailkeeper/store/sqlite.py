@@ -215,7 +215,7 @@ class SQLiteStore(SqlReads):
             for n, item in enumerate(items):
                 event = msgspec.structs.replace(item.event, seq=first + n)
                 if log is not None:
-                    event = log.add(event)
+                    event = log.add(event, item.float_free_metadata)
                 events.append(event)
                 yield sql.event_row(item, event.seq, to_ms, event)
 
