@@ -262,7 +262,11 @@ def test_key_pairs(database_url: str, tmp_path: Path) -> None:
     assert listing.count("active") == 2
 
     generated_id = next(line.split("\t")[0] for line in listing.splitlines() if "reports" in line)
-    assert run(database_url, "key-pairs", "revoke", "--", generated_id)[0] == 0
+    assert run(database_url, "key-pairs", "revoke", generated_id)[0] == 0
+    # an id that starts with '-' (base64url) is an id, not an unknown option
+    code, _, err = run(database_url, "key-pairs", "revoke", "-Zm9vYmFy")
+    assert code != 0
+    assert "no key pair '-Zm9vYmFy'" in err
     assert "revoked" in run(database_url, "key-pairs", "list", "--tenant", "acme")[1]
     from trailkeeper.store import open_store
 

@@ -365,7 +365,8 @@ def keys_list(ctx: click.Context, tenant: str | None) -> None:
 @click.pass_context
 @_fail_cleanly
 def keys_revoke(ctx: click.Context, key_id: str) -> None:
-    """Revoke a key; requests with it get 401 immediately."""
+    """Revoke a key; requests with it get 401 from then on (a running server may accept it
+    for up to TRAILKEEPER_CREDENTIAL_CACHE_SECONDS more)."""
     with _service(ctx) as service:
         service.revoke_key(key_id)
     click.echo(f"revoked {key_id}", err=True)
@@ -421,15 +422,14 @@ def key_pairs_list(ctx: click.Context, tenant: str | None) -> None:
         click.echo(f"{pair.id}\t{pair.tenant}\t{pair.name}\t{format_ts(pair.created_at)}\t{status}")
 
 
-@key_pairs.command("revoke")
+# Ids are base64url thumbprints and may start with '-': taken as the id, not as an option.
+@key_pairs.command("revoke", context_settings={"ignore_unknown_options": True})
 @click.argument("key_pair_id")
 @click.pass_context
 @_fail_cleanly
 def key_pairs_revoke(ctx: click.Context, key_pair_id: str) -> None:
-    """Revoke a key pair; its tokens get 401 immediately.
-
-    Ids may start with '-' (they are base64url thumbprints): write `revoke -- ID` for those.
-    """
+    """Revoke a key pair; its tokens get 401 from then on (a running server may accept them
+    for up to TRAILKEEPER_CREDENTIAL_CACHE_SECONDS more)."""
     with _service(ctx) as service:
         service.revoke_key_pair(key_pair_id)
     click.echo(f"revoked {key_pair_id}", err=True)
