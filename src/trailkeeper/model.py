@@ -8,6 +8,7 @@ need the clock or a walk over free-form data live in `service.normalize_event`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -191,34 +192,6 @@ def from_ms(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
 
 
-def format_ts(value: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`.
-
-    Ingest formats each event's occurred_at twice in a row (its leaf, then its row), so the
-    last value is kept. received_at must go through `format_shared_ts` instead: alternating
-    the two here would replace the entry every time."""
-    global _last_occurred
-    last = _last_occurred
-    if value is last[0]:
-        return last[1]
-    text = format_ms(to_ms(value))
-    _last_occurred = (value, text)
-    return text
-
-
-def format_shared_ts(value: datetime) -> str:
-    """`format_ts` for a value that runs of neighbouring events share: a batch's received_at.
-    A one-entry cache makes the run cost one formatting. (Only for such values: alternating
-    with others would empty the cache every time.)"""
-    global _last_ts
-    last = _last_ts
-    if value is last[0]:
-        return last[1]
-    text = format_ms(to_ms(value))
-    _last_ts = (value, text)
-    return text
-
-
 def format_shared_ms(ms: int) -> str:
     """`format_shared_ts` for milliseconds since the epoch (the stored form)."""
     global _last_ms
@@ -233,8 +206,6 @@ def format_shared_ms(ms: int) -> str:
 # format_ms runs twice per event on every read, export and ingest (the leaf covers both
 # timestamps), so it assembles the text from small tables instead of going through datetime:
 # 0.75 us instead of 3.6 us for from_ms + isoformat. Property-tested against isoformat.
-_last_ts: tuple[datetime, str] = (EPOCH, "1970-01-01T00:00:00.000Z")
-_last_occurred: tuple[datetime, str] = (EPOCH, "1970-01-01T00:00:00.000Z")
 _last_ms: tuple[int, str] = (0, "1970-01-01T00:00:00.000Z")
 _EPOCH_DATE = EPOCH.date()
 _DAYS: dict[int, str] = {}
@@ -255,6 +226,35 @@ def format_ms(ms: int) -> str:
     hour, rest = divmod(rest, 3_600_000)
     second, milli = divmod(rest, 1000)
     return day + _HOURS[hour] + _MINUTE_SECONDS[second] + _MILLIS[milli]
+
+
+def _keeping_last(doc: str) -> Callable[[datetime], str]:
+    """`format_ms(to_ms(value))` with a one-entry cache by identity, for a value that comes
+    again right away. Each use gets its own: two kinds of value alternating in one cache would
+    replace the entry every time."""
+    last: tuple[datetime, str] = (EPOCH, format_ms(0))
+
+    def formatted(value: datetime) -> str:
+        nonlocal last
+        if value is last[0]:
+            return last[1]
+        text = format_ms(to_ms(value))
+        last = (value, text)
+        return text
+
+    formatted.__doc__ = doc
+    return formatted
+
+
+format_ts = _keeping_last(
+    """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`. Ingest formats
+    each occurred_at twice in a row (its leaf, then its row); received_at goes through
+    `format_shared_ts`."""
+)
+format_shared_ts = _keeping_last(
+    """`format_ts` for a value that runs of neighbouring events share: a batch's received_at,
+    formatted once per batch."""
+)
 
 
 def utc_now_ms() -> datetime:
