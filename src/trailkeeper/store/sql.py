@@ -246,12 +246,20 @@ def _keyset_where(
     *bounds: tuple[str, Position | None],
 ) -> tuple[list[str], list[Any]]:
     """`filter_clause` plus keyset bounds: (op, position) keeps rows whose (occurred_at, seq)
-    compares `op` to the position (a None position bounds nothing)."""
+    compares `op` to the position (a None position bounds nothing).
+
+    Each bound also bounds occurred_at alone, which changes no result: PostgreSQL estimates a
+    row-value comparison at a third of the table whatever its values, so an export range of
+    1000 rows out of 1M was planned as a parallel scan of the whole table (~35 ms a range
+    instead of ~6); a plain range on occurred_at it estimates from the column's histogram.
+    """
     terms, params = filter_clause(tenant, filters, ph, to_db)
     for op, position in bounds:
         if position is not None:
+            ts = position_ts(position.occurred_ms)
             terms.append(f"(occurred_at, seq) {op} ({ph}, {ph})")
-            params.extend((position_ts(position.occurred_ms), position.seq))
+            terms.append(f"occurred_at {op[0]}= {ph}")
+            params.extend((ts, position.seq, ts))
     return terms, params
 
 
