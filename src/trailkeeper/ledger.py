@@ -195,16 +195,19 @@ class Frontier:
         """Add one leaf; returns (level, index, hash) of every node from `min_level` up that
         it completes (level 0 is the leaf itself)."""
         index = self.size
+        self.size = index + 1
+        stack = self._stack
+        if index & 1 == 0:  # an even index completes nothing: half of all appends
+            stack.append((0, leaf))
+            return [(0, index, leaf)] if min_level == 0 else []
         created = [(0, index, leaf)] if min_level == 0 else []
         level, value = 0, leaf
-        stack = self._stack
         while stack and stack[-1][0] == level:
             left = stack.pop()[1]
             level, value = level + 1, node_hash(left, value)
             if level >= min_level:
                 created.append((level, index >> level, value))
         stack.append((level, value))
-        self.size = index + 1
         return created
 
     def root(self) -> bytes:

@@ -108,15 +108,16 @@ class LogAppend:
         self._frontier = Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
         self._nodes: list[tuple[str, int, int, bytes]] = []
 
-    def add(self, event: Event, float_free: bool = False) -> Event:
-        """The event with its log index and leaf hash (the next place in the log);
-        `float_free` as `NewEvent.float_free_metadata`."""
+    def add(self, event: Event, float_free: bool = False) -> tuple[int, bytes]:
+        """The event's log index and leaf hash (the next place in the log); `float_free` as
+        `NewEvent.float_free_metadata`. The caller puts both into the event it stores, with
+        its seq, in one copy of the struct."""
         # The leaf covers the public form, which includes log_index but not leaf_hash.
         log_index = self._frontier.size
         leaf = event_leaf(event, log_index, float_free)
         for level, index, value in self._frontier.append(leaf, MIN_STORED_LEVEL):
             self._nodes.append((self._tenant, level, index, value))
-        return msgspec.structs.replace(event, log_index=log_index, leaf_hash=leaf)
+        return log_index, leaf
 
     def finish(self) -> None:
         """Store the nodes the new events completed and the new head."""
@@ -135,7 +136,10 @@ class LogAppend:
 def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
     """Give each event the next log index and its leaf; store the nodes it completes."""
     log = LogAppend(db, tenant)
-    logged = [log.add(event) for event in events]
+    logged = []
+    for event in events:
+        log_index, leaf = log.add(event)
+        logged.append(msgspec.structs.replace(event, log_index=log_index, leaf_hash=leaf))
     log.finish()
     return logged
 

@@ -228,9 +228,13 @@ class PostgresStore(SqlReads):
         # already streamed while Python works on the next ones.
         with conn.cursor() as cur, cur.copy(EVENT_COPY) as copy:
             for (seq,), item in zip(seqs, items, strict=True):
-                event = msgspec.structs.replace(item.event, seq=seq)
-                if log is not None:
-                    event = log.add(event, item.float_free_metadata)
+                if log is None:
+                    event = msgspec.structs.replace(item.event, seq=seq)
+                else:
+                    log_index, leaf = log.add(item.event, item.float_free_metadata)
+                    event = msgspec.structs.replace(
+                        item.event, seq=seq, log_index=log_index, leaf_hash=leaf
+                    )
                 copy.write_row(sql.event_row(item, seq, format_ts, event, format_shared_ts))
                 events.append(event)
         if log is not None:

@@ -213,9 +213,13 @@ class SQLiteStore(SqlReads):
 
         def rows() -> Iterator[tuple[Any, ...]]:
             for n, item in enumerate(items):
-                event = msgspec.structs.replace(item.event, seq=first + n)
-                if log is not None:
-                    event = log.add(event, item.float_free_metadata)
+                if log is None:
+                    event = msgspec.structs.replace(item.event, seq=first + n)
+                else:
+                    log_index, leaf = log.add(item.event, item.float_free_metadata)
+                    event = msgspec.structs.replace(
+                        item.event, seq=first + n, log_index=log_index, leaf_hash=leaf
+                    )
                 events.append(event)
                 yield sql.event_row(item, event.seq, to_ms, event)
 
