@@ -79,6 +79,8 @@ def fresh_url(engine: str, tmp: Path, name: str) -> str:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{db}"')
+        # Write out what earlier runs left dirty, so that no run pays for the one before it.
+        conn.execute("CHECKPOINT")
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + db
 
 
@@ -149,24 +151,60 @@ LEDGER_ROUNDS = 5
 
 
 def ledger_cost(engine: str, tmp: Path, data: list[list[EventIn]]) -> list[float]:
-    """The ledger's cost through the service, from `LEDGER_ROUNDS` pairs of runs without and
-    with it, back to back: one cost per pair, so that drift in the machine's speed (single runs
-    varied by +-10%) hits both runs of a pair alike."""
+    """The ledger's cost through the service: two stores, without and with it, open at once
+    take each batch in turn (which goes first alternates), so that drift in the machine's speed
+    and the database's background writes hit both alike (separate back-to-back runs of ~1 s
+    differed by -15% to +35%). One cost per round of `data`, each round a new tenant's log."""
+    services = {
+        ledger: AuditService(open_store(fresh_url(engine, tmp, name), ledger=ledger))
+        for ledger, name in ((False, "plain"), (True, "logged"))
+    }
     costs = []
-    for _ in range(LEDGER_ROUNDS):
-        plain = service_ingest(fresh_url(engine, tmp, "plain"), data, ledger=False)
-        logged = service_ingest(fresh_url(engine, tmp, "logged"), data)
-        costs.append(1 - logged / plain)
+    for round_ in range(LEDGER_ROUNDS):
+        tenant = f"round-{round_}"
+        seconds = dict.fromkeys(services, 0.0)
+        for service in services.values():
+            service.create_tenant(tenant)
+        for n, batch in enumerate(data):
+            for ledger in (False, True) if n % 2 == 0 else (True, False):
+                start = time.perf_counter()
+                services[ledger].ingest(tenant, batch)
+                seconds[ledger] += time.perf_counter() - start
+        costs.append(1 - seconds[False] / seconds[True])  # 1 - (rate with / rate without)
+    for service in services.values():
+        service.close()
     return costs
 
 
+HTTP_PHASE = 8  # requests of 500 events sent to one server before the other takes its turn
+
+
 def http_ledger_cost(engine: str, tmp: Path, count: int) -> list[float]:
-    """The same for HTTP batch ingest (500 events per request)."""
+    """The same for HTTP batch ingest (500 events per request): two servers, without and with
+    the ledger, run at once and take turns of `HTTP_PHASE` requests."""
+    bodies = json_batches(count, 500)
+    urls = {False: fresh_url(engine, tmp, "hplain"), True: fresh_url(engine, tmp, "hlogged")}
+    tokens: dict[tuple[bool, int], str] = {}
+    for ledger, url in urls.items():
+        service = AuditService(open_store(url, ledger=ledger))
+        for round_ in range(LEDGER_ROUNDS):
+            service.create_tenant(f"round-{round_}")
+            tokens[ledger, round_] = service.create_key(f"round-{round_}", "bench")[1]
+        service.close()
+    servers = {ledger: start_variant(url, ledger) for ledger, url in urls.items()}
     costs = []
-    for _ in range(LEDGER_ROUNDS):
-        plain = http_ingest(fresh_url(engine, tmp, "hplain"), tmp, count, ledger=False)
-        logged = http_ingest(fresh_url(engine, tmp, "hlogged"), tmp, count, ledger=True)
-        costs.append(1 - logged / plain)
+    try:
+        for round_ in range(LEDGER_ROUNDS):
+            seconds = dict.fromkeys(servers, 0.0)
+            for n, first in enumerate(range(0, len(bodies), HTTP_PHASE)):
+                for ledger in (False, True) if n % 2 == 0 else (True, False):
+                    base, token = servers[ledger][1], tokens[ledger, round_]
+                    phase = bodies[first : first + HTTP_PHASE]
+                    seconds[ledger] += post_batches(base, token, phase)
+            costs.append(1 - seconds[False] / seconds[True])
+    finally:
+        for server, _ in servers.values():
+            stop(server)
     return costs
 
 
@@ -190,15 +228,34 @@ def http_ingest(
     if ledger is None:
         server, base = start_serve(tmp, database_url=url, rate_limit_per_second="0")
     else:
-        port = free_port()
-        command = [sys.executable, "-m", "bench.serve_variant", str(port), url]
-        server = subprocess.Popen(
-            command + ([] if ledger else ["--no-ledger"]),
-            env=clean_env(),
-            cwd=Path(__file__).parent.parent,
-        )
-        base = f"http://127.0.0.1:{port}"
-        wait_healthy(base)
+        server, base = start_variant(url, ledger)
+    try:
+        return count / post_batches(base, token, bodies, threads)
+    finally:
+        stop(server)
+
+
+def start_variant(url: str, ledger: bool) -> tuple[subprocess.Popen[bytes], str]:
+    """bench/serve_variant.py on a free port, healthy: (process, base URL)."""
+    port = free_port()
+    command = [sys.executable, "-m", "bench.serve_variant", str(port), url]
+    server = subprocess.Popen(
+        command + ([] if ledger else ["--no-ledger"]),
+        env=clean_env(),
+        cwd=Path(__file__).parent.parent,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(base)
+    return server, base
+
+
+def stop(server: subprocess.Popen[Any]) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+def post_batches(base: str, token: str, bodies: list[bytes], threads: int = 4) -> float:
+    """Seconds to POST every body to /v1/events/batch from `threads` clients at once."""
     lock, queue = threading.Lock(), list(reversed(bodies))
     failures: list[int] = []
 
@@ -217,19 +274,15 @@ def http_ingest(
                 if status != 201:
                     failures.append(status)
 
-    try:
-        workers = [threading.Thread(target=post) for _ in range(threads)]
-        start = time.perf_counter()
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        elapsed = time.perf_counter() - start
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+    workers = [threading.Thread(target=post) for _ in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
     assert not failures, failures[:5]
-    return count / elapsed
+    return elapsed
 
 
 # ---- reads --------------------------------------------------------------------------------
@@ -416,8 +469,7 @@ def read_benchmarks(
         elif load_seconds > 0:
             row(engine, size, "wrk mixed load: NOT RUN (wrk is not installed: apt install wrk)")
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
     rate, streaming, peak = export_run(url, tmp, size)
     ok = streaming >= 100_000 and peak < 150
     row(
