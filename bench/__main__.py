@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import psycopg
 from tests.e2e.server import clean_env, free_port, start_serve, wait_healthy
 
 from bench.data import batches, iter_batches, json_batches
 from trailkeeper.cursor import cursor_scope
+from trailkeeper.ledger import event_leaf
 from trailkeeper.model import Direction, EventFilter, EventIn, Position, from_ms, to_ms, utc_now_ms
 from trailkeeper.service import AuditService, normalize_event
 from trailkeeper.store import open_store, sql
@@ -95,38 +97,75 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 RAW_COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 
-def raw_insert(engine: str, url: str, data: list[list[EventIn]]) -> float:
-    """Events/s for the bare driver inserting the same rows into the same schema."""
-    open_store(url).close()  # create the schema
-    received, seq, prepared = utc_now_ms(), 1, []
-    for batch in data:
-        rows = []
-        for event in batch:
-            item = normalize_event("acme", event, received)
-            rows.append(sql.event_row(item, seq, to_ms if engine == "sqlite" else (lambda d: d)))
-            seq += 1
-        prepared.append(rows)
-    count = sum(len(rows) for rows in prepared)
-    if engine == "sqlite":
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+class RawInserter:
+    """The bare driver inserting the same rows into the same schema, one transaction per
+    batch: the values trailkeeper stores, log index and leaf hash included, all made before
+    any clock starts (executemany on SQLite, binary COPY on PostgreSQL)."""
+
+    def __init__(self, engine: str, url: str, data: list[list[EventIn]]) -> None:
+        open_store(url).close()  # create the schema
+        received, seq, self.batches = utc_now_ms(), 1, []
+        to_db = to_ms if engine == "sqlite" else (lambda d: d)
+        for batch in data:
+            rows = []
+            for event in batch:
+                item = normalize_event("acme", event, received)
+                logged = msgspec.structs.replace(
+                    item.event, log_index=seq - 1, leaf_hash=event_leaf(item.event, seq - 1)
+                )
+                rows.append(sql.event_row(item, seq, to_db, logged))
+                seq += 1
+            self.batches.append(rows)
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: psycopg.Connection[Any] | None = None
+        if engine == "sqlite":
+            self._sqlite = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            self._sqlite.execute("PRAGMA journal_mode=WAL")
+            self._sqlite.execute("PRAGMA synchronous=FULL")
+        else:
+            self._pg = psycopg.connect(url)
+
+    def insert(self, n: int) -> float:
+        """Seconds to insert prepared batch `n`."""
+        rows = self.batches[n]
         start = time.perf_counter()
-        for rows in prepared:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql.insert_sql("?"), rows)
-            conn.execute("COMMIT")
-        elapsed = time.perf_counter() - start
-        conn.close()
-        return count / elapsed
-    with psycopg.connect(url) as conn:
-        start = time.perf_counter()
-        for rows in prepared:  # binary COPY of ready rows: the driver's fastest path
-            with conn.transaction(), conn.cursor() as cur, cur.copy(RAW_COPY) as copy:
+        if self._sqlite is not None:
+            self._sqlite.execute("BEGIN IMMEDIATE")
+            self._sqlite.executemany(sql.insert_sql("?"), rows)
+            self._sqlite.execute("COMMIT")
+        elif self._pg is not None:
+            with self._pg.transaction(), self._pg.cursor() as cur, cur.copy(RAW_COPY) as copy:
                 copy.set_types(binary_copy_types(sql.INSERT_COLUMNS))
                 for row in rows:
                     copy.write_row(row)
-        return count / (time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        for conn in (self._sqlite, self._pg):
+            if conn is not None:
+                conn.close()
+
+
+def import_rates(engine: str, tmp: Path, data: list[list[EventIn]]) -> tuple[float, float]:
+    """(raw, service) events/s, measured in turns: the raw driver and the service (what
+    `trailkeeper import` does) take each batch in turn, which goes first alternating, so that
+    drift in the machine's speed hits both alike (separate runs of each varied by +-15%)."""
+    raw = RawInserter(engine, fresh_url(engine, tmp, "raw"), data)
+    service = AuditService(open_store(fresh_url(engine, tmp, "svc")))
+    service.create_tenant("acme")
+    raw_seconds = service_seconds = 0.0
+    for n, batch in enumerate(data):
+        for side in ("raw", "service") if n % 2 == 0 else ("service", "raw"):
+            if side == "raw":
+                raw_seconds += raw.insert(n)
+            else:
+                start = time.perf_counter()
+                service.ingest("acme", batch)
+                service_seconds += time.perf_counter() - start
+    raw.close()
+    service.close()
+    count = sum(map(len, data))
+    return count / raw_seconds, count / service_seconds
 
 
 def service_ingest(
@@ -176,7 +215,9 @@ def ledger_cost(engine: str, tmp: Path, data: list[list[EventIn]]) -> list[float
     return costs
 
 
-HTTP_PHASE = 8  # requests of 500 events sent to one server before the other takes its turn
+HTTP_PHASE = (
+    20  # requests of 500 events sent in one turn (fewer: filling and draining 4 clients shows)
+)
 
 
 def http_ledger_cost(engine: str, tmp: Path, count: int) -> list[float]:
@@ -215,24 +256,39 @@ def cost_summary(costs: list[float]) -> str:
     return f"the ledger costs {median:.0%} (< 15%: {verdict(median < 0.15)}; pairs {pairs})"
 
 
-def http_ingest(
-    url: str, tmp: Path, count: int, threads: int = 4, ledger: bool | None = None
-) -> float:
-    """Events/s for POST /v1/events/batch with 500 events per request, `threads` clients,
-    against `serve` (ledger None) or bench/serve_variant.py with the ledger on or off."""
-    service = AuditService(open_store(url, ledger=ledger is not False))
-    service.create_tenant("acme")
-    _, token = service.create_key("acme", "bench")
+def http_rates(engine: str, tmp: Path, data: list[list[EventIn]]) -> tuple[float, float, float]:
+    """(raw, HTTP, HTTP with `Prefer: return=minimal`) events/s, in turns: `HTTP_PHASE`
+    requests of 500 events to `serve` (4 clients at once) each way, and the raw driver
+    inserting the same number of events. The two HTTP ways write to two tenants of one server."""
+    per_phase = HTTP_PHASE * 500 // 1000  # raw batches of 1000 per phase
+    raw = RawInserter(engine, fresh_url(engine, tmp, "hraw"), data)
+    url = fresh_url(engine, tmp, "http")
+    service = AuditService(open_store(url))
+    tokens = {}
+    for tenant in ("full", "minimal"):
+        service.create_tenant(tenant)
+        tokens[tenant] = service.create_key(tenant, "bench")[1]
     service.close()
-    bodies = json_batches(count, 500)
-    if ledger is None:
-        server, base = start_serve(tmp, database_url=url, rate_limit_per_second="0")
-    else:
-        server, base = start_variant(url, ledger)
+    bodies = json_batches(sum(map(len, data)), 500)
+    server, base = start_serve(tmp, database_url=url, rate_limit_per_second="0")
+    seconds = {"raw": 0.0, "full": 0.0, "minimal": 0.0}
+    turns = ("raw", "full", "minimal")
     try:
-        return count / post_batches(base, token, bodies, threads)
+        for n, first in enumerate(range(0, len(bodies), HTTP_PHASE)):
+            for side in turns[n % 3 :] + turns[: n % 3]:
+                if side == "raw":
+                    raw_first = first * 500 // 1000
+                    for batch in range(raw_first, min(raw_first + per_phase, len(data))):
+                        seconds[side] += raw.insert(batch)
+                else:
+                    phase = bodies[first : first + HTTP_PHASE]
+                    minimal = side == "minimal"
+                    seconds[side] += post_batches(base, tokens[side], phase, minimal=minimal)
     finally:
         stop(server)
+        raw.close()
+    count = sum(map(len, data))
+    return count / seconds["raw"], count / seconds["full"], count / seconds["minimal"]
 
 
 def start_variant(url: str, ledger: bool) -> tuple[subprocess.Popen[bytes], str]:
@@ -254,17 +310,18 @@ def stop(server: subprocess.Popen[Any]) -> None:
     server.wait(timeout=30)
 
 
-def post_batches(base: str, token: str, bodies: list[bytes], threads: int = 4) -> float:
+def post_batches(
+    base: str, token: str, bodies: list[bytes], threads: int = 4, minimal: bool = False
+) -> float:
     """Seconds to POST every body to /v1/events/batch from `threads` clients at once."""
     lock, queue = threading.Lock(), list(reversed(bodies))
     failures: list[int] = []
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if minimal:
+        headers["Prefer"] = "return=minimal"
 
     def post() -> None:
-        with httpx.Client(
-            base_url=base,
-            timeout=60,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        ) as client:
+        with httpx.Client(base_url=base, timeout=60, headers=headers) as client:
             while True:
                 with lock:
                     if not queue:
@@ -531,14 +588,18 @@ def main() -> None:
             tmp = Path(tmp_dir)
             for engine in args.engines.split(","):
                 say()
-                raw = raw_insert(engine, fresh_url(engine, tmp, "raw"), data)
-                logged = service_ingest(fresh_url(engine, tmp, "svc"), data)
+                raw, logged = import_rates(engine, tmp, data)
                 costs = ledger_cost(engine, tmp, data[:LEDGER_BATCHES])
-                http = http_ingest(fresh_url(engine, tmp, "http"), tmp, args.ingest_events)
+                http_raw, http, http_minimal = http_rates(engine, tmp, data)
                 http_costs = http_ledger_cost(engine, tmp, LEDGER_BATCHES * 1000)
                 n = args.ingest_events
                 method = "executemany" if engine == "sqlite" else "binary COPY"
-                row(engine, n, f"raw insert ({method})   {raw:>10,.0f} events/s")
+                row(
+                    engine,
+                    n,
+                    f"raw insert ({method})   {raw:>10,.0f} events/s in turns with import, "
+                    f"{http_raw:,.0f} in turns with HTTP",
+                )
                 row(
                     engine,
                     n,
@@ -548,8 +609,15 @@ def main() -> None:
                 row(
                     engine,
                     n,
-                    f"HTTP batch ingest    {http:>10,.0f} events/s = {http / raw:.0%} of raw "
-                    f"(>= 50%: {verdict(http >= 0.5 * raw)}); {cost_summary(http_costs)}",
+                    f"HTTP batch ingest    {http:>10,.0f} events/s = {http / http_raw:.0%} of raw "
+                    f"(>= 50%: {verdict(http >= 0.5 * http_raw)}); {cost_summary(http_costs)}",
+                )
+                row(
+                    engine,
+                    n,
+                    f"  Prefer: return=minimal {http_minimal:>6,.0f} events/s = "
+                    f"{http_minimal / http_raw:.0%} of raw "
+                    f"(>= 50%: {verdict(http_minimal >= 0.5 * http_raw)})",
                 )
                 for size in sizes:
                     url = fresh_url(engine, tmp, f"data{size}")

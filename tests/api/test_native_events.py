@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 
 from tests.api.helpers import assert_error
 from tests.factories import event_payload
+from trailkeeper.api.native import prefers_minimal
 
 Headers = Callable[..., dict[str, str]]
 
@@ -90,6 +91,58 @@ def test_batch_is_all_or_nothing(client: TestClient[Any], acme: dict[str, str]) 
     replay = client.post("/v1/events/batch", json={"events": good}, headers=acme)
     assert replay.status_code == 200
     assert (replay.json()["created"], replay.json()["existing"]) == (0, 5)
+
+
+def test_batch_with_prefer_return_minimal(client: TestClient[Any], acme: dict[str, str]) -> None:
+    """RFC 7240: the response lists only ids and log indexes; the events are stored whole."""
+    given = [event_payload(0), {"action": "no.id", "actor": {"id": "u1"}}, event_payload(1)]
+    minimal = {**acme, "Prefer": "respond-async, RETURN=Minimal; x=1"}
+    response = client.post("/v1/events/batch", json={"events": given}, headers=minimal)
+    assert response.status_code == 201
+    assert response.headers["preference-applied"] == "return=minimal"
+    body = response.json()
+    assert (body["created"], body["existing"]) == (3, 0)
+    assert set(body) == {"stored", "created", "existing"}
+    assert [set(item) for item in body["stored"]] == [{"id", "log_index"}] * 3
+    assert [item["log_index"] for item in body["stored"]] == [0, 1, 2]
+    assert [body["stored"][0]["id"], body["stored"][2]["id"]] == [given[0]["id"], given[2]["id"]]
+    for item in body["stored"]:  # the server-assigned id too
+        stored = client.get(f"/v1/events/{item['id']}", headers=acme).json()
+        assert stored["log_index"] == item["log_index"]
+    assert client.get(f"/v1/events/{body['stored'][1]['id']}", headers=acme).json()["action"] == (
+        "no.id"
+    )
+
+    replay = client.post("/v1/events/batch", json={"events": given[:1]}, headers=minimal)
+    assert replay.status_code == 200
+    assert replay.json() == {"stored": [body["stored"][0]], "created": 0, "existing": 1}
+
+    full = client.post(
+        "/v1/events/batch",
+        json={"events": [event_payload(2)]},
+        headers={**acme, "Prefer": "return=representation"},
+    )
+    assert "preference-applied" not in full.headers
+    assert full.json()["items"][0]["actor"]["id"] == event_payload(2)["actor"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("header", "minimal"),
+    [
+        ("return=minimal", True),
+        ('return="minimal"', True),
+        (" Return = MINIMAL ", True),
+        ("wait=5, return=minimal;foo=bar", True),
+        ("return=representation", False),
+        ("minimal", False),
+        ("return", False),
+        ("", False),
+        (None, False),
+        (",,;=;", False),
+    ],
+)
+def test_prefer_header_parsing(header: str | None, minimal: bool) -> None:
+    assert prefers_minimal(header) is minimal
 
 
 def test_batch_limits(client: TestClient[Any], acme: dict[str, str]) -> None:

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -75,6 +75,44 @@ class BatchResult(msgspec.Struct, frozen=True):
     existing: int
 
 
+class StoredRef(msgspec.Struct, frozen=True):
+    """One stored event under `Prefer: return=minimal`: enough to fetch it or its proof."""
+
+    id: str
+    log_index: int | None
+
+
+class MinimalBatchResult(msgspec.Struct, frozen=True):
+    """The batch result under `Prefer: return=minimal`. Its list is `stored`, not `items`, so
+    that each response matches exactly one of the two schemas (OpenAPI `oneOf`)."""
+
+    stored: list[StoredRef]
+    created: int
+    existing: int
+
+
+Prefer = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Prefer",
+        max_length=1024,
+        description="`return=minimal` (RFC 7240): the response lists only each event's `id` "
+        "and `log_index` (as `stored`), not the whole stored events (`items`): a smaller, "
+        "faster response for bulk ingestion.",
+    ),
+]
+
+
+def prefers_minimal(prefer: str | None) -> bool:
+    """Whether an RFC 7240 Prefer header asks for `return=minimal`: preferences are comma
+    separated, may carry `;` parameters, and their names and this value are case-insensitive."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+            return True
+    return False
+
+
 def _ingested(results: Iterable[tuple[Event, bool]]) -> tuple[list[EventView], int]:
     views, created = [], 0
     for event, is_new in results:
@@ -121,12 +159,21 @@ def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Re
     responses=_replayed(BatchResult),
 )
 def create_events(
-    request: Request[Any, Any, Any], data: JSONBody[EventBatchIn]
-) -> Response[BatchResult]:
+    request: Request[Any, Any, Any], data: JSONBody[EventBatchIn], prefer: Prefer = None
+) -> Response[BatchResult | MinimalBatchResult]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
-    views, created = _ingested(service_of(request).ingest(who.tenant, data.events))
+    results = service_of(request).ingest(who.tenant, data.events)
+    created = sum(is_new for _, is_new in results)
+    status = HTTP_201_CREATED if created else HTTP_200_OK
+    if prefers_minimal(prefer):
+        refs = [StoredRef(event.id, event.log_index) for event, _ in results]
+        minimal = MinimalBatchResult(stored=refs, created=created, existing=len(refs) - created)
+        return Response(
+            minimal, status_code=status, headers={"Preference-Applied": "return=minimal"}
+        )
+    views = [to_view(event) for event, _ in results]
     body = BatchResult(items=views, created=created, existing=len(views) - created)
-    return Response(body, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+    return Response(body, status_code=status)
 
 
 @get("/events", summary="List events, newest first", sync_to_thread=True, responses=ERRORS)
