@@ -259,9 +259,14 @@ def cost_summary(costs: list[float]) -> str:
 def http_rates(engine: str, tmp: Path, data: list[list[EventIn]]) -> tuple[float, float, float]:
     """(raw, HTTP, HTTP with `Prefer: return=minimal`) events/s, in turns: `HTTP_PHASE`
     requests of 500 events to `serve` (4 clients at once) each way, and the raw driver
-    inserting the same number of events. The two HTTP ways write to two tenants of one server."""
-    per_phase = HTTP_PHASE * 500 // 1000  # raw batches of 1000 per phase
-    raw = RawInserter(engine, fresh_url(engine, tmp, "hraw"), data)
+    inserting the same events in the same transactions of 500. The two HTTP ways write to two
+    tenants of one server."""
+    events = [event for batch in data for event in batch]
+    raw = RawInserter(
+        engine,
+        fresh_url(engine, tmp, "hraw"),
+        [events[first : first + 500] for first in range(0, len(events), 500)],
+    )
     url = fresh_url(engine, tmp, "http")
     service = AuditService(open_store(url))
     tokens = {}
@@ -277,8 +282,7 @@ def http_rates(engine: str, tmp: Path, data: list[list[EventIn]]) -> tuple[float
         for n, first in enumerate(range(0, len(bodies), HTTP_PHASE)):
             for side in turns[n % 3 :] + turns[: n % 3]:
                 if side == "raw":
-                    raw_first = first * 500 // 1000
-                    for batch in range(raw_first, min(raw_first + per_phase, len(data))):
+                    for batch in range(first, min(first + HTTP_PHASE, len(bodies))):
                         seconds[side] += raw.insert(batch)
                 else:
                     phase = bodies[first : first + HTTP_PHASE]

@@ -210,6 +210,11 @@ class Frontier:
         stack.append((level, value))
         return created
 
+    def copy(self) -> Frontier:
+        twin = Frontier(0, {})
+        twin.size, twin._stack = self.size, list(self._stack)
+        return twin
+
     def root(self) -> bytes:
         if not self._stack:
             return EMPTY_ROOT

@@ -13,11 +13,12 @@ import pytest
 
 from tests.factories import event_payload
 from trailkeeper import verifier
+from trailkeeper.errors import InvalidInput
 from trailkeeper.formats import EventView
 from trailkeeper.ledger import event_leaf
 from trailkeeper.model import EventFilter, EventIn
 from trailkeeper.service import AuditService
-from trailkeeper.store import Store
+from trailkeeper.store import Store, open_store
 
 VKEY_NAME = "trailkeeper.local"
 
@@ -80,6 +81,33 @@ def test_indexes_are_gap_free_under_concurrent_writers(store: Store, service: Au
     head = store.ledger_head("acme")
     assert head is not None
     assert head == (len(events), verifier.root_hash(leaves))
+
+
+def test_writers_in_other_processes_and_failed_batches_keep_the_log_whole(
+    store: Store, service: AuditService, database_url: str
+) -> None:
+    """Each store keeps the tree's right edge in memory between batches; another process
+    appending (here: a second store on the same database) or a batch that fails half-way
+    must never let a stale edge into the log."""
+    other = AuditService(open_store(database_url))
+    try:
+        ingest(service, 0, 9)
+        ingest(other, 100, 5)  # `service`'s remembered edge is now stale
+        ingest(service, 200, 6)
+        late_invalid = [msgspec.convert(event_payload(n), EventIn) for n in range(300, 304)]
+        late_invalid.append(msgspec.convert({"action": "x", "actor": {"id": "u"}}, EventIn))
+        late_invalid[-1] = msgspec.structs.replace(late_invalid[-1], metadata={"bad": "\x00"})
+        with pytest.raises(InvalidInput):
+            service.ingest("acme", late_invalid)  # appended in memory, then rolled back
+        ingest(service, 400, 3)
+        ingest(other, 500, 2)
+    finally:
+        other.close()
+    events = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
+    assert [e.log_index for e in events] == list(range(9 + 5 + 6 + 3 + 2))
+    leaves = [verifier.event_leaf_hash(msgspec.to_builtins(e)) for e in events]
+    assert store.ledger_head("acme") == (len(events), verifier.root_hash(leaves))
+    assert verify(service, service.checkpoint("acme").note).ok
 
 
 def test_tenants_have_separate_logs(store: Store, service: AuditService) -> None:

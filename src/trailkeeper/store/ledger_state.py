@@ -8,15 +8,17 @@ committed events. Level-0 nodes are the events' own `leaf_hash` column; higher l
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import msgspec
+from cachetools import LRUCache
 
 from trailkeeper.errors import TrailkeeperError
 from trailkeeper.ledger import Frontier, Node, event_leaf, frontier_nodes
 from trailkeeper.model import Event
-from trailkeeper.verifier import root_hash
+from trailkeeper.verifier import EMPTY_ROOT, root_hash
 
 
 class Runner(Protocol):
@@ -93,6 +95,31 @@ def head(db: Runner, tenant: str) -> tuple[int, bytes] | None:
     return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
 
 
+class FrontierCache:
+    """The right edge of each tenant's tree as this process last wrote it, so that a batch
+    usually needs no node query before it appends (on PostgreSQL under concurrent HTTP batches
+    those queries were a fifth of the time the tenant's lock is held).
+
+    Trusted only when it matches the head read under the tenant's lock, size and root: an
+    append by another process, or one whose commit failed, just means the nodes are fetched.
+    """
+
+    def __init__(self, tenants: int = 1024) -> None:
+        self._lock = threading.Lock()
+        self._edges: LRUCache[str, Frontier] = LRUCache(maxsize=tenants)
+
+    def get(self, tenant: str, size: int, root: bytes) -> Frontier | None:
+        with self._lock:
+            known = self._edges.get(tenant)
+        if known is None or known.size != size or known.root() != root:
+            return None
+        return known.copy()  # a batch that fails then leaves the remembered edge as it was
+
+    def put(self, tenant: str, frontier: Frontier) -> None:
+        with self._lock:
+            self._edges[tenant] = frontier
+
+
 class LogAppend:
     """Appending to one tenant's log inside a write transaction, one event at a time.
 
@@ -101,11 +128,11 @@ class LogAppend:
     Create it after the tenant's writers are serialised; call `finish` before committing.
     """
 
-    def __init__(self, db: Runner, tenant: str) -> None:
-        self._db, self._tenant = db, tenant
-        current = head(db, tenant)
-        size = current[0] if current else 0
-        self._frontier = Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
+    def __init__(self, db: Runner, tenant: str, cache: FrontierCache | None = None) -> None:
+        self._db, self._tenant, self._cache = db, tenant, cache
+        size, root = head(db, tenant) or (0, EMPTY_ROOT)
+        known = cache.get(tenant, size, root) if cache is not None else None
+        self._frontier = known or Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
         self._nodes: list[tuple[str, int, int, bytes]] = []
 
     def add(self, event: Event, float_free: bool = False) -> tuple[int, bytes]:
@@ -131,6 +158,10 @@ class LogAppend:
             "RETURNING size",
             (self._tenant, self._frontier.size, self._frontier.root()),
         )
+        if self._cache is not None:
+            # Before the commit, which may still fail: then the head keeps its old size and
+            # root, and the next writer does not take this edge (see FrontierCache.get).
+            self._cache.put(self._tenant, self._frontier)
 
 
 def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:

@@ -86,6 +86,7 @@ class PostgresStore(SqlReads):
     ) -> None:
         self.url = url
         self.ledger = ledger
+        self._frontiers = ledger_state.FrontierCache()
         self._timeout = timeout
         rest = url.split("://", 1)[1]
         with self._translate():
@@ -222,7 +223,11 @@ class PostgresStore(SqlReads):
         seqs = conn.execute(
             "SELECT nextval('events_seq') FROM generate_series(1, %s)", (len(items),)
         ).fetchall()
-        log = ledger_state.LogAppend(_PgRunner(conn), tenant) if self.ledger else None
+        log = (
+            ledger_state.LogAppend(_PgRunner(conn), tenant, self._frontiers)
+            if self.ledger
+            else None
+        )
         events: list[Event] = []
         # Each row is hashed into the log just before it is sent: the server indexes the rows
         # already streamed while Python works on the next ones.

@@ -57,6 +57,7 @@ class SQLiteStore(SqlReads):
     ) -> None:
         self.path = path
         self.ledger = ledger
+        self._frontiers = ledger_state.FrontierCache()
         self._synchronous = synchronous.upper()
         self._timeout = timeout
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +209,11 @@ class SQLiteStore(SqlReads):
         self, conn: sqlite3.Connection, tenant: str, items: Sequence[NewEvent]
     ) -> list[Event]:
         first = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
-        log = ledger_state.LogAppend(_SQLiteRunner(conn), tenant) if self.ledger else None
+        log = (
+            ledger_state.LogAppend(_SQLiteRunner(conn), tenant, self._frontiers)
+            if self.ledger
+            else None
+        )
         events: list[Event] = []
 
         def rows() -> Iterator[tuple[Any, ...]]:
