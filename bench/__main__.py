@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,11 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 # ---- ingest -------------------------------------------------------------------------------
 
 
+def _same(value: Any) -> Any:
+    """The stored form when it is the value itself (timestamps on PostgreSQL, ms on SQLite)."""
+    return value
+
+
 RAW_COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 
@@ -105,7 +111,7 @@ class RawInserter:
     def __init__(self, engine: str, url: str, data: list[list[EventIn]]) -> None:
         open_store(url).close()  # create the schema
         received, seq, self.batches = utc_now_ms(), 1, []
-        to_db = to_ms if engine == "sqlite" else (lambda d: d)
+        to_db: Callable[[datetime], Any] = to_ms if engine == "sqlite" else _same
         for batch in data:
             rows = []
             for event in batch:
@@ -356,7 +362,7 @@ def raw_query(engine: str, url: str) -> Callable[[EventFilter, Position | None],
 
         def run_sqlite(filters: EventFilter, position: Position | None) -> object:
             query, params = sql.page_query(
-                "acme", filters, position, Direction.OLDER, 101, "?", to_ms, lambda ms: ms
+                "acme", filters, position, Direction.OLDER, 101, "?", to_ms, _same
             )
             return conn.execute(query, params).fetchall()
 
@@ -365,7 +371,7 @@ def raw_query(engine: str, url: str) -> Callable[[EventFilter, Position | None],
 
     def run_pg(filters: EventFilter, position: Position | None) -> object:
         query, params = sql.page_query(
-            "acme", filters, position, Direction.OLDER, 101, "%s", lambda d: d, from_ms
+            "acme", filters, position, Direction.OLDER, 101, "%s", _same, from_ms
         )
         return pg.execute(query, params).fetchall()
 
@@ -392,8 +398,8 @@ def deep_position(engine: str, url: str, filters: EventFilter, depth: float) -> 
         Direction.OLDER,
         10_000_000,
         "?" if engine == "sqlite" else "%s",
-        to_ms if engine == "sqlite" else (lambda d: d),
-        (lambda ms: ms) if engine == "sqlite" else from_ms,
+        to_ms if engine == "sqlite" else _same,
+        _same if engine == "sqlite" else from_ms,
     )
     query = query.replace(f"SELECT {sql.SELECT_EVENT}", "SELECT count(*)").rsplit(" ORDER BY", 1)[0]
     if engine == "sqlite":
@@ -494,9 +500,9 @@ def read_benchmarks(
             f50, f99 = timed(lambda: floor_client.get("/page"), 300)
             row(engine, size, f"framework floor (bare page)   p50 {f50:6.2f} ms  p99 {f99:6.2f} ms")
             for label, filters, query in FILTERS:
-                r50, r99 = timed(lambda f=filters: raw(f, None), 300)
+                r50, r99 = timed(partial(raw, filters, None), 300)
                 path = f"/v1/events?limit=100&{query}"
-                h50, h99 = timed(lambda p=path: client.get(p), 300)
+                h50, h99 = timed(partial(client.get, path), 300)
                 ok = h50 <= 1.5 * (r50 + f50) and h99 <= 1.5 * (r99 + f99)
                 row(
                     engine,
@@ -507,11 +513,9 @@ def read_benchmarks(
                 )
             for label, filters, query in FILTERS[:2]:
                 cursor = native_cursor(url, filters, deep_position(engine, url, filters, 0.9))
-                first = timed(lambda q=query: client.get(f"/v1/events?limit=100&{q}"), 200)[0]
-                deep = timed(
-                    lambda q=query, c=cursor: client.get(f"/v1/events?limit=100&{q}&cursor={c}"),
-                    200,
-                )[0]
+                first = timed(partial(client.get, f"/v1/events?limit=100&{query}"), 200)[0]
+                deep_path = f"/v1/events?limit=100&{query}&cursor={cursor}"
+                deep = timed(partial(client.get, deep_path), 200)[0]
                 row(
                     engine,
                     size,

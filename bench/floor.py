@@ -10,13 +10,13 @@ import msgspec
 from litestar import Litestar, get
 
 from bench.data import batches
-from trailkeeper.formats import to_view
+from trailkeeper.formats import EventView, to_view
 from trailkeeper.ledger import event_leaf
 from trailkeeper.model import utc_now_ms
 from trailkeeper.service import normalize_event
 
 
-def _page_of_bench_events() -> list[object]:
+def _page_of_bench_events() -> list[EventView]:
     """100 events of the kind the bench stores and pages through, as the API shows them, so
     the floor encodes and sends the same amount of JSON as a real page (not a smaller one)."""
     received = utc_now_ms()
