@@ -392,6 +392,21 @@ def test_database_rendered_json_is_exactly_the_view(store: Store, service: Audit
         assert sorted_json.encode(msgspec.json.decode(document)) == sorted_json.encode(view)
 
 
+def test_rendered_json_of_events_outside_the_log(database_url: str) -> None:
+    """Events stored without the ledger (log_index and leaf_hash null) export as the view."""
+    plain = open_store(database_url, ledger=False)
+    try:
+        service = AuditService(plain)
+        service.create_tenant("acme")
+        service.ingest("acme", [event_in(n) for n in range(5)])
+        views = list(plain.iter_events("acme", EventFilter()))
+        documents = [msgspec.json.decode(d) for d in plain.iter_event_json("acme", EventFilter())]
+    finally:
+        plain.close()
+    assert [(d["log_index"], d["leaf_hash"]) for d in documents] == [(None, None)] * 5
+    assert documents == [msgspec.to_builtins(view) for view in views]
+
+
 def test_sqlite_timestamp_rendering_is_exact_over_the_whole_range() -> None:
     """SQLite renders export timestamps from float seconds; rounding must never show."""
     import sqlite3

@@ -116,7 +116,10 @@ def open_store(
         from trailkeeper.store.sqlite import SQLiteStore
 
         return SQLiteStore(
-            url.removeprefix("sqlite:///"), synchronous=sqlite_synchronous, timeout=timeout
+            url.removeprefix("sqlite:///"),
+            synchronous=sqlite_synchronous,
+            timeout=timeout,
+            ledger=ledger,
         )
     if url.startswith(("postgresql://", "postgres://")):
         from trailkeeper.store.postgres import PostgresStore

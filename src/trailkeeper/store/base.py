@@ -299,9 +299,10 @@ class SqlReads:
             yield encode(view)
 
     def _rendered_chunks(
-        self, tenant: str, filters: EventFilter, chunk: int, columns: str
+        self, tenant: str, filters: EventFilter, chunk: int, columns: str, outer: str = "{}"
     ) -> Iterator[list[Sequence[Any]]]:
-        """Rows of `columns` for all matches, oldest first, in ranges of about `chunk`.
+        """Rows of `columns` for all matches, oldest first, in ranges of about `chunk` (each
+        range's query formatted into `outer`, which may aggregate it).
 
         For exports whose rows the database renders: the ranges' ends come from a cheap
         index-only query, so `export_readers` ranges are fetched at once, each on its own
@@ -315,7 +316,7 @@ class SqlReads:
                 query, params = sql.range_query(
                     tenant, filters, after, upto, self.ph, self.to_db, self.position_ts, columns
                 )
-                pending.append(readers.submit(self._fetch, query, params))
+                pending.append(readers.submit(self._fetch, outer.format(query), params))
                 while len(pending) > self.export_readers:
                     yield pending.popleft().result()
             while pending:

@@ -183,9 +183,11 @@ class SQLiteStore(SqlReads):
         self, tenant: str, filters: EventFilter, chunk: int = 1000
     ) -> Iterator[bytes]:
         """Rendered by SQLite's JSON functions (see sql.SQLITE_EVENT_JSON)."""
-        for rows in self._rendered_chunks(tenant, filters, chunk, sql.SQLITE_EXPORT_COLUMNS):
+        for rows in self._rendered_chunks(
+            tenant, filters, chunk, sql.SQLITE_EXPORT_COLUMNS, sql.SQLITE_RANGE_AS_ONE_ROW
+        ):
             for row in rows:
-                yield sql.sqlite_json_line(row)
+                yield from sql.sqlite_json_lines(row)
 
     # ---- events --------------------------------------------------------------------------
 
