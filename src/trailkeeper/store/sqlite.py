@@ -216,21 +216,23 @@ class SQLiteStore(SqlReads):
             if self.ledger
             else None
         )
+        # Every row is made first, in one tight loop, and then handed to SQLite. SQLite runs
+        # in this process, so nothing can overlap; making each row as SQLite asked for it
+        # interleaved Python with SQLite's B-tree work, and each evicted the other's caches:
+        # ~5-12% slower ingest, the leaf hash ~3x its cost in isolation.
         events: list[Event] = []
-
-        def rows() -> Iterator[tuple[Any, ...]]:
-            for n, item in enumerate(items):
-                if log is None:
-                    event = msgspec.structs.replace(item.event, seq=first + n)
-                else:
-                    log_index, leaf = log.add(item.event, item.float_free_metadata)
-                    event = msgspec.structs.replace(
-                        item.event, seq=first + n, log_index=log_index, leaf_hash=leaf
-                    )
-                events.append(event)
-                yield sql.event_row(item, event.seq, to_ms, event)
-
-        conn.executemany(_INSERT, rows())
+        rows: list[tuple[Any, ...]] = []
+        for n, item in enumerate(items):
+            if log is None:
+                event = msgspec.structs.replace(item.event, seq=first + n)
+            else:
+                log_index, leaf = log.add(item.event, item.float_free_metadata)
+                event = msgspec.structs.replace(
+                    item.event, seq=first + n, log_index=log_index, leaf_hash=leaf
+                )
+            events.append(event)
+            rows.append(sql.event_row(item, event.seq, to_ms, event))
+        conn.executemany(_INSERT, rows)
         if log is not None:
             log.finish()
         return events
