@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -46,6 +46,7 @@ PG_ADMIN = os.environ.get(
     "TRAILKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 RESULTS = Path(__file__).parent / "results"
+T = TypeVar("T")
 FILTERS = [
     ("no filter", EventFilter(), ""),
     ("actor_id", EventFilter(actor_id="user-7"), "actor_id=user-7"),
@@ -101,6 +102,13 @@ def _same(value: Any) -> Any:
 
 
 RAW_COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
+def in_turn(sides: tuple[T, ...], n: int) -> tuple[T, ...]:
+    """The sides of a comparison in the order they run for batch (or phase) `n`: rotated each
+    time, so that none always goes first (measuring in turns; see docs/performance.md)."""
+    shift = n % len(sides)
+    return sides[shift:] + sides[:shift]
 
 
 class RawInserter:
@@ -161,7 +169,7 @@ def import_rates(engine: str, tmp: Path, data: list[list[EventIn]]) -> tuple[flo
     service.create_tenant("acme")
     raw_seconds = service_seconds = 0.0
     for n, batch in enumerate(data):
-        for side in ("raw", "service") if n % 2 == 0 else ("service", "raw"):
+        for side in in_turn(("raw", "service"), n):
             if side == "raw":
                 raw_seconds += raw.insert(n)
             else:
@@ -211,7 +219,7 @@ def ledger_cost(engine: str, tmp: Path, data: list[list[EventIn]]) -> list[float
         for service in services.values():
             service.create_tenant(tenant)
         for n, batch in enumerate(data):
-            for ledger in (False, True) if n % 2 == 0 else (True, False):
+            for ledger in in_turn((False, True), n):
                 start = time.perf_counter()
                 services[ledger].ingest(tenant, batch)
                 seconds[ledger] += time.perf_counter() - start
@@ -244,7 +252,7 @@ def http_ledger_cost(engine: str, tmp: Path, count: int) -> list[float]:
         for round_ in range(LEDGER_ROUNDS):
             seconds = dict.fromkeys(servers, 0.0)
             for n, first in enumerate(range(0, len(bodies), HTTP_PHASE)):
-                for ledger in (False, True) if n % 2 == 0 else (True, False):
+                for ledger in in_turn((False, True), n):
                     base, token = servers[ledger][1], tokens[ledger, round_]
                     phase = bodies[first : first + HTTP_PHASE]
                     seconds[ledger] += post_batches(base, token, phase)
@@ -283,10 +291,9 @@ def http_rates(engine: str, tmp: Path, data: list[list[EventIn]]) -> tuple[float
     bodies = json_batches(sum(map(len, data)), 500)
     server, base = start_serve(tmp, database_url=url, rate_limit_per_second="0")
     seconds = {"raw": 0.0, "full": 0.0, "minimal": 0.0}
-    turns = ("raw", "full", "minimal")
     try:
         for n, first in enumerate(range(0, len(bodies), HTTP_PHASE)):
-            for side in turns[n % 3 :] + turns[: n % 3]:
+            for side in in_turn(("raw", "full", "minimal"), n):
                 if side == "raw":
                     for batch in range(first, min(first + HTTP_PHASE, len(bodies))):
                         seconds[side] += raw.insert(batch)
