@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,7 +17,7 @@ from trailkeeper import auth
 from trailkeeper.api.errors import ErrorBody, error_responses
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
 from trailkeeper.formats import EventView, to_view
-from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventBatchIn, EventFilter, EventIn
+from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventBatchIn, EventFilter, EventIn
 
 DIALECT = "native"
 
@@ -113,14 +112,6 @@ def prefers_minimal(prefer: str | None) -> bool:
     return False
 
 
-def _ingested(results: Iterable[tuple[Event, bool]]) -> tuple[list[EventView], int]:
-    views, created = [], 0
-    for event, is_new in results:
-        views.append(to_view(event))
-        created += is_new
-    return views, created
-
-
 ERRORS = error_responses(ErrorBody)
 
 
@@ -147,8 +138,8 @@ def _replayed(body: type) -> dict[int, Any]:
 )
 def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
-    views, created = _ingested(service_of(request).ingest(who.tenant, [data]))
-    return Response(views[0], status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+    [(event, created)] = service_of(request).ingest(who.tenant, [data])
+    return Response(to_view(event), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
 @post(
