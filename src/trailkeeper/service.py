@@ -391,9 +391,10 @@ def check_filters(filters: EventFilter) -> None:
 class _Batch(Sequence[NewEvent]):
     """A batch's events, each checked and normalized when first read.
 
-    The store reads them as it writes, so on PostgreSQL this work overlaps the server's work on
-    the rows already sent instead of preceding it. An invalid event still fails the whole
-    batch: its error is raised inside the write transaction, which then stores nothing.
+    PostgreSQL reads them as it writes, so this work overlaps the server's work on the rows
+    already sent instead of preceding it; an invalid event still fails the whole batch, as its
+    error is raised inside the write transaction, which then stores nothing. SQLite reads them
+    all before it queues for the write lock (the work then overlaps other batches' writes).
     """
 
     def __init__(self, tenant: str, events: Sequence[EventIn], received: datetime) -> None:

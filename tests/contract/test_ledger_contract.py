@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import msgspec
 import psycopg
@@ -13,7 +15,7 @@ import pytest
 
 from tests.factories import event_payload
 from trailkeeper import verifier
-from trailkeeper.errors import InvalidInput
+from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.formats import EventView
 from trailkeeper.ledger import event_leaf
 from trailkeeper.model import EventFilter, EventIn
@@ -81,6 +83,78 @@ def test_indexes_are_gap_free_under_concurrent_writers(store: Store, service: Au
     head = store.ledger_head("acme")
     assert head is not None
     assert head == (len(events), verifier.root_hash(leaves))
+
+
+@contextmanager
+def writes_held(database_url: str, tenant: str) -> Iterator[None]:
+    """Hold the tenant's writers from outside trailkeeper (SQLite: the database's write lock;
+    PostgreSQL: the tenant's advisory lock), so that batches queue behind the first one."""
+    if database_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+    else:
+        with psycopg.connect(database_url, autocommit=True) as pg:
+            pg.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (tenant,))
+            yield
+
+
+def test_batches_that_share_a_commit_stand_or_fall_alone(
+    store: Store, service: AuditService, database_url: str
+) -> None:
+    """Batches queued behind a writer are written in one transaction (group commit): a batch
+    that fails there (an id conflict, an invalid event found half-way through its rows) is
+    undone alone, and the log stays whole."""
+    ingest(service, 0, 4)
+    conflicting = [msgspec.convert(event_payload(n), EventIn) for n in range(100, 103)]
+    conflicting.append(msgspec.convert(event_payload(1, action="edited"), EventIn))
+    invalid_late = [msgspec.convert(event_payload(n), EventIn) for n in range(200, 206)]
+    invalid_late.append(msgspec.convert(event_payload(206, metadata={"bad": "\x00"}), EventIn))
+    batches = {
+        "first": [msgspec.convert(event_payload(n), EventIn) for n in range(10, 13)],
+        "good": [msgspec.convert(event_payload(n), EventIn) for n in range(20, 25)],
+        "conflicting": conflicting,
+        "invalid_late": invalid_late,
+        "replay": [msgspec.convert(event_payload(n), EventIn) for n in (2, 3, 30)],
+        "last": [msgspec.convert(event_payload(n), EventIn) for n in range(40, 42)],
+    }
+    outcomes: dict[str, object] = {}
+
+    def submit(name: str) -> None:
+        try:
+            outcomes[name] = [created for _, created in service.ingest("acme", batches[name])]
+        except Exception as exc:
+            outcomes[name] = exc
+
+    threads = {name: threading.Thread(target=submit, args=(name,)) for name in batches}
+    with writes_held(database_url, "acme"):
+        threads["first"].start()
+        time.sleep(0.3)  # "first" takes the queue and waits for the lock; the rest queue
+        for name, thread in threads.items():
+            if name != "first":
+                thread.start()
+        time.sleep(0.3)
+    for thread in threads.values():
+        thread.join()
+
+    assert outcomes["first"] == [True] * 3
+    assert outcomes["good"] == [True] * 5
+    assert isinstance(outcomes["conflicting"], Conflict)
+    assert isinstance(outcomes["invalid_late"], InvalidInput)
+    assert outcomes["replay"] == [False, False, True]
+    assert outcomes["last"] == [True] * 2
+    events = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
+    assert sorted(e.id for e in events) == sorted(
+        f"evt-{n:05d}" for n in [*range(4), *range(10, 13), *range(20, 25), 30, 40, 41]
+    )
+    assert [e.log_index for e in events] == list(range(len(events)))
+    leaves = [verifier.event_leaf_hash(msgspec.to_builtins(e)) for e in events]
+    assert store.ledger_head("acme") == (len(events), verifier.root_hash(leaves))
+    assert verify(service, service.checkpoint("acme").note).ok
 
 
 def test_writers_in_other_processes_and_failed_batches_keep_the_log_whole(

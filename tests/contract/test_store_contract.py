@@ -12,7 +12,9 @@ import pytest
 
 from tests.factories import event_payload
 from trailkeeper.errors import Conflict, InvalidInput
+from trailkeeper.formats import to_view
 from trailkeeper.model import (
+    MAX_BATCH,
     Direction,
     EventFilter,
     EventIn,
@@ -111,6 +113,19 @@ def test_batch_mixing_stored_and_new_ids_keeps_the_log_gap_free(
     assert [e.id for e in stored] == ["evt-00001", "evt-00002", "evt-00003", "evt-00004"]
     assert store.ledger_head("acme") == (4, service.checkpoint("acme").root)
     assert results[1][0].log_index == 0
+
+
+def test_a_full_batch_is_stored_whole_and_in_order(store: Store, service: AuditService) -> None:
+    """The largest batch (SQLite writes it as several multi-row statements), with a stored id
+    in its very last row: the optimistic insert fails there and the batch runs again."""
+    service.ingest("acme", [event_in(5000)])
+    batch = [event_in(n) for n in range(MAX_BATCH - 1)] + [event_in(5000)]
+    results = service.ingest("acme", batch)
+    assert [created for _, created in results] == [True] * (MAX_BATCH - 1) + [False]
+    stored = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
+    assert [e.id for e in stored] == ["evt-05000"] + [f"evt-{n:05d}" for n in range(MAX_BATCH - 1)]
+    assert [e.log_index for e in stored] == list(range(MAX_BATCH))
+    assert stored[1:] == [to_view(event) for event, _ in results[:-1]]
 
 
 def test_invalid_event_late_in_a_batch_stores_nothing(store: Store, service: AuditService) -> None:

@@ -3,15 +3,18 @@
 Each write transaction first takes a transaction-scoped advisory lock on the tenant: writers of
 one tenant commit one after another (so idempotency answers cannot race, log indexes are
 gap-free, and sequence order within a tenant is commit order), while different tenants write in
-parallel. Rows go in with COPY, streamed as they are validated and hashed (see EVENT_COPY).
+parallel. Batches of one tenant that queue in this process share a transaction, each in its own
+savepoint (group_commit.py). Rows go in with COPY, streamed as they are validated and hashed
+(see EVENT_COPY).
 Connection failures surface as `Unavailable` (503); a dropped connection is replaced after its
 first failure, so service resumes by itself when the server returns.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +37,7 @@ from trailkeeper.model import (
 )
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
+from trailkeeper.store.group_commit import GroupCommit, GroupCommitByKey
 from trailkeeper.store.idempotency import assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
 
@@ -67,6 +71,11 @@ def binary_copy_types(columns: Sequence[str]) -> list[str]:
     return [_NOT_TEXT.get(column, "text") for column in columns]
 
 
+def _savepoint(conn: psycopg.Connection[Any]) -> AbstractContextManager[psycopg.Transaction]:
+    """A transaction block inside the open transaction is a savepoint in psycopg."""
+    return conn.transaction()
+
+
 def _same(value: datetime) -> datetime:
     return value
 
@@ -88,6 +97,11 @@ class PostgresStore(SqlReads):
         self.ledger = ledger
         self._frontiers = ledger_state.FrontierCache()
         self._timeout = timeout
+        self._groups: GroupCommitByKey[str, psycopg.Connection[Any]] = GroupCommitByKey(
+            lambda tenant: GroupCommit(
+                threading.Lock(), lambda: self._tenant_writer(tenant), _savepoint, timeout
+            )
+        )
         rest = url.split("://", 1)[1]
         with self._translate():
             apply_migrations(f"postgresql+psycopg://{rest}", "postgres")
@@ -185,18 +199,26 @@ class PostgresStore(SqlReads):
     # ---- events --------------------------------------------------------------------------
 
     def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+        """Batches for one tenant that arrive while another is being written share the next
+        transaction (group_commit.py): one commit for several requests."""
+        return self._groups.run(tenant, lambda conn: self._insert_batch(conn, tenant, items))
+
+    def _insert_batch(
+        self, conn: psycopg.Connection[Any], tenant: str, items: Sequence[NewEvent]
+    ) -> list[tuple[Event, bool]]:
         # Optimistic first: nearly every batch holds only new ids, and the unique index checks
         # them as the rows go in anyway, so the batch goes straight in without a lookup (1000
         # id probes cost ~4 ms). A batch that holds an existing id (a retry) or one id twice
-        # is rolled back and runs again with the lookup that sorts out replays and conflicts.
-        try:
-            with self._tenant_writer(tenant) as conn:
-                return [(event, True) for event in self._insert_new(conn, tenant, items)]
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name != "events_by_id":
-                raise
-        client_ids = list({i.event.id for i in items if i.client_id})
-        with self._tenant_writer(tenant) as conn:
+        # is rolled back to its savepoint and runs again with the lookup that sorts out
+        # replays and conflicts.
+        with self._translate():
+            try:
+                with conn.transaction():
+                    return [(event, True) for event in self._insert_new(conn, tenant, items)]
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != "events_by_id":
+                    raise
+            client_ids = list({i.event.id for i in items if i.client_id})
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
             events = self._insert_new(conn, tenant, to_insert) if to_insert else []

@@ -1,18 +1,21 @@
 """SQLite engine: one writer, many readers, WAL.
 
 Writes go through a single connection under a lock with `BEGIN IMMEDIATE`, so a batch takes the
-database write lock up front and either commits whole or not at all; reads use a pool of
+database write lock up front and either commits whole or not at all (batches that queue for the
+lock share a transaction, each in its own savepoint: group_commit.py); reads use a pool of
 read-only connections that WAL lets run beside the writer. (Pattern from datasette's
 `database.py`.) With `synchronous=FULL`, a commit is on disk before the API answers.
 """
 
 from __future__ import annotations
 
+import functools
 import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +32,46 @@ from trailkeeper.model import (
 )
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
+from trailkeeper.store.group_commit import GroupCommit
 from trailkeeper.store.idempotency import assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
 
-_INSERT = sql.insert_sql("?")
+_INSERT_ROW = "(" + ", ".join("?" * len(sql.INSERT_COLUMNS)) + ")"
+_INSERT_PREFIX = f"INSERT INTO events ({', '.join(sql.INSERT_COLUMNS)}) VALUES "
+MAX_ROWS_PER_INSERT = 512
 _MAX_VARIABLES = 900
 _DUPLICATE_ID = "UNIQUE constraint failed: events.tenant, events.id"
 MAX_READERS = 8  # read connections kept open; more concurrent readers wait for one
 WRITER_CACHE_KIB = 32768  # page cache of the single writer
 READER_CACHE_KIB = 4096  # page cache of each reader
 CACHE_BOUND_MIB = (WRITER_CACHE_KIB + MAX_READERS * READER_CACHE_KIB) // 1024  # 64 MiB in all
+
+
+@functools.cache
+def _insert_statement(rows: int) -> str:
+    return _INSERT_PREFIX + ", ".join([_INSERT_ROW] * rows)
+
+
+def chunk_sizes(count: int, largest: int) -> list[int]:
+    """`count` rows as chunks of powers of two up to `largest` (itself a power of two), so that
+    a handful of statements, each prepared once and cached, serve any batch size."""
+    sizes = []
+    size = largest
+    while count:
+        while size > count:
+            size //= 2
+        sizes.append(size)
+        count -= size
+    return sizes
+
+
+def rows_per_insert(max_variables: int) -> int:
+    """The largest power of two, up to MAX_ROWS_PER_INSERT, whose rows' parameters fit within
+    the build's limit (32,766 since SQLite 3.32; 999 before)."""
+    rows = MAX_ROWS_PER_INSERT
+    while rows > 1 and rows * len(sql.INSERT_COLUMNS) > max_variables:
+        rows //= 2
+    return rows
 
 
 def _identity(value: int) -> int:
@@ -65,7 +98,9 @@ class SQLiteStore(SqlReads):
         with self._translate():
             apply_migrations(f"sqlite:///{path}", "sqlite")
         self._write_conn = writer
+        self._max_rows = rows_per_insert(writer.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
         self._write_lock = threading.Lock()
+        self._group = GroupCommit(self._write_lock, self._transaction, _savepoint, timeout)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._reader_slots = threading.BoundedSemaphore(MAX_READERS)
         self._closed = False
@@ -125,19 +160,25 @@ class SQLiteStore(SqlReads):
         if not self._write_lock.acquire(timeout=self._timeout):
             raise Unavailable("database is busy: timed out waiting for the write lock")
         try:
-            conn = self._write_conn
-            with self._translate():
-                conn.execute("BEGIN IMMEDIATE")
-            try:
-                with self._translate():
-                    yield conn
-                    conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            with self._transaction() as conn:
+                yield conn
         finally:
             self._write_lock.release()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A transaction on the write connection; the caller holds the write lock."""
+        conn = self._write_conn
+        with self._translate():
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            with self._translate():
+                yield conn
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         if self._closed:
@@ -192,16 +233,26 @@ class SQLiteStore(SqlReads):
     # ---- events --------------------------------------------------------------------------
 
     def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+        """Batches that arrive while another is being written share the next transaction
+        (group_commit.py): one fsync for several requests."""
+        # Checked and normalized before queueing (see service._Batch): here that work overlaps
+        # the SQLite steps and the fsync of the batches written before it, which hold no GIL.
+        items = list(items)
+        return self._group.run(lambda conn: self._insert_batch(conn, tenant, items))
+
+    def _insert_batch(
+        self, conn: sqlite3.Connection, tenant: str, items: Sequence[NewEvent]
+    ) -> list[tuple[Event, bool]]:
         # Optimistic first, as on PostgreSQL: the unique index checks ids as rows go in, and
         # only a batch holding a stored id (a retry) or one id twice runs again with the lookup.
-        try:
-            with self._write() as conn:
-                return [(event, True) for event in self._insert_new(conn, tenant, items)]
-        except sqlite3.IntegrityError as exc:
-            if _DUPLICATE_ID not in str(exc):
-                raise
-        client_ids = list({i.event.id for i in items if i.client_id})
-        with self._write() as conn:
+        with self._translate():
+            try:
+                with _savepoint(conn):
+                    return [(event, True) for event in self._insert_new(conn, tenant, items)]
+            except sqlite3.IntegrityError as exc:
+                if _DUPLICATE_ID not in str(exc):
+                    raise
+            client_ids = list({i.event.id for i in items if i.client_id})
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
             events = self._insert_new(conn, tenant, to_insert) if to_insert else []
@@ -232,10 +283,25 @@ class SQLiteStore(SqlReads):
                 )
             events.append(event)
             rows.append(sql.event_row(item, event.seq, to_ms, event))
-        conn.executemany(_INSERT, rows)
+        self._insert_rows(conn, rows)
         if log is not None:
             log.finish()
         return events
+
+    def _insert_rows(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert with one multi-row statement per chunk instead of `executemany`.
+
+        `executemany` gives up the GIL for every row's step and must take it back before
+        binding the next row; in the server, where other threads parse, validate and answer
+        requests, the writer then waits for the GIL once per row while holding the write lock
+        (4 clients posting 500-event batches: 7% more events/s this way). Alone, both run
+        alike (59k and 61k rows/s).
+        """
+        start = 0
+        for size in chunk_sizes(len(rows), self._max_rows):
+            chunk = rows[start : start + size]
+            conn.execute(_insert_statement(size), list(chain.from_iterable(chunk)))
+            start += size
 
     def _stored_by_id(
         self, conn: sqlite3.Connection, tenant: str, ids: list[str]
@@ -253,6 +319,20 @@ class SQLiteStore(SqlReads):
                 event = sql.row_to_event(row[1:], from_ms)
                 found[event.id] = (bytes(row[0]), event)
         return found
+
+
+@contextmanager
+def _savepoint(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Part of a transaction that an exception undoes alone (names may nest)."""
+    conn.execute("SAVEPOINT batch")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:  # SQLite rolls the whole transaction back on some errors
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+        raise
+    conn.execute("RELEASE batch")
 
 
 class _SQLiteRunner:
