@@ -105,6 +105,15 @@ def test_a_failing_batch_is_undone_alone_and_gets_its_own_error() -> None:
     assert db.committed == [["a", "c"]]
 
 
+def test_a_lone_failing_batch_leaves_nothing_and_gets_its_own_error() -> None:
+    db = FakeDatabase()
+    group = db.group()
+    with pytest.raises(ValueError, match="alone is invalid"):
+        group.run(write("alone", fail=True))
+    assert group.run(write("next")) == "next stored"
+    assert db.committed == [["next"]]
+
+
 def test_a_failed_commit_fails_every_batch_in_it() -> None:
     db = FakeDatabase()
     db.fail_next_commit = True

@@ -98,12 +98,10 @@ class GroupCommit(Generic[Conn]):
             group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
         try:
             with self._transaction() as conn:
-                for job in group:
-                    try:
-                        with self._savepoint(conn):
-                            job.result = job.work(conn)
-                    except Exception as exc:  # noqa: BLE001 - raised again in the batch's own thread
-                        job.error = exc  # this batch's own failure: its savepoint is undone
+                if len(group) == 1:  # alone, its transaction does what a savepoint would
+                    group[0].result = group[0].work(conn)
+                else:
+                    self._write_each(conn, group)
         except BaseException as exc:  # the transaction failed: nothing in it was stored
             for job in group:
                 job.result, job.error = None, job.error or exc
@@ -112,6 +110,14 @@ class GroupCommit(Generic[Conn]):
         finally:
             for job in group:
                 job.done.set()
+
+    def _write_each(self, conn: Conn, group: list[_Job[Conn, object]]) -> None:
+        for job in group:
+            try:
+                with self._savepoint(conn):
+                    job.result = job.work(conn)
+            except Exception as exc:  # noqa: BLE001 - raised again in the batch's own thread
+                job.error = exc  # this batch's own failure: its savepoint is undone
 
 
 Key = TypeVar("Key", bound=Hashable)
