@@ -98,3 +98,42 @@ def test_nul_is_refused_in_every_text_field(field: str, change: dict[str, object
     ]
     clean = msgspec.convert({"action": "a", "actor": {"id": "u"}}, EventIn)
     assert normalize_event("acme", clean, utc_now_ms()).event.action == "a"
+
+
+_KEYS = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=4
+)
+_WIDE_INTS = st.recursive(
+    st.integers(min_value=-(2**60), max_value=2**60)
+    | st.sampled_from([2**53 - 1, 2**53, -(2**53), 10**15, 10**16])
+    | st.text(alphabet="0123456789.eE-", max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(_KEYS, _WIDE_INTS, max_size=4))
+def test_metadata_integers_beyond_2_pow_53_are_refused_and_only_they(metadata: dict) -> None:
+    """The quick checks before the walk (digit count, regexes) must never let a large integer
+    through, nor refuse anything else (digits inside strings included)."""
+    given_event = msgspec.convert(
+        {"action": "a", "actor": {"id": "u"}, "metadata": metadata}, EventIn
+    )
+    too_big = [v for v in _ints(metadata) if abs(v) > 2**53 - 1]
+    if too_big:
+        with pytest.raises(InvalidInput, match="2\\*\\*53"):
+            normalize_event("acme", given_event, utc_now_ms())
+    else:
+        normalize_event("acme", given_event, utc_now_ms())
+
+
+def _ints(value: object) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, dict):
+        return [i for item in value.values() for i in _ints(item)]
+    if isinstance(value, list):
+        return [i for item in value for i in _ints(item)]
+    return []

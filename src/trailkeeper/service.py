@@ -60,6 +60,7 @@ from trailkeeper.verifier import EMPTY_ROOT
 MAX_FUTURE_SKEW = timedelta(days=1)
 MAX_SAFE_INTEGER = 2**53 - 1
 _LONG_NUMBER = re.compile(rb"[0-9]{16}")
+_NOT_DIGITS = bytes(byte for byte in range(256) if not ord("0") <= byte <= ord("9"))
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~-]{0,127}$")
 _TEXT_FILTERS = ("actor_id", "action", "type", "target_type", "target_id", "source")
@@ -513,8 +514,10 @@ def _occurred_at(value: datetime | None, received: datetime, where: str) -> date
         raise _field_error(
             f"{where}occurred_at", "needs a timezone offset, e.g. 2024-05-01T10:00:00.000Z"
         )
-    value = value.astimezone(UTC)
-    value = value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+    if value.tzinfo is not UTC:  # msgspec gives UTC itself for "Z" and "+00:00"
+        value = value.astimezone(UTC)
+    if value.microsecond % 1000:
+        value = value.replace(microsecond=value.microsecond - value.microsecond % 1000)
     if value < EPOCH:
         raise _field_error(f"{where}occurred_at", "must not be before 1970-01-01")
     if value > received + MAX_FUTURE_SKEW:
@@ -533,11 +536,13 @@ def _check_metadata(metadata: dict[str, Any], where: str) -> bool:
     # Fast path: without an escaped NUL and with few brackets (even counting those inside
     # strings), neither rule can be broken, so the walk is skipped for typical metadata.
     brackets = encoded.count(b"{") + encoded.count(b"[")
+    # Regexes cost ~1 us each here; counting digits first (in C) mostly spares them.
+    digits = len(encoded.translate(None, _NOT_DIGITS))
     if (
         b"\\u0000" not in encoded
         and brackets <= MAX_METADATA_DEPTH
-        and _LONG_NUMBER.search(encoded) is None
-        and not contains_float(encoded)
+        and (digits < 16 or _LONG_NUMBER.search(encoded) is None)
+        and (digits == 0 or not contains_float(encoded))
     ):
         return True
     problem = _metadata_problem(metadata, 1)

@@ -299,10 +299,12 @@ def test_concurrent_writers_lose_nothing(store: Store, service: AuditService) ->
     assert len({position.seq for position, _ in rows}) == 200
 
 
-def test_normalize_keeps_ms_and_utc() -> None:
+@pytest.mark.parametrize(
+    "occurred_at", ["2024-01-01T02:00:00.123456+02:00", "2024-01-01T00:00:00.123999Z"]
+)
+def test_normalize_keeps_ms_and_utc(occurred_at: str) -> None:
     given = msgspec.convert(
-        {"action": "a", "actor": {"id": "x"}, "occurred_at": "2024-01-01T02:00:00.123456+02:00"},
-        EventIn,
+        {"action": "a", "actor": {"id": "x"}, "occurred_at": occurred_at}, EventIn
     )
     item = normalize_event("acme", given, NOW + timedelta(days=3000))
     assert item.event.occurred_at == datetime(2024, 1, 1, 0, 0, 0, 123000, tzinfo=UTC)
