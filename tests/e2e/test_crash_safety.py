@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -37,31 +38,49 @@ def batch(number: int) -> dict[str, object]:
 def test_sigkill_rounds_lose_nothing(
     service: AuditService, database_url: str, tmp_path: Path
 ) -> None:
+    """Three clients post at once, so batches also share transactions (group commit) when
+    the server dies."""
     _, token = service.create_key("acme", "crash test")
     headers = {"Authorization": f"Bearer {token}"}
     rng = random.Random(20261123)
     acknowledged: set[int] = set()
     in_doubt: set[int] = set()
-    number = 0
+    numbers = itertools.count(1)
+    lock = threading.Lock()
+    failures: list[str] = []
     kills = 0
+
+    def client_loop(url: str) -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+            while True:
+                with lock:
+                    number = next(numbers)
+                try:
+                    response = client.post("/v1/events/batch", json=batch(number))
+                except httpx.TransportError:
+                    with lock:
+                        in_doubt.add(number)  # the server died during this request
+                    return
+                with lock:
+                    if response.status_code == 201:
+                        acknowledged.add(number)
+                    else:
+                        failures.append(response.text)
+
     for _ in range(ROUNDS):
         server, url = start_serve(tmp_path, database_url=database_url, rate_limit_per_second="0")
         killer = threading.Timer(rng.uniform(0.3, 1.2), server.send_signal, [signal.SIGKILL])
         killer.start()
-        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
-            while True:
-                number += 1
-                try:
-                    response = client.post("/v1/events/batch", json=batch(number))
-                except httpx.TransportError:
-                    in_doubt.add(number)  # the server died during this request
-                    break
-                assert response.status_code == 201, response.text
-                acknowledged.add(number)
+        clients = [threading.Thread(target=client_loop, args=(url,)) for _ in range(3)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
         killer.join()
         server.wait(timeout=10)
         assert server.returncode == -signal.SIGKILL
         kills += 1
+    assert failures == []
 
     events = list(service.store.iter_events("acme", EventFilter()))
     per_batch = Counter(int(e.id[1:6]) for e in events)
