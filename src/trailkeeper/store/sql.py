@@ -326,11 +326,10 @@ def range_query(
     return query, params
 
 
-def insert_sql(ph: str) -> str:
-    return (
-        f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) "
-        f"VALUES ({', '.join([ph] * len(INSERT_COLUMNS))})"
-    )
+def insert_sql(ph: str, rows: int = 1) -> str:
+    """INSERT of `rows` events in one statement."""
+    row = f"({', '.join([ph] * len(INSERT_COLUMNS))})"
+    return f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) VALUES {', '.join([row] * rows)}"
 
 
 # ---- exports rendered by the database ------------------------------------------------------

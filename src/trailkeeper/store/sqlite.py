@@ -36,8 +36,6 @@ from trailkeeper.store.group_commit import GroupCommit
 from trailkeeper.store.idempotency import assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
 
-_INSERT_ROW = "(" + ", ".join("?" * len(sql.INSERT_COLUMNS)) + ")"
-_INSERT_PREFIX = f"INSERT INTO events ({', '.join(sql.INSERT_COLUMNS)}) VALUES "
 MAX_ROWS_PER_INSERT = 512
 _MAX_VARIABLES = 900
 _DUPLICATE_ID = "UNIQUE constraint failed: events.tenant, events.id"
@@ -49,7 +47,7 @@ CACHE_BOUND_MIB = (WRITER_CACHE_KIB + MAX_READERS * READER_CACHE_KIB) // 1024  #
 
 @functools.cache
 def _insert_statement(rows: int) -> str:
-    return _INSERT_PREFIX + ", ".join([_INSERT_ROW] * rows)
+    return sql.insert_sql("?", rows)
 
 
 def chunk_sizes(count: int, largest: int) -> list[int]:
