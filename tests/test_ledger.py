@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import naive_merkle as naive
+from tests.factories import event_payload
 from trailkeeper import ledger, verifier
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import Actor, Event, EventIn, from_ms
@@ -204,3 +205,39 @@ def _leaves(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [leaf for item in value for leaf in _leaves(item)]
     return [value]
+
+
+optional_text = st.none() | st.text(min_size=1, max_size=12)
+
+
+@settings(max_examples=300)
+@given(
+    st.integers(min_value=0, max_value=40),
+    optional_text,
+    optional_text,
+    optional_text,
+    st.none() | st.sampled_from(["203.0.113.7", "2001:db8::1"]),
+    st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+)
+def test_leaf_of_every_field_is_rfc8785_of_the_public_document(
+    n: int,
+    type_: str | None,
+    source: str | None,
+    user_agent: str | None,
+    ip: str | None,
+    metadata: dict[str, Any],
+) -> None:
+    """Events as ingest makes them, every optional field present or not: the leaf, with and
+    without validation's float-free hint, is RFC 8785 of exactly what the API shows."""
+    payload = event_payload(n, metadata=metadata, type=type_, source=source)
+    if ip is not None or user_agent is not None:
+        payload["context"] = {"ip": ip, "user_agent": user_agent}
+    try:
+        given_event = msgspec.convert(payload, EventIn)
+        item = normalize_event("acme", given_event, from_ms(1_714_600_000_000))
+    except (msgspec.ValidationError, InvalidInput):
+        return  # refused by validation (NUL, nesting, huge integers): never gets a leaf
+    event = msgspec.structs.replace(item.event, log_index=n)
+    expected = rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event)))
+    assert ledger.canonical_event(event) == expected
+    assert ledger.canonical_event(event, float_free=item.float_free_metadata) == expected
