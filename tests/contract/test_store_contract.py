@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from trailkeeper.model import (
 )
 from trailkeeper.service import AuditService, normalize_event
 from trailkeeper.store import Store, open_store
+from trailkeeper.store.sqlite import SQLiteStore
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -126,6 +128,29 @@ def test_a_full_batch_is_stored_whole_and_in_order(store: Store, service: AuditS
     assert [e.id for e in stored] == ["evt-05000"] + [f"evt-{n:05d}" for n in range(MAX_BATCH - 1)]
     assert [e.log_index for e in stored] == list(range(MAX_BATCH))
     assert stored[1:] == [to_view(event) for event, _ in results[:-1]]
+
+
+def test_sqlite_builds_before_3_32_take_full_batches_and_replays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.32 allows 999 parameters per statement (since then 32,766): inserts
+    and the replay lookup must size their statements by the build's limit."""
+    connect = SQLiteStore._connect
+
+    def old_build(self: SQLiteStore, *, readonly: bool = False) -> sqlite3.Connection:
+        conn = connect(self, readonly=readonly)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        return conn
+
+    monkeypatch.setattr(SQLiteStore, "_connect", old_build)
+    service = AuditService(open_store(f"sqlite:///{tmp_path / 'old.db'}"))
+    service.create_tenant("acme")
+    batch = [event_in(n) for n in range(MAX_BATCH)]
+    assert all(created for _, created in service.ingest("acme", batch))
+    replayed = service.ingest("acme", batch)  # 1000 stored ids to look up
+    assert not any(created for _, created in replayed)
+    assert [e.log_index for e, _ in replayed] == list(range(MAX_BATCH))
+    service.close()
 
 
 def test_invalid_event_late_in_a_batch_stores_nothing(store: Store, service: AuditService) -> None:

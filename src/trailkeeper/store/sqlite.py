@@ -37,7 +37,6 @@ from trailkeeper.store.idempotency import assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
 
 MAX_ROWS_PER_INSERT = 512
-_MAX_VARIABLES = 900
 _DUPLICATE_ID = "UNIQUE constraint failed: events.tenant, events.id"
 MAX_READERS = 8  # read connections kept open; more concurrent readers wait for one
 WRITER_CACHE_KIB = 32768  # page cache of the single writer
@@ -65,7 +64,7 @@ def chunk_sizes(count: int, largest: int) -> list[int]:
 
 def rows_per_insert(max_variables: int) -> int:
     """The largest power of two, up to MAX_ROWS_PER_INSERT, whose rows' parameters fit within
-    the build's limit (32,766 since SQLite 3.32; 999 before)."""
+    the build's limit."""
     rows = MAX_ROWS_PER_INSERT
     while rows > 1 and rows * len(sql.INSERT_COLUMNS) > max_variables:
         rows //= 2
@@ -96,7 +95,9 @@ class SQLiteStore(SqlReads):
         with self._translate():
             apply_migrations(f"sqlite:///{path}", "sqlite")
         self._write_conn = writer
-        self._max_rows = rows_per_insert(writer.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        # Parameters one statement may take: 32,766 since SQLite 3.32, 999 before.
+        self._max_variables = writer.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._max_rows = rows_per_insert(self._max_variables)
         self._write_lock = threading.Lock()
         self._group = GroupCommit(self._write_lock, self._transaction, _savepoint, timeout)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -305,8 +306,9 @@ class SQLiteStore(SqlReads):
         self, conn: sqlite3.Connection, tenant: str, ids: list[str]
     ) -> dict[str, tuple[bytes, Event]]:
         found: dict[str, tuple[bytes, Event]] = {}
-        for start in range(0, len(ids), _MAX_VARIABLES):
-            chunk = ids[start : start + _MAX_VARIABLES]
+        per_query = self._max_variables - 1  # and the tenant
+        for start in range(0, len(ids), per_query):
+            chunk = ids[start : start + per_query]
             marks = ", ".join("?" * len(chunk))
             rows = conn.execute(
                 f"SELECT request_hash, {sql.SELECT_EVENT} FROM events "
