@@ -194,6 +194,7 @@ def test_bad_limit_is_a_typed_400(live_url: str, private_key: str, limit: int) -
     assert bad.value.data.status == 400
     assert bad.value.data.details
     assert bad.value.data.details[0].pointer == "limit"
+    assert bad.value.data.details[0].location == "query"
 
 
 def test_bad_cursor_and_action_are_400(live_url: str, private_key: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 import msgspec
@@ -89,7 +90,13 @@ def classify(exc: Exception) -> tuple[int, str, str, list[dict[str, Any]], dict[
         return exc.status, exc.code, exc.message, exc.details, headers
     if isinstance(exc, ValidationException):
         details = [
-            {"field": item.get("key"), "message": item.get("message"), "in": item.get("source")}
+            {
+                "field": item.get("key"),
+                "message": item.get("message"),
+                # Litestar gives a ParamType, a str enum: its value, so that every dialect
+                # renders "query" (str() of it would be "ParamType.QUERY").
+                "in": _plain(item.get("source")),
+            }
             for item in (exc.extra if isinstance(exc.extra, list) else [])
             if isinstance(item, dict)
         ]
@@ -104,6 +111,10 @@ def classify(exc: Exception) -> tuple[int, str, str, list[dict[str, Any]], dict[
         return status, code, message, [], dict(exc.headers or {})
     log.exception("unhandled error", exc_info=exc)
     return 500, "internal_error", "internal server error", [], {}
+
+
+def _plain(value: object) -> object:
+    return value.value if isinstance(value, Enum) else value
 
 
 def handler(render: Renderer) -> Callable[[Request[Any, Any, Any], Exception], Response[Any]]:
