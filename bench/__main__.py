@@ -38,9 +38,10 @@ from bench.data import batches, iter_batches, json_batches
 from trailkeeper.cursor import cursor_scope
 from trailkeeper.ledger import event_leaf
 from trailkeeper.model import Direction, EventFilter, EventIn, Position, from_ms, to_ms, utc_now_ms
-from trailkeeper.service import AuditService, normalize_event
+from trailkeeper.service import AuditService
 from trailkeeper.store import open_store, sql
 from trailkeeper.store.postgres import binary_copy_types
+from trailkeeper.validation import normalize_event
 
 PG_ADMIN = os.environ.get(
     "TRAILKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

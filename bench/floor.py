@@ -13,7 +13,7 @@ from bench.data import batches
 from trailkeeper.formats import EventView, to_view
 from trailkeeper.ledger import event_leaf
 from trailkeeper.model import utc_now_ms
-from trailkeeper.service import normalize_event
+from trailkeeper.validation import normalize_event
 
 
 def _page_of_bench_events() -> list[EventView]:

@@ -16,7 +16,7 @@ from tests.factories import event_payload
 from trailkeeper import ledger, verifier
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import Actor, Event, EventIn, from_ms
-from trailkeeper.service import normalize_event
+from trailkeeper.validation import normalize_event
 
 sizes = st.integers(min_value=1, max_value=300)
 

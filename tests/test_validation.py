@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from trailkeeper.errors import InvalidInput
 from trailkeeper.ledger import contains_float
 from trailkeeper.model import EventIn, utc_now_ms
-from trailkeeper.service import is_ip, normalize_event
+from trailkeeper.validation import is_ip, normalize_event
 
 _IP_CHARS = st.text(alphabet="0123456789abcdefABCDEF:.", min_size=2, max_size=45)
 _OCTET = st.integers(min_value=0, max_value=255)

@@ -72,7 +72,7 @@ def canonical_event(event: Event, log_index: int | None = None, float_free: bool
     ascii_only = encoded.isascii()  # the common case, checked in C before any regex
     # Only metadata can hold a float. Probing it alone beats probing the document, whose
     # user agent ("Mozilla/5.0") nearly always defeats contains_float's quick pre-check.
-    # `float_free`: validation already found none (service.normalize_event).
+    # `float_free`: validation already found none (validation.normalize_event).
     if (ascii_only or _HIGH_CHARS.search(encoded) is None) and (
         float_free or not contains_float(_sorted_json.encode(event.metadata))
     ):

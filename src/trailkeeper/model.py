@@ -2,7 +2,7 @@
 
 Input structs (`EventIn` and its parts) carry the type and length rules as msgspec constraints,
 so HTTP ingestion, `trailkeeper import` and the Python API all validate the same way. Rules that
-need the clock or a walk over free-form data live in `service.normalize_event`.
+need the clock or a walk over free-form data live in `validation.normalize_event`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 20
 
 # Text may not contain NUL (PostgreSQL cannot store it). That rule is checked in
-# `service.normalize_event`, not as a msgspec pattern here: a regex per string was two thirds of
+# `validation.normalize_event`, not as a msgspec pattern here: a regex per string was two thirds of
 # the cost of decoding a batch (~4 us an event).
 ShortText = Annotated[
     str, msgspec.Meta(min_length=1, max_length=256, description="1-256 characters, no NUL.")

@@ -23,9 +23,10 @@ from trailkeeper.model import (
     format_ms,
     utc_now_ms,
 )
-from trailkeeper.service import AuditService, normalize_event
+from trailkeeper.service import AuditService
 from trailkeeper.store import Store, open_store
 from trailkeeper.store.sqlite import SQLiteStore
+from trailkeeper.validation import normalize_event
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)
 

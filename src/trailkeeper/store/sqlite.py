@@ -234,8 +234,9 @@ class SQLiteStore(SqlReads):
     def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
         """Batches that arrive while another is being written share the next transaction
         (group_commit.py): one fsync for several requests."""
-        # Checked and normalized before queueing (see service._Batch): here that work overlaps
-        # the SQLite steps and the fsync of the batches written before it, which hold no GIL.
+        # Checked and normalized before queueing (see validation.EventBatch): here that work
+        # overlaps the SQLite steps and the fsync of the batches written before it, which hold
+        # no GIL.
         items = list(items)
         return self._group.run(lambda conn: self._insert_batch(conn, tenant, items))
 

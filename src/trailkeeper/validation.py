@@ -1,0 +1,251 @@
+"""The rules msgspec types cannot express, checked for every event and filter on the way in,
+and the fingerprint that tells an idempotent replay from a conflicting reuse of an id.
+
+Pure functions over the model; the service applies them (and hands stores an `EventBatch`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import socket
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, overload
+
+import msgspec
+import uuid_utils
+
+from trailkeeper.errors import InvalidInput
+from trailkeeper.ledger import contains_float
+from trailkeeper.model import (
+    EPOCH,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    Context,
+    Event,
+    EventFilter,
+    EventIn,
+    NewEvent,
+    Target,
+)
+
+MAX_FUTURE_SKEW = timedelta(days=1)
+MAX_SAFE_INTEGER = 2**53 - 1
+_LONG_NUMBER = re.compile(rb"[0-9]{16}")
+_NOT_DIGITS = bytes(byte for byte in range(256) if not ord("0") <= byte <= ord("9"))
+_TEXT_FILTERS = ("actor_id", "action", "type", "target_type", "target_id", "source")
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def check_filters(filters: EventFilter) -> None:
+    for field in _TEXT_FILTERS:
+        value = getattr(filters, field)
+        if value is not None and ("\x00" in value or not 1 <= len(value) <= 256):
+            raise InvalidInput(
+                f"{field} must be 1-256 characters without NUL",
+                details=[{"field": field, "message": "1-256 characters, no NUL"}],
+            )
+    for field in ("since", "until"):
+        value = getattr(filters, field)
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(
+                f"{field} needs a timezone offset, e.g. 2024-05-01T10:00:00Z",
+                details=[{"field": field, "message": "timezone offset required"}],
+            )
+    if filters.since and filters.until and filters.since >= filters.until:
+        raise InvalidInput("since must be earlier than until")
+
+
+class EventBatch(Sequence[NewEvent]):
+    """A batch's events, each checked and normalized when first read.
+
+    PostgreSQL reads them as it writes, so this work overlaps the server's work on the rows
+    already sent instead of preceding it; an invalid event still fails the whole batch, as its
+    error is raised inside the write transaction, which then stores nothing. SQLite reads them
+    all before it queues for the write lock (the work then overlaps other batches' writes).
+    """
+
+    def __init__(self, tenant: str, events: Sequence[EventIn], received: datetime) -> None:
+        self._tenant, self._events, self._received = tenant, events, received
+        self._prefix = "events" if len(events) > 1 else ""
+        self._normalized: list[NewEvent] = []
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def _item(self, n: int) -> NewEvent:
+        done = self._normalized
+        while len(done) <= n:
+            at = len(done)
+            where = f"{self._prefix}[{at}]." if self._prefix else ""
+            done.append(normalize_event(self._tenant, self._events[at], self._received, where))
+        return done[n]
+
+    @overload
+    def __getitem__(self, index: int) -> NewEvent: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[NewEvent]: ...
+    def __getitem__(self, index: int | slice) -> NewEvent | list[NewEvent]:
+        if isinstance(index, slice):
+            return [self._item(n) for n in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self._item(index % len(self))
+
+    def __iter__(self) -> Iterator[NewEvent]:
+        for n in range(len(self._events)):
+            yield self._item(n)
+
+
+def normalize_event(tenant: str, given: EventIn, received: datetime, where: str = "") -> NewEvent:
+    """Apply the rules msgspec types cannot express, and fingerprint the client's content."""
+    occurred = _occurred_at(given.occurred_at, received, where)
+    nul_field = _field_with_nul(given)
+    if nul_field is not None:
+        raise _field_error(f"{where}{nul_field}", "must not contain NUL characters")
+    float_free = _check_metadata(given.metadata, where)
+    if given.context is not None and given.context.ip is not None and not is_ip(given.context.ip):
+        raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
+    client_id = given.id is not None
+    event_id = given.id if given.id is not None else str(uuid_utils.uuid7())
+    fingerprint = hashlib.sha256(
+        _encoder.encode(
+            msgspec.structs.replace(
+                given, id=event_id, occurred_at=occurred if given.occurred_at else None
+            )
+        )
+    ).digest()
+    event = Event(
+        id=event_id,
+        tenant=tenant,
+        occurred_at=occurred,
+        received_at=received,
+        action=given.action,
+        actor=given.actor,
+        type=given.type,
+        target=given.target,
+        source=given.source,
+        context=given.context,
+        metadata=given.metadata,
+    )
+    return NewEvent(
+        event=event,
+        client_id=client_id,
+        request_hash=fingerprint,
+        float_free_metadata=float_free,
+    )
+
+
+_NO_TARGET = Target()
+_NO_CONTEXT = Context()
+
+
+def _field_with_nul(given: EventIn) -> str | None:
+    """The first text field holding a NUL character, if any (metadata is checked apart)."""
+    actor, target = given.actor, given.target or _NO_TARGET
+    context = given.context or _NO_CONTEXT
+    for field, value in (
+        ("action", given.action),
+        ("type", given.type),
+        ("source", given.source),
+        ("actor.id", actor.id),
+        ("actor.name", actor.name),
+        ("actor.type", actor.type),
+        ("actor.status", actor.status),
+        ("target.type", target.type),
+        ("target.id", target.id),
+        ("target.name", target.name),
+        ("context.user_agent", context.user_agent),
+    ):
+        if value is not None and "\x00" in value:
+            return field
+    return None
+
+
+def is_ip(text: str) -> bool:
+    """An IPv4 (dotted quad) or IPv6 address, as `ipaddress.ip_address` accepts it without a
+    scope id; through the C library, 20x faster (property-tested against ipaddress)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+def _occurred_at(value: datetime | None, received: datetime, where: str) -> datetime:
+    if value is None:
+        return received
+    if value.tzinfo is None:
+        raise _field_error(
+            f"{where}occurred_at", "needs a timezone offset, e.g. 2024-05-01T10:00:00.000Z"
+        )
+    if value.tzinfo is not UTC:  # msgspec gives UTC itself for "Z" and "+00:00"
+        value = value.astimezone(UTC)
+    if value.microsecond % 1000:
+        value = value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+    if value < EPOCH:
+        raise _field_error(f"{where}occurred_at", "must not be before 1970-01-01")
+    if value > received + MAX_FUTURE_SKEW:
+        raise _field_error(f"{where}occurred_at", "must not be more than 1 day in the future")
+    return value
+
+
+def _check_metadata(metadata: dict[str, Any], where: str) -> bool:
+    """Raise for metadata breaking a rule; returns True when it certainly holds no float."""
+    encoded = _encoder.encode(metadata)
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise _field_error(
+            f"{where}metadata",
+            f"is {len(encoded)} bytes as JSON; at most {MAX_METADATA_BYTES} allowed",
+        )
+    # Fast path: without an escaped NUL and with few brackets (even counting those inside
+    # strings), neither rule can be broken, so the walk is skipped for typical metadata.
+    brackets = encoded.count(b"{") + encoded.count(b"[")
+    # Regexes cost ~1 us each here; counting digits first (in C) mostly spares them.
+    digits = len(encoded.translate(None, _NOT_DIGITS))
+    if (
+        b"\\u0000" not in encoded
+        and brackets <= MAX_METADATA_DEPTH
+        and (digits < 16 or _LONG_NUMBER.search(encoded) is None)
+        and (digits == 0 or not contains_float(encoded))
+    ):
+        return True
+    problem = _metadata_problem(metadata, 1)
+    if problem:
+        raise _field_error(f"{where}metadata", problem)
+    return False
+
+
+def _metadata_problem(value: Any, depth: int) -> str | None:
+    if depth > MAX_METADATA_DEPTH:
+        return f"nests deeper than {MAX_METADATA_DEPTH} levels"
+    if isinstance(value, str):
+        return "strings must not contain NUL characters" if "\x00" in value else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        # I-JSON (RFC 7493): larger integers do not survive JavaScript or RFC 8785 intact.
+        return None if abs(value) <= MAX_SAFE_INTEGER else "integers must be within +-(2**53-1)"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "numbers must be finite"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return "keys must not contain NUL characters"
+            problem = _metadata_problem(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _metadata_problem(item, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def _field_error(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field} {message}", details=[{"field": field, "message": message}])
