@@ -120,11 +120,13 @@ class Event(msgspec.Struct, frozen=True, gc=False):
 
 
 class NewEvent(msgspec.Struct, frozen=True, gc=False):
-    """A validated event ready to store, with the fingerprint used to detect idempotent replays."""
+    """A validated event ready to store."""
 
     event: Event
     client_id: bool
-    request_hash: bytes
+    # Whether the client gave occurred_at: a replay that omits it again is the same event,
+    # although its receive time (the stand-in for occurred_at) differs (store/idempotency.py).
+    occurred_given: bool
     # Validation found no non-integer number in metadata, so the Merkle leaf need not look
     # for one again (ledger.canonical_event). False only means "not known".
     float_free_metadata: bool = False

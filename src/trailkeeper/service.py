@@ -2,7 +2,7 @@
 
 This is the only caller of `Store`. HTTP dialects and the CLI translate their inputs into these
 calls and the results back into their own shapes; the rules (paging, tenant checks, and,
-through validation.py, checks beyond types and idempotency fingerprints) live here once.
+through validation.py, checks beyond types) live here once.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
-"""The rules msgspec types cannot express, checked for every event and filter on the way in,
-and the fingerprint that tells an idempotent replay from a conflicting reuse of an id.
+"""The rules msgspec types cannot express, checked for every event and filter on the way in.
 
 Pure functions over the model; the service applies them (and hands stores an `EventBatch`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import socket
@@ -36,7 +34,7 @@ MAX_SAFE_INTEGER = 2**53 - 1
 _LONG_NUMBER = re.compile(rb"[0-9]{16}")
 _NOT_DIGITS = bytes(byte for byte in range(256) if not ord("0") <= byte <= ord("9"))
 _TEXT_FILTERS = ("actor_id", "action", "type", "target_type", "target_id", "source")
-_encoder = msgspec.json.Encoder(order="sorted")
+_encoder = msgspec.json.Encoder()
 
 
 def check_filters(filters: EventFilter) -> None:
@@ -100,7 +98,7 @@ class EventBatch(Sequence[NewEvent]):
 
 
 def normalize_event(tenant: str, given: EventIn, received: datetime, where: str = "") -> NewEvent:
-    """Apply the rules msgspec types cannot express, and fingerprint the client's content."""
+    """Apply the rules msgspec types cannot express."""
     occurred = _occurred_at(given.occurred_at, received, where)
     nul_field = _field_with_nul(given)
     if nul_field is not None:
@@ -110,13 +108,6 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
         raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
     client_id = given.id is not None
     event_id = given.id if given.id is not None else str(uuid_utils.uuid7())
-    fingerprint = hashlib.sha256(
-        _encoder.encode(
-            msgspec.structs.replace(
-                given, id=event_id, occurred_at=occurred if given.occurred_at else None
-            )
-        )
-    ).digest()
     event = Event(
         id=event_id,
         tenant=tenant,
@@ -133,7 +124,7 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
     return NewEvent(
         event=event,
         client_id=client_id,
-        request_hash=fingerprint,
+        occurred_given=given.occurred_at is not None,
         float_free_metadata=float_free,
     )
 

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from tests.factories import event_payload
+from tests.helpers import tamper
 from trailkeeper import verifier
 from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.formats import EventView
@@ -43,21 +44,6 @@ def export_lines(service: AuditService, tenant: str = "acme") -> Iterator[bytes]
 def verify(service: AuditService, note: str, tenant: str = "acme") -> verifier.ExportReport:
     checkpoint = verifier.parse_checkpoint(note, service.signer.vkey)
     return verifier.verify_export(export_lines(service, tenant), checkpoint)
-
-
-def tamper(database_url: str, *statements: str) -> None:
-    """Change the database behind trailkeeper's back, as an attacker with DB access would."""
-    if database_url.startswith("sqlite:///"):
-        conn = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
-        try:
-            for statement in statements:
-                conn.execute(statement)
-        finally:
-            conn.close()
-    else:
-        with psycopg.connect(database_url, autocommit=True) as pg:
-            for statement in statements:
-                pg.execute(statement)
 
 
 def test_indexes_are_gap_free_under_concurrent_writers(store: Store, service: AuditService) -> None:

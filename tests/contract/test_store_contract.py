@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sqlite3
 import threading
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.factories import event_payload
+from tests.helpers import tamper
 from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.formats import to_view
 from trailkeeper.model import (
@@ -21,10 +25,12 @@ from trailkeeper.model import (
     EventIn,
     Tenant,
     format_ms,
+    from_ms,
     utc_now_ms,
 )
 from trailkeeper.service import AuditService
 from trailkeeper.store import Store, open_store
+from trailkeeper.store.idempotency import fingerprint
 from trailkeeper.store.sqlite import SQLiteStore
 from trailkeeper.validation import normalize_event
 
@@ -129,6 +135,103 @@ def test_a_full_batch_is_stored_whole_and_in_order(store: Store, service: AuditS
     assert [e.id for e in stored] == ["evt-05000"] + [f"evt-{n:05d}" for n in range(MAX_BATCH - 1)]
     assert [e.log_index for e in stored] == list(range(MAX_BATCH))
     assert stored[1:] == [to_view(event) for event, _ in results[:-1]]
+
+
+def test_a_reused_id_is_a_replay_exactly_when_it_describes_the_same_event(store: Store) -> None:
+    """Same content (metadata keys in any order, an empty target or context being none) and
+    the same occurred_at, or none given both times: a replay. Anything else: a conflict."""
+    first_received = 1_717_243_200_000
+    times = iter(from_ms(first_received + 1000 * n) for n in range(100))
+    service = AuditService(store, clock=lambda: next(times))  # a second between attempts
+    service.create_tenant("acme")
+    base = {"id": "r1", "action": "a", "actor": {"id": "u"}, "metadata": {"a": 1, "b": [1, 2]}}
+
+    def created(events: list[dict[str, object]]) -> list[bool]:
+        batch = [msgspec.convert({**base, **changes}, EventIn) for changes in events]
+        return [new for _, new in service.ingest("acme", batch)]
+
+    assert created([{}]) == [True]
+    assert created([{}]) == [False]  # occurred_at omitted again, received a second later
+    assert created([{"metadata": {"b": [1, 2], "a": 1}}]) == [False]
+    assert created([{"target": {}, "context": {}}]) == [False]
+    assert created([{"id": "r2"}, {"id": "r2", "metadata": {"b": [1, 2], "a": 1}}]) == [
+        True,
+        False,
+    ]
+    for changes in (
+        {"occurred_at": format_ms(first_received)},  # given now, omitted at first
+        {"metadata": {"a": 1.0, "b": [1, 2]}},
+        {"metadata": {"a": 1, "b": [2, 1]}},
+        {"actor": {"id": "u", "name": "U"}},
+        {"type": "t"},
+        {"source": "s"},
+        {"target": {"id": "x"}},
+        {"context": {"ip": "203.0.113.9"}},
+    ):
+        with pytest.raises(Conflict):
+            created([changes])
+        with pytest.raises(Conflict):
+            created([{"id": "r3"}, {"id": "r3", **changes}])
+    timed = {"id": "t1", "occurred_at": "2024-01-01T02:00:00+02:00"}
+    assert created([timed]) == [True]
+    assert created([{**timed, "occurred_at": "2024-01-01T00:00:00.000Z"}]) == [False]
+    with pytest.raises(Conflict):
+        created([{"id": "t1"}])  # omitted now, given at first
+    assert [e.id for e in store.iter_events("acme", EventFilter())] == ["t1", "r1", "r2"]
+
+
+def _fingerprint_as_stored_before_0005(sent: EventIn, event_id: str, occurred: datetime) -> bytes:
+    """request_hash as trailkeeper computed it for every event until content comparison."""
+    sent = msgspec.structs.replace(
+        sent, id=event_id, occurred_at=occurred if sent.occurred_at else None
+    )
+    return hashlib.sha256(msgspec.json.Encoder(order="sorted").encode(sent)).digest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10_000), st.booleans(), st.booleans(), st.booleans())
+def test_fingerprints_of_older_rows_are_recomputed_exactly(
+    n: int, with_id: bool, with_time: bool, empty_target: bool
+) -> None:
+    overrides: dict[str, object] = {}
+    if not with_id:
+        overrides["id"] = None
+    if not with_time:
+        overrides["occurred_at"] = None
+    if empty_target:
+        overrides["target"] = {}
+    sent = msgspec.convert(
+        {k: v for k, v in event_payload(n, **overrides).items() if v is not None}, EventIn
+    )
+    item = normalize_event("acme", sent, NOW)
+    expected = _fingerprint_as_stored_before_0005(sent, item.event.id, item.event.occurred_at)
+    assert fingerprint(item.event, item.occurred_given) == expected
+
+
+def test_rows_stored_with_a_fingerprint_are_still_told_apart(
+    database_url: str, store: Store, service: AuditService
+) -> None:
+    """Rows from before schema 0005 (SQLite 0004) carry a fingerprint instead of the
+    occurred_at flag: replays and conflicts are still recognised against them."""
+    kept = {"id": "old", "action": "a", "actor": {"id": "u"}, "occurred_at": "2024-05-01T00:00:00Z"}
+    untimed = {"id": "old2", "action": "a", "actor": {"id": "u"}, "target": {}}
+    for payload in (kept, untimed):
+        sent = msgspec.convert(payload, EventIn)
+        [(stored, _)] = service.ingest("acme", [sent])
+        digest = _fingerprint_as_stored_before_0005(sent, stored.id, stored.occurred_at)
+        literal = f"X'{digest.hex()}'" if "sqlite" in database_url else f"'\\x{digest.hex()}'"
+        tamper(
+            database_url,
+            f"UPDATE events SET request_hash = {literal}, occurred_at_given = NULL "
+            f"WHERE tenant = 'acme' AND id = '{stored.id}'",
+        )
+    assert not service.ingest("acme", [msgspec.convert(kept, EventIn)])[0][1]
+    assert not service.ingest("acme", [msgspec.convert(untimed, EventIn)])[0][1]
+    with pytest.raises(Conflict):
+        service.ingest("acme", [msgspec.convert({**kept, "action": "b"}, EventIn)])
+    timed = msgspec.convert({**untimed, "occurred_at": "2024-05-01T00:00:00Z"}, EventIn)
+    with pytest.raises(Conflict):
+        service.ingest("acme", [timed])
 
 
 def test_sqlite_builds_before_3_32_take_full_batches_and_replays(

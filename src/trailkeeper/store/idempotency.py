@@ -2,18 +2,86 @@
 
 Runs inside the engine's write transaction, after it has locked the tenant's writes, so the
 answer cannot change before the insert commits.
+
+A reused id is a replay when the client described the same event: the same content and, if it
+gave one, the same occurred_at (docs/events.md). That is decided by comparing with the stored
+row only when an id is reused, rather than by fingerprinting every event on the way in (a
+SHA-256 of its encoding, ~1.7 us per event, 4-9% of import). Rows stored while fingerprints were
+kept still have theirs, and are compared by fingerprint.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import msgspec
 
 from trailkeeper.errors import Conflict
-from trailkeeper.model import Event, NewEvent
+from trailkeeper.model import Context, Event, EventIn, NewEvent, Target, to_ms
+
+_sorted = msgspec.json.Encoder(order="sorted")
+_FINGERPRINT_SIZE = 32
+_NO_TARGET = Target()
+_NO_CONTEXT = Context()
+
+
+class StoredEvent(NamedTuple):
+    """A stored event with what tells a replay of it (columns request_hash, occurred_at_given)."""
+
+    request_hash: bytes  # a fingerprint (older rows) or empty
+    occurred_given: bool | None  # None on older rows
+    event: Event
+
+
+def replay_key(event: Event, occurred_given: bool) -> bytes:
+    """What must match for a reused id to be a replay, as one canonical encoding. An empty
+    target or context is none, as stored (all its columns NULL); metadata keys in any order."""
+    target = None if event.target == _NO_TARGET else event.target
+    context = None if event.context == _NO_CONTEXT else event.context
+    return _sorted.encode(
+        (
+            event.id,
+            to_ms(event.occurred_at) if occurred_given else None,
+            event.action,
+            event.type,
+            event.actor,
+            target,
+            event.source,
+            context,
+            event.metadata,
+        )
+    )
+
+
+def fingerprint(event: Event, occurred_given: bool) -> bytes:
+    """The fingerprint rows stored before schema 0005 (SQLite 0004) keep in request_hash: the
+    SHA-256 of the event as the client sent it, id and normalised occurred_at filled in."""
+    sent = EventIn(
+        action=event.action,
+        actor=event.actor,
+        id=event.id,
+        occurred_at=event.occurred_at if occurred_given else None,
+        type=event.type,
+        target=event.target,
+        source=event.source,
+        context=event.context,
+        metadata=event.metadata,
+    )
+    return hashlib.sha256(_sorted.encode(sent)).digest()
+
+
+def _same(item: NewEvent, stored: StoredEvent) -> bool:
+    if len(stored.request_hash) == _FINGERPRINT_SIZE:
+        return fingerprint(item.event, item.occurred_given) == stored.request_hash
+    return replay_key(item.event, item.occurred_given) == replay_key(
+        stored.event, bool(stored.occurred_given)
+    )
 
 
 def plan_insert(
-    items: Sequence[NewEvent], stored: Mapping[str, tuple[bytes, Event]]
+    items: Sequence[NewEvent], stored: Mapping[str, StoredEvent]
 ) -> tuple[list[NewEvent], list[tuple[str, bool]]]:
     """Split a batch into rows to insert and, per input item, (event id, created?).
 
@@ -22,31 +90,36 @@ def plan_insert(
     rule against the first occurrence.
     """
     to_insert: list[NewEvent] = []
-    seen: dict[str, bytes] = {}
+    first_seen: dict[str, bytes] = {}  # id -> replay key of its first occurrence in the batch
     outcome: list[tuple[str, bool]] = []
     for item in items:
         event_id = item.event.id
         previous = stored.get(event_id)
-        known_hash = previous[0] if previous is not None else seen.get(event_id)
-        if known_hash is None:
-            seen[event_id] = item.request_hash
-            to_insert.append(item)
-            outcome.append((event_id, True))
-        elif known_hash == item.request_hash:
-            outcome.append((event_id, False))
+        if previous is not None:
+            same = _same(item, previous)
         else:
+            key = replay_key(item.event, item.occurred_given)
+            first = first_seen.get(event_id)
+            if first is None:
+                first_seen[event_id] = key
+                to_insert.append(item)
+                outcome.append((event_id, True))
+                continue
+            same = first == key
+        if not same:
             raise Conflict(
                 f"event id {event_id!r} already exists with different content",
                 details=[{"field": "id", "value": event_id}],
             )
+        outcome.append((event_id, False))
     return to_insert, outcome
 
 
 def assemble_results(
     outcome: Sequence[tuple[str, bool]],
     inserted: Sequence[Event],
-    stored: Mapping[str, tuple[bytes, Event]],
+    stored: Mapping[str, StoredEvent],
 ) -> list[tuple[Event, bool]]:
     """Per input item: the event as stored now, and whether this call created it."""
     created = {event.id: event for event in inserted}
-    return [(created.get(event_id) or stored[event_id][1], new) for event_id, new in outcome]
+    return [(created.get(event_id) or stored[event_id].event, new) for event_id, new in outcome]

@@ -38,7 +38,7 @@ from trailkeeper.model import (
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
 from trailkeeper.store.group_commit import GroupCommit, GroupCommitByKey
-from trailkeeper.store.idempotency import assemble_results, plan_insert
+from trailkeeper.store.idempotency import StoredEvent, assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
 
 # Event rows go in with text COPY, deliberately not binary, although psycopg formats a binary
@@ -61,6 +61,7 @@ _NOT_TEXT = {
     "log_index": "int8",
     "leaf_hash": "bytea",
     "request_hash": "bytea",
+    "occurred_at_given": "bool",
     "level": "int2",
     "idx": "int8",
     "hash": "bytea",
@@ -270,18 +271,19 @@ class PostgresStore(SqlReads):
 
     def _stored_by_id(
         self, conn: psycopg.Connection[Any], tenant: str, ids: list[str]
-    ) -> dict[str, tuple[bytes, Event]]:
+    ) -> dict[str, StoredEvent]:
         if not ids:
             return {}
         rows = conn.execute(
-            f"SELECT request_hash, {sql.SELECT_EVENT} FROM events "
+            f"SELECT request_hash, occurred_at_given, {sql.SELECT_EVENT} FROM events "
             "WHERE tenant = %s AND id = ANY(%s)",
             (tenant, ids),
         ).fetchall()
-        found: dict[str, tuple[bytes, Event]] = {}
+        found: dict[str, StoredEvent] = {}
         for row in rows:
-            event = sql.row_to_event(row[1:], _same)
-            found[event.id] = (bytes(row[0]), event)
+            event = sql.row_to_event(row[2:], _same)
+            given = None if row[1] is None else bool(row[1])
+            found[event.id] = StoredEvent(bytes(row[0]), given, event)
         return found
 
 

@@ -53,7 +53,9 @@ EVENT_COLUMNS = (
     "log_index",
     "leaf_hash",
 )
-INSERT_COLUMNS = (*EVENT_COLUMNS, "request_hash")
+# request_hash: the SHA-256 fingerprint of rows stored before schema 0005 (SQLite 0004); empty
+# since, as replays are compared by content (store/idempotency.py).
+INSERT_COLUMNS = (*EVENT_COLUMNS, "request_hash", "occurred_at_given")
 SELECT_EVENT = ", ".join(EVENT_COLUMNS)
 
 # Equality filters: model field -> column. Each has an index (tenant, column, occurred_at).
@@ -110,7 +112,8 @@ def event_row(
         _encoder.encode(e.metadata).decode("utf-8"),
         e.log_index,
         e.leaf_hash,
-        item.request_hash,
+        b"",
+        item.occurred_given,
     )
 
 

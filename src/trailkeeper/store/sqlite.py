@@ -33,7 +33,7 @@ from trailkeeper.model import (
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
 from trailkeeper.store.group_commit import GroupCommit
-from trailkeeper.store.idempotency import assemble_results, plan_insert
+from trailkeeper.store.idempotency import StoredEvent, assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
 
 MAX_ROWS_PER_INSERT = 512
@@ -305,20 +305,21 @@ class SQLiteStore(SqlReads):
 
     def _stored_by_id(
         self, conn: sqlite3.Connection, tenant: str, ids: list[str]
-    ) -> dict[str, tuple[bytes, Event]]:
-        found: dict[str, tuple[bytes, Event]] = {}
+    ) -> dict[str, StoredEvent]:
+        found: dict[str, StoredEvent] = {}
         per_query = self._max_variables - 1  # and the tenant
         for start in range(0, len(ids), per_query):
             chunk = ids[start : start + per_query]
             marks = ", ".join("?" * len(chunk))
             rows = conn.execute(
-                f"SELECT request_hash, {sql.SELECT_EVENT} FROM events "
+                f"SELECT request_hash, occurred_at_given, {sql.SELECT_EVENT} FROM events "
                 f"WHERE tenant = ? AND id IN ({marks})",
                 (tenant, *chunk),
             ).fetchall()
             for row in rows:
-                event = sql.row_to_event(row[1:], from_ms)
-                found[event.id] = (bytes(row[0]), event)
+                event = sql.row_to_event(row[2:], from_ms)
+                given = None if row[1] is None else bool(row[1])
+                found[event.id] = StoredEvent(bytes(row[0]), given, event)
         return found
 
 
