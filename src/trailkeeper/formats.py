@@ -16,6 +16,8 @@ from typing import Any
 import msgspec
 
 from trailkeeper.model import (
+    NO_CONTEXT,
+    NO_TARGET,
     Actor,
     Context,
     Event,
@@ -158,7 +160,7 @@ def csv_chunks(events: Iterable[EventView], batch: int = 500) -> Iterator[bytes]
 
 
 def _csv_row(e: EventView) -> tuple[Any, ...]:
-    target, context = e.target or _NO_TARGET, e.context or _NO_CONTEXT
+    target, context = e.target or NO_TARGET, e.context or NO_CONTEXT
     return (
         e.id,
         e.tenant,
@@ -183,10 +185,6 @@ def _csv_row(e: EventView) -> tuple[Any, ...]:
         e.log_index,
         e.leaf_hash,
     )
-
-
-_NO_TARGET = Target()
-_NO_CONTEXT = Context()
 
 
 # ---- import -----------------------------------------------------------------------------

@@ -76,6 +76,12 @@ class Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False)
     user_agent: UserAgent | None = None
 
 
+# All fields empty: what code reads when an event has no target or no context. Stored, such
+# an object is all NULLs, so it reads back as none (store/idempotency.py counts them the same).
+NO_TARGET = Target()
+NO_CONTEXT = Context()
+
+
 class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """An event as a client submits it. Only `action` and `actor` are required."""
 

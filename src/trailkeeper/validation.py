@@ -21,12 +21,12 @@ from trailkeeper.model import (
     EPOCH,
     MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
-    Context,
+    NO_CONTEXT,
+    NO_TARGET,
     Event,
     EventFilter,
     EventIn,
     NewEvent,
-    Target,
 )
 
 MAX_FUTURE_SKEW = timedelta(days=1)
@@ -129,14 +129,10 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
     )
 
 
-_NO_TARGET = Target()
-_NO_CONTEXT = Context()
-
-
 def _field_with_nul(given: EventIn) -> str | None:
     """The first text field holding a NUL character, if any (metadata is checked apart)."""
-    actor, target = given.actor, given.target or _NO_TARGET
-    context = given.context or _NO_CONTEXT
+    actor, target = given.actor, given.target or NO_TARGET
+    context = given.context or NO_CONTEXT
     for field, value in (
         ("action", given.action),
         ("type", given.type),

@@ -19,12 +19,17 @@ from typing import NamedTuple
 import msgspec
 
 from trailkeeper.errors import Conflict
-from trailkeeper.model import Context, Event, EventIn, NewEvent, Target, to_ms
+from trailkeeper.model import (
+    NO_CONTEXT,
+    NO_TARGET,
+    Event,
+    EventIn,
+    NewEvent,
+    to_ms,
+)
 
 _sorted = msgspec.json.Encoder(order="sorted")
 _FINGERPRINT_SIZE = 32
-_NO_TARGET = Target()
-_NO_CONTEXT = Context()
 
 
 class StoredEvent(NamedTuple):
@@ -38,8 +43,8 @@ class StoredEvent(NamedTuple):
 def replay_key(event: Event, occurred_given: bool) -> bytes:
     """What must match for a reused id to be a replay, as one canonical encoding. An empty
     target or context is none, as stored (all its columns NULL); metadata keys in any order."""
-    target = None if event.target == _NO_TARGET else event.target
-    context = None if event.context == _NO_CONTEXT else event.context
+    target = None if event.target == NO_TARGET else event.target
+    context = None if event.context == NO_CONTEXT else event.context
     return _sorted.encode(
         (
             event.id,

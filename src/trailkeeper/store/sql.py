@@ -15,6 +15,8 @@ import msgspec
 
 from trailkeeper.formats import EventView, encode_leaf
 from trailkeeper.model import (
+    NO_CONTEXT,
+    NO_TARGET,
     Actor,
     Context,
     Direction,
@@ -87,7 +89,7 @@ def event_row(
     """The INSERT parameters for one event (`e`, default `item.event`), in column order;
     `received_to_db` (default `to_db`) for received_at, which a whole batch shares."""
     e = e or item.event
-    actor, target, context = e.actor, e.target or _NO_TARGET, e.context or _NO_CONTEXT
+    actor, target, context = e.actor, e.target or NO_TARGET, e.context or NO_CONTEXT
     return (
         seq,
         e.tenant,
@@ -115,10 +117,6 @@ def event_row(
         b"",
         item.occurred_given,
     )
-
-
-_NO_TARGET = Target()
-_NO_CONTEXT = Context()
 
 
 _SEQ, _OCCURRED, _RECEIVED, _LEAF = (
