@@ -116,9 +116,11 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
         action=given.action,
         actor=given.actor,
         type=given.type,
-        target=given.target,
+        # All-empty objects are stored as none (their columns all NULL), so they are none
+        # from here on: in the leaf, the answer and every read alike.
+        target=None if given.target == NO_TARGET else given.target,
         source=given.source,
-        context=given.context,
+        context=None if given.context == NO_CONTEXT else given.context,
         metadata=given.metadata,
     )
     return NewEvent(

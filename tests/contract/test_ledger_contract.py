@@ -17,7 +17,7 @@ from tests.factories import event_payload
 from tests.helpers import tamper
 from trailkeeper import verifier
 from trailkeeper.errors import Conflict, InvalidInput
-from trailkeeper.formats import EventView
+from trailkeeper.formats import EventView, to_view
 from trailkeeper.ledger import event_leaf
 from trailkeeper.model import EventFilter, EventIn
 from trailkeeper.service import AuditService
@@ -205,6 +205,32 @@ def test_checkpoints_and_proofs_verify(service: AuditService) -> None:
     assert service.sign_due_checkpoints() == 0
     ingest(service, 33, 1)
     assert service.sign_due_checkpoints() == 1
+
+
+EMPTY_OBJECTS = [
+    {"target": {}},
+    {"target": {"type": None, "id": None}},
+    {"context": {}},
+    {"context": {"ip": None, "user_agent": None}},
+    {"target": {}, "context": {}},
+]
+
+
+def test_empty_target_or_context_objects_verify_as_stored(
+    store: Store, service: AuditService
+) -> None:
+    """An all-empty target or context is stored as none (its columns all NULL): its leaf, the
+    answer to the client and what reads and exports show must all be that same event, or an
+    untouched log fails the customer's verification."""
+    payloads = [{**event_payload(n), **extra} for n, extra in enumerate(EMPTY_OBJECTS)]
+    results = service.ingest("acme", [msgspec.convert(p, EventIn) for p in payloads])
+    for event, _ in results:
+        read = store.get_event("acme", event.id)
+        assert read is not None
+        assert to_view(read) == to_view(event)
+    report = verify(service, service.checkpoint("acme").note)
+    assert report.ok, report.message
+    assert report.events_checked == len(EMPTY_OBJECTS)
 
 
 @pytest.fixture

@@ -41,10 +41,8 @@ class StoredEvent(NamedTuple):
 
 
 def replay_key(event: Event, occurred_given: bool) -> bytes:
-    """What must match for a reused id to be a replay, as one canonical encoding. An empty
-    target or context is none, as stored (all its columns NULL); metadata keys in any order."""
-    target = None if event.target == NO_TARGET else event.target
-    context = None if event.context == NO_CONTEXT else event.context
+    """What must match for a reused id to be a replay, as one canonical encoding (metadata keys
+    in any order)."""
     return _sorted.encode(
         (
             event.id,
@@ -52,34 +50,45 @@ def replay_key(event: Event, occurred_given: bool) -> bytes:
             event.action,
             event.type,
             event.actor,
-            target,
+            event.target,
             event.source,
-            context,
+            event.context,
             event.metadata,
         )
     )
 
 
-def fingerprint(event: Event, occurred_given: bool) -> bytes:
-    """The fingerprint rows stored before schema 0005 (SQLite 0004) keep in request_hash: the
-    SHA-256 of the event as the client sent it, id and normalised occurred_at filled in."""
-    sent = EventIn(
-        action=event.action,
-        actor=event.actor,
-        id=event.id,
-        occurred_at=event.occurred_at if occurred_given else None,
-        type=event.type,
-        target=event.target,
-        source=event.source,
-        context=event.context,
-        metadata=event.metadata,
-    )
-    return hashlib.sha256(_sorted.encode(sent)).digest()
+def fingerprints(event: Event, occurred_given: bool) -> set[bytes]:
+    """The fingerprints rows stored before schema 0005 (SQLite 0004) keep in request_hash: the
+    SHA-256 of the event as the client sent it, id and normalised occurred_at filled in. An
+    event without target or context may have been sent with an empty object instead (which
+    validation now makes none), so each such variant is a match."""
+    targets = [event.target] if event.target is not None else [None, NO_TARGET]
+    contexts = [event.context] if event.context is not None else [None, NO_CONTEXT]
+    return {
+        hashlib.sha256(
+            _sorted.encode(
+                EventIn(
+                    action=event.action,
+                    actor=event.actor,
+                    id=event.id,
+                    occurred_at=event.occurred_at if occurred_given else None,
+                    type=event.type,
+                    target=target,
+                    source=event.source,
+                    context=context,
+                    metadata=event.metadata,
+                )
+            )
+        ).digest()
+        for target in targets
+        for context in contexts
+    }
 
 
 def _same(item: NewEvent, stored: StoredEvent) -> bool:
     if len(stored.request_hash) == _FINGERPRINT_SIZE:
-        return fingerprint(item.event, item.occurred_given) == stored.request_hash
+        return stored.request_hash in fingerprints(item.event, item.occurred_given)
     return replay_key(item.event, item.occurred_given) == replay_key(
         stored.event, bool(stored.occurred_given)
     )
