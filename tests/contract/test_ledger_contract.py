@@ -250,14 +250,32 @@ _json = st.recursive(
 )
 _optional = st.none() | _text
 _event_payloads = st.fixed_dictionaries(
-    {"action": _text, "actor": st.fixed_dictionaries({"id": _text})},
+    {
+        "action": _text,
+        "actor": st.fixed_dictionaries(
+            {"id": _text},
+            optional={
+                "name": _optional,
+                "email": st.none() | st.just("jane@example.com"),
+                "type": _optional,
+                "staff": st.none() | st.booleans(),
+                "status": _optional,
+            },
+        ),
+    },
     optional={
         "type": _optional,
         "source": _optional,
         "occurred_at": st.none() | st.sampled_from(["2024-02-29T23:59:59.9999+01:00"]),
         "target": st.none()
         | st.fixed_dictionaries(
-            {}, optional={"type": _optional, "id": _optional, "name": _optional}
+            {},
+            optional={
+                "type": _optional,
+                "id": _optional,
+                "name": _optional,
+                "email": st.none() | st.just("x@example.org"),
+            },
         ),
         "context": st.none()
         | st.fixed_dictionaries(
@@ -266,7 +284,7 @@ _event_payloads = st.fixed_dictionaries(
         ),
         "metadata": st.dictionaries(st.text(max_size=6), _json, max_size=3),
     },
-).map(lambda payload: {**payload, "actor": {**payload["actor"], "staff": True}})
+)
 
 
 # One database for all examples (each uses a tenant of its own).
