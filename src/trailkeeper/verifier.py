@@ -31,6 +31,7 @@ __all__ = [
     "VerificationError",
     "canonical_json",
     "event_leaf_hash",
+    "event_leaf_hash_as_recorded",
     "key_id",
     "leaf_hash",
     "node_hash",
@@ -128,6 +129,44 @@ def event_leaf_hash(event: dict[str, Any]) -> bytes:
     """The leaf of one exported event: its JSON object without `leaf_hash`, canonicalized."""
     body = {k: v for k, v in event.items() if k != "leaf_hash"}
     return leaf_hash(canonical_json(body))
+
+
+# Servers before 2026-11-23 hashed an event sent with an empty target or context (`{}`, or all
+# its fields null) as that object, while storing and exporting it as null. Such a leaf is the
+# same content: the object says nothing the null does not.
+_EMPTY_OBJECTS: dict[str, dict[str, None]] = {
+    "target": {"type": None, "id": None, "name": None, "email": None},
+    "context": {"ip": None, "user_agent": None},
+}
+
+
+def event_leaf_hash_as_recorded(event: dict[str, Any]) -> tuple[bytes, bool]:
+    """(leaf, legacy) for one exported event: `event_leaf_hash`, unless the event's recorded
+    `leaf_hash` is instead the leaf an older server made of this same content (an empty
+    target or context hashed as an object); then that leaf, and `legacy` is True.
+
+    Accepting it cannot hide a change: the two encodings differ only in null against an
+    object of nulls, and the leaf must still be the one the signed tree holds.
+    """
+    leaf = event_leaf_hash(event)
+    recorded = event.get("leaf_hash")
+    empty = [name for name in _EMPTY_OBJECTS if name in event and event[name] is None]
+    if not empty or not isinstance(recorded, str):
+        return leaf, False
+    try:
+        kept = base64.b64decode(recorded, validate=True)
+    except ValueError:
+        return leaf, False
+    if kept == leaf:
+        return leaf, False
+    for mask in range(1, 1 << len(empty)):
+        variant = dict(event)
+        for bit, name in enumerate(empty):
+            if mask >> bit & 1:
+                variant[name] = dict(_EMPTY_OBJECTS[name])
+        if event_leaf_hash(variant) == kept:
+            return kept, True
+    return leaf, False
 
 
 def root_hash(leaves: Sequence[bytes]) -> bytes:
@@ -296,6 +335,7 @@ class ExportReport:
     first_bad_index: int | None = None
     first_bad_id: str | None = None
     events_checked: int = 0
+    legacy_leaves: int = 0  # see event_leaf_hash_as_recorded
 
 
 def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> ExportReport:
@@ -310,6 +350,7 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
     recomputed, recorded = bytearray(32 * size), bytearray(32 * size)
     seen = bytearray(size)
     differs: dict[int, str] = {}  # index -> id, where the event disagrees with its recorded leaf
+    legacy_leaves = 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -325,7 +366,8 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
         if seen[index]:
             return ExportReport(False, f"log index {index} appears twice", index, event.get("id"))
         seen[index] = 1
-        leaf = event_leaf_hash(event)
+        leaf, legacy = event_leaf_hash_as_recorded(event)
+        legacy_leaves += legacy
         try:
             kept = base64.b64decode(event.get("leaf_hash") or "", validate=True)
         except ValueError:
@@ -347,7 +389,18 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
         return [bytes(buffer[i : i + 32]) for i in range(0, len(buffer), 32)]
 
     if root_hash(leaves(recomputed)) == checkpoint.root:
-        return ExportReport(True, f"{size} events match the checkpoint", events_checked=size)
+        legacy = (
+            f" ({legacy_leaves} hashed with an empty target or context object, as servers did "
+            "before 2026-11-23)"
+            if legacy_leaves
+            else ""
+        )
+        return ExportReport(
+            True,
+            f"{size} events match the checkpoint{legacy}",
+            events_checked=size,
+            legacy_leaves=legacy_leaves,
+        )
     first = min(differs) if differs else None
     first_id = differs.get(first) if first is not None else None
     if first is not None and root_hash(leaves(recorded)) == checkpoint.root:
@@ -357,6 +410,7 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
             first,
             first_id,
             size,
+            legacy_leaves,
         )
     where = f"; first event that differs from its recorded leaf: index {first}" if differs else ""
     return ExportReport(
@@ -365,4 +419,5 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
         first,
         first_id,
         size,
+        legacy_leaves,
     )
