@@ -389,7 +389,7 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
         return [bytes(buffer[i : i + 32]) for i in range(0, len(buffer), 32)]
 
     if root_hash(leaves(recomputed)) == checkpoint.root:
-        legacy = (
+        old_encoding = (
             f" ({legacy_leaves} hashed with an empty target or context object, as servers did "
             "before 2026-11-23)"
             if legacy_leaves
@@ -397,7 +397,7 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
         )
         return ExportReport(
             True,
-            f"{size} events match the checkpoint{legacy}",
+            f"{size} events match the checkpoint{old_encoding}",
             events_checked=size,
             legacy_leaves=legacy_leaves,
         )
