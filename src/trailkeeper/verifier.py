@@ -148,24 +148,29 @@ def event_leaf_hash_as_recorded(event: dict[str, Any]) -> tuple[bytes, bool]:
     Accepting it cannot hide a change: the two encodings differ only in null against an
     object of nulls, and the leaf must still be the one the signed tree holds.
     """
-    leaf = event_leaf_hash(event)
-    recorded = event.get("leaf_hash")
-    empty = [name for name in _EMPTY_OBJECTS if name in event and event[name] is None]
-    if not empty or not isinstance(recorded, str):
-        return leaf, False
+    return _leaf_matching(event, _recorded_leaf(event))
+
+
+def _recorded_leaf(event: dict[str, Any]) -> bytes:
+    """The event's `leaf_hash` field decoded; b"" when it has none or it is not base64."""
     try:
-        kept = base64.b64decode(recorded, validate=True)
-    except ValueError:
-        return leaf, False
-    if kept == leaf:
+        return base64.b64decode(event.get("leaf_hash") or "", validate=True)
+    except (ValueError, TypeError):
+        return b""
+
+
+def _leaf_matching(event: dict[str, Any], recorded: bytes) -> tuple[bytes, bool]:
+    leaf = event_leaf_hash(event)
+    empty = [name for name in _EMPTY_OBJECTS if name in event and event[name] is None]
+    if leaf == recorded or not empty:
         return leaf, False
     for mask in range(1, 1 << len(empty)):
         variant = dict(event)
         for bit, name in enumerate(empty):
             if mask >> bit & 1:
                 variant[name] = dict(_EMPTY_OBJECTS[name])
-        if event_leaf_hash(variant) == kept:
-            return kept, True
+        if event_leaf_hash(variant) == recorded:
+            return recorded, True
     return leaf, False
 
 
@@ -366,12 +371,9 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
         if seen[index]:
             return ExportReport(False, f"log index {index} appears twice", index, event.get("id"))
         seen[index] = 1
-        leaf, legacy = event_leaf_hash_as_recorded(event)
+        kept = _recorded_leaf(event)
+        leaf, legacy = _leaf_matching(event, kept)
         legacy_leaves += legacy
-        try:
-            kept = base64.b64decode(event.get("leaf_hash") or "", validate=True)
-        except ValueError:
-            kept = b""
         recomputed[32 * index : 32 * index + 32] = leaf
         recorded[32 * index : 32 * index + 32] = kept.ljust(32, b"\0")[:32]
         if leaf != kept:
