@@ -539,3 +539,19 @@ def test_the_old_encoding_never_excuses_a_changed_event(
     report = verify(service, note)
     assert not report.ok
     assert report.first_bad_id == "evt-00000"
+
+
+def test_a_garbled_leaf_hash_field_is_no_crash_and_no_change(service: AuditService) -> None:
+    """`leaf_hash` only helps name an altered event; the tree is recomputed from the content,
+    so an export whose leaf_hash fields are garbled still verifies, and never raises."""
+    ingest(service, 0, 4)
+    checkpoint = verifier.parse_checkpoint(service.checkpoint("acme").note, service.signer.vkey)
+    exported = [msgspec.json.decode(line) for line in export_lines(service)]
+    exported[0]["leaf_hash"], exported[1]["leaf_hash"] = 5, "not base64!"
+    exported[2]["leaf_hash"] = ["x"]
+    del exported[3]["leaf_hash"]
+    report = verifier.verify_export([msgspec.json.encode(e) for e in exported], checkpoint)
+    assert report.ok, report.message
+    exported[1]["action"] = "forged"
+    report = verifier.verify_export([msgspec.json.encode(e) for e in exported], checkpoint)
+    assert not report.ok
