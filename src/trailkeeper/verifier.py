@@ -364,7 +364,7 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
             index = event["log_index"]
         except (ValueError, KeyError, TypeError):
             return ExportReport(False, f"line {number} is not an exported event")
-        if not isinstance(index, int) or index < 0:
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             return ExportReport(False, f"line {number} has no valid log_index")
         if index >= size:
             continue  # newer than the checkpoint: not covered by it
@@ -372,7 +372,10 @@ def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> Expor
             return ExportReport(False, f"log index {index} appears twice", index, event.get("id"))
         seen[index] = 1
         kept = _recorded_leaf(event)
-        leaf, legacy = _leaf_matching(event, kept)
+        try:
+            leaf, legacy = _leaf_matching(event, kept)
+        except VerificationError as exc:  # content no server could have hashed (NaN, 2**53)
+            return ExportReport(False, f"line {number}: {exc}", index, str(event.get("id")))
         legacy_leaves += legacy
         recomputed[32 * index : 32 * index + 32] = leaf
         recorded[32 * index : 32 * index + 32] = kept.ljust(32, b"\0")[:32]
