@@ -136,6 +136,8 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     # Validation found no non-integer number in metadata, so the Merkle leaf need not look
     # for one again (ledger.canonical_event). False only means "not known".
     float_free_metadata: bool = False
+    # Metadata as JSON (validation encodes it to check its size): stored as it is.
+    metadata_json: str | None = None
 
 
 class EventFilter(msgspec.Struct, frozen=True):

@@ -103,7 +103,7 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
     nul_field = _field_with_nul(given)
     if nul_field is not None:
         raise _field_error(f"{where}{nul_field}", "must not contain NUL characters")
-    float_free = _check_metadata(given.metadata, where)
+    metadata_json, float_free = _check_metadata(given.metadata, where)
     if given.context is not None and given.context.ip is not None and not is_ip(given.context.ip):
         raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
     client_id = given.id is not None
@@ -128,6 +128,7 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
         client_id=client_id,
         occurred_given=given.occurred_at is not None,
         float_free_metadata=float_free,
+        metadata_json=metadata_json,
     )
 
 
@@ -183,8 +184,9 @@ def _occurred_at(value: datetime | None, received: datetime, where: str) -> date
     return value
 
 
-def _check_metadata(metadata: dict[str, Any], where: str) -> bool:
-    """Raise for metadata breaking a rule; returns True when it certainly holds no float."""
+def _check_metadata(metadata: dict[str, Any], where: str) -> tuple[str, bool]:
+    """Raise for metadata breaking a rule; returns it as JSON, and True when it certainly
+    holds no float."""
     encoded = _encoder.encode(metadata)
     if len(encoded) > MAX_METADATA_BYTES:
         raise _field_error(
@@ -202,11 +204,11 @@ def _check_metadata(metadata: dict[str, Any], where: str) -> bool:
         and (digits < 16 or _LONG_NUMBER.search(encoded) is None)
         and (digits == 0 or not contains_float(encoded))
     ):
-        return True
+        return encoded.decode("utf-8"), True
     problem = _metadata_problem(metadata, 1)
     if problem:
         raise _field_error(f"{where}metadata", problem)
-    return False
+    return encoded.decode("utf-8"), False
 
 
 def _metadata_problem(value: Any, depth: int) -> str | None:

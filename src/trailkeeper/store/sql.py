@@ -111,7 +111,9 @@ def event_row(
         e.source,
         context.ip,
         context.user_agent,
-        _encoder.encode(e.metadata).decode("utf-8"),
+        item.metadata_json
+        if item.metadata_json is not None and e.metadata is item.event.metadata
+        else _encoder.encode(e.metadata).decode("utf-8"),
         e.log_index,
         e.leaf_hash,
         b"",
