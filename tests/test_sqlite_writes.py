@@ -9,10 +9,16 @@ from typing import Any
 import msgspec
 
 from tests.factories import event_payload
-from trailkeeper.model import MAX_BATCH, EventIn, to_ms, utc_now_ms
+from trailkeeper.model import MAX_BATCH, EventFilter, EventIn, to_ms, utc_now_ms
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store, sql
-from trailkeeper.store.sqlite import SQLiteStore, _SQLiteRunner
+from trailkeeper.store.sqlite import (
+    MAX_ROWS_PER_INSERT,
+    OWN_STATEMENT_SIZES,
+    SQLiteStore,
+    _SQLiteRunner,
+    chunk_sizes,
+)
 from trailkeeper.validation import normalize_event
 
 
@@ -61,3 +67,37 @@ def test_rows_store_the_metadata_validation_encoded_unless_it_changed() -> None:
     assert msgspec.json.decode(row[column]) == {"b": 1, "a": [True, None]}
     changed = msgspec.structs.replace(item.event, metadata={"c": 2})
     assert sql.event_row(item, 1, to_ms, changed)[column] == '{"c":2}'
+
+
+def test_a_batch_size_that_repeats_gets_one_statement_and_only_a_few_do(
+    tmp_path: Path,
+) -> None:
+    """A statement for a new size costs about as much to prepare as the insert, so a size gets
+    its own only once it has come before, and only `OWN_STATEMENT_SIZES` sizes ever do."""
+    store = open_store(f"sqlite:///{tmp_path / 'sizes.db'}")
+    assert isinstance(store, SQLiteStore)
+    service = AuditService(store)
+    service.create_tenant("acme")
+    statements: list[str] = []
+    store._write_conn.set_trace_callback(statements.append)
+    sizes = [300, 300, 300, *[n for n in range(301, 301 + OWN_STATEMENT_SIZES + 1) for _ in "ab"]]
+    inserts_per_batch = []
+    first = 0
+    for size in sizes:
+        statements.clear()
+        service.ingest("acme", [event_in(n) for n in range(first, first + size)])
+        first += size
+        inserts_per_batch.append(sum(s.startswith("INSERT INTO events") for s in statements))
+    store._write_conn.set_trace_callback(None)
+    chunks = [len(chunk_sizes(size, MAX_ROWS_PER_INSERT)) for size in sizes]
+    assert all(n > 1 for n in chunks)  # each of these sizes takes several chunks
+    # 300 three times; then each new size twice, the last one past the bound
+    expected = [chunks[0], 1, 1]
+    for n in range(OWN_STATEMENT_SIZES + 1):
+        own = n < OWN_STATEMENT_SIZES - 1  # 300 took one of the places
+        expected += [chunks[3 + 2 * n], 1 if own else chunks[4 + 2 * n]]
+    assert inserts_per_batch == expected
+    stored = list(store.iter_events("acme", EventFilter()))
+    assert sorted(e.id for e in stored) == sorted(f"evt-{n:05d}" for n in range(first))
+    assert len({e.log_index for e in stored}) == first
+    service.close()

@@ -45,7 +45,13 @@ READER_CACHE_KIB = 4096  # page cache of each reader
 CACHE_BOUND_MIB = (WRITER_CACHE_KIB + MAX_READERS * READER_CACHE_KIB) // 1024  # 64 MiB in all
 
 
-@functools.cache
+# Batch sizes that get an INSERT statement of their own (the first sizes to come twice), so
+# that batches of these sizes go in one statement; others go in power-of-two chunks. Bounded:
+# SQLite keeps each prepared, ~3.6 MB for 1000 rows.
+OWN_STATEMENT_SIZES = 4
+
+
+@functools.lru_cache(maxsize=OWN_STATEMENT_SIZES + 16)
 def _insert_statement(rows: int) -> str:
     return sql.insert_sql("?", rows)
 
@@ -99,6 +105,9 @@ class SQLiteStore(SqlReads):
         # Parameters one statement may take: 32,766 since SQLite 3.32, 999 before.
         self._max_variables = writer.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._max_rows = rows_per_insert(self._max_variables)
+        self._most_rows = self._max_variables // len(sql.INSERT_COLUMNS)
+        self._sizes_seen: set[int] = set()
+        self._own_statement_sizes: set[int] = set()
         self._write_lock = threading.Lock()
         self._group = GroupCommit(self._write_lock, self._transaction, _savepoint, timeout)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -298,12 +307,32 @@ class SQLiteStore(SqlReads):
         requests, the writer then waits for the GIL once per row while holding the write lock
         (4 clients posting 500-event batches: 7% more events/s this way). Alone, both run
         alike (59k and 61k rows/s).
+
+        A batch of a size that repeats (a client's usual size; `import`'s 1000) goes in one
+        statement: fewer GIL round trips, each a wait of up to 5 ms when another thread is
+        busy (1000 rows in chunks take 6), and ~10% less time alone. Preparing a statement for
+        a new size costs about as much as the insert (~13 ms for 1000 rows), so that is paid
+        only for a size that came before, and for a few sizes (`OWN_STATEMENT_SIZES`).
         """
+        count = len(rows)
+        if count <= self._most_rows and self._has_own_statement(count):
+            conn.execute(_insert_statement(count), list(chain.from_iterable(rows)))
+            return
         start = 0
         for size in chunk_sizes(len(rows), self._max_rows):
             chunk = rows[start : start + size]
             conn.execute(_insert_statement(size), list(chain.from_iterable(chunk)))
             start += size
+
+    def _has_own_statement(self, count: int) -> bool:
+        """Whether `count` rows get one statement (called by the writer only)."""
+        if count in self._own_statement_sizes:
+            return True
+        if count in self._sizes_seen and len(self._own_statement_sizes) < OWN_STATEMENT_SIZES:
+            self._own_statement_sizes.add(count)
+            return True
+        self._sizes_seen.add(count)
+        return False
 
     def _stored_by_id(
         self, conn: sqlite3.Connection, tenant: str, ids: list[str]
