@@ -319,7 +319,7 @@ class SQLiteStore(SqlReads):
             conn.execute(_insert_statement(count), list(chain.from_iterable(rows)))
             return
         start = 0
-        for size in chunk_sizes(len(rows), self._max_rows):
+        for size in chunk_sizes(count, self._max_rows):
             chunk = rows[start : start + size]
             conn.execute(_insert_statement(size), list(chain.from_iterable(chunk)))
             start += size
