@@ -241,3 +241,61 @@ def test_leaf_of_every_field_is_rfc8785_of_the_public_document(
     expected = rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event)))
     assert ledger.canonical_event(event) == expected
     assert ledger.canonical_event(event, float_free=item.float_free_metadata) == expected
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+            st.text(max_size=20),
+        ),
+        max_size=12,
+    ),
+    st.integers(min_value=0, max_value=2**40),
+)
+def test_batch_leaves_equal_rfc8785_leaves(
+    contents: list[tuple[dict[str, Any], str]], first: int
+) -> None:
+    """The batch path reuses one buffer for every event: documents of every length, with and
+    without floats or characters that take the RFC 8785 fallback, each hash alone."""
+    items = []
+    for n, (metadata, action) in enumerate(contents):
+        try:
+            given_event = msgspec.convert(
+                {"action": action or "a", "actor": {"id": f"u{n}"}, "metadata": metadata}, EventIn
+            )
+            items.append(normalize_event("acme", given_event, from_ms(1_714_600_000_000 + n)))
+        except (msgspec.ValidationError, InvalidInput):
+            continue
+    events = [item.event for item in items]
+    leaves = ledger.event_leaves(events, first, [item.float_free_metadata for item in items])
+    expected = [
+        naive.leaf(rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event, first + n))))
+        for n, event in enumerate(events)
+    ]
+    assert leaves == expected
+
+
+@given(
+    st.integers(min_value=0, max_value=300),
+    st.lists(st.integers(min_value=0, max_value=70), max_size=5),
+    st.integers(min_value=0, max_value=6),
+)
+def test_frontier_extend_makes_what_appends_make(
+    first: int, runs: list[int], min_level: int
+) -> None:
+    """Runs of leaves appended a level at a time give the same nodes, edge and root as one
+    leaf at a time, from any starting size."""
+    leaves = leaves_of(first + sum(runs))
+    one_by_one = ledger.Frontier(first, naive.perfect_nodes(leaves[:first]))
+    by_runs = one_by_one.copy()
+    start = first
+    for run in runs:
+        batch = leaves[start : start + run]
+        expected = [node for leaf in batch for node in one_by_one.append(leaf, min_level)]
+        assert sorted(by_runs.extend(batch, min_level)) == sorted(expected)
+        assert by_runs.size == one_by_one.size
+        assert by_runs.root() == one_by_one.root()
+        start += run
+    assert by_runs.root() == naive.mth(leaves)

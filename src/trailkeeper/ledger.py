@@ -12,8 +12,9 @@ Hashing and verification are shared with `verifier.py`, the module customers ven
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,8 @@ from trailkeeper.model import Event, format_ts
 from trailkeeper.verifier import (
     ED25519_ALG,
     EMPTY_ROOT,
+    LEAF_PREFIX,
+    NODE_PREFIX,
     SIGNATURE_DASH,
     canonical_json,
     key_id,
@@ -69,15 +72,41 @@ def canonical_event(event: Event, log_index: int | None = None, float_free: bool
     """
     document = event_document(event, log_index)
     encoded = _sorted_json.encode(document)
+    if _sorted_is_canonical(encoded, event, float_free):
+        return encoded
+    return canonical_json(msgspec.to_builtins(document))
+
+
+def _sorted_is_canonical(encoded: bytes | bytearray, event: Event, float_free: bool) -> bool:
+    """Whether msgspec's sorted encoding of the event's document is already its RFC 8785 form."""
     ascii_only = encoded.isascii()  # the common case, checked in C before any regex
     # Only metadata can hold a float. Probing it alone beats probing the document, whose
     # user agent ("Mozilla/5.0") nearly always defeats contains_float's quick pre-check.
     # `float_free`: validation already found none (validation.normalize_event).
-    if (ascii_only or _HIGH_CHARS.search(encoded) is None) and (
+    return (ascii_only or _HIGH_CHARS.search(encoded) is None) and (
         float_free or not contains_float(_sorted_json.encode(event.metadata))
-    ):
-        return encoded
-    return canonical_json(msgspec.to_builtins(document))
+    )
+
+
+def event_leaves(
+    events: Sequence[Event], first_index: int, float_free: Sequence[bool]
+) -> list[bytes]:
+    """`event_leaf` of each event as appended at `first_index`, `first_index + 1`, ...
+
+    One loop over the batch with one reused buffer: msgspec encodes each document into it
+    after the leaf's 0x00 prefix, and SHA-256 reads it in place, so no bytes object is made
+    and copied per event (~0.4 us less per event than `event_leaf`, a tenth of the ledger's
+    cost in batch ingest; docs/performance.md)."""
+    buffer = bytearray(LEAF_PREFIX)
+    encode_into, sha256 = _sorted_json.encode_into, hashlib.sha256
+    leaves = []
+    for index, (event, no_floats) in enumerate(zip(events, float_free, strict=True), first_index):
+        document = event_document(event, index)
+        encode_into(document, buffer, 1)
+        if not _sorted_is_canonical(buffer, event, no_floats):
+            buffer[1:] = canonical_json(msgspec.to_builtins(document))
+        leaves.append(sha256(buffer).digest())
+    return leaves
 
 
 # msgspec writes every float with a '.' or an exponent right after a digit; an integer never
@@ -208,6 +237,32 @@ class Frontier:
             if level >= min_level:
                 created.append((level, index >> level, value))
         stack.append((level, value))
+        return created
+
+    def extend(self, leaves: Sequence[bytes], min_level: int = 0) -> list[tuple[int, int, bytes]]:
+        """`append` of each leaf in turn, a level at a time: each level's new nodes are hashed
+        in one pass over the one below instead of one Python loop per leaf (~0.3 us less per
+        leaf in batch ingest). Returns the same nodes, ordered by level."""
+        created: list[tuple[int, int, bytes]] = []
+        old = self._stack
+        kept: list[tuple[int, bytes]] = []  # new right-edge nodes, lowest level first
+        level, first, nodes = 0, self.size, list(leaves)
+        self.size += len(nodes)
+        sha256, prefix = hashlib.sha256, NODE_PREFIX
+        while nodes:
+            if level >= min_level:
+                created += [(level, index, value) for index, value in enumerate(nodes, first)]
+            if first & 1:  # the first new node's left sibling is the old edge at this level
+                nodes.insert(0, old.pop()[1])
+                first -= 1
+            if len(nodes) & 1:
+                kept.append((level, nodes.pop()))
+            nodes = [
+                sha256(prefix + left + right).digest()
+                for left, right in zip(nodes[::2], nodes[1::2], strict=True)
+            ]
+            level, first = level + 1, first >> 1
+        old.extend(reversed(kept))
         return created
 
     def copy(self) -> Frontier:

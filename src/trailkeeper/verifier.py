@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+LEAF_PREFIX = b"\x00"  # RFC 9162 domain separation: leaf hashes, then interior nodes
+NODE_PREFIX = b"\x01"
 ED25519_ALG = b"\x01"
 SIGNATURE_DASH = "\u2014"  # the em dash that starts a signature line in a signed note
 
@@ -118,11 +120,11 @@ def _shortest_digits(value: float) -> tuple[str, int]:
 
 
 def leaf_hash(data: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + data).digest()
+    return hashlib.sha256(LEAF_PREFIX + data).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
 
 
 def event_leaf_hash(event: dict[str, Any]) -> bytes:

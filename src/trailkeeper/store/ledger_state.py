@@ -9,15 +9,15 @@ committed events. Level-0 nodes are the events' own `leaf_hash` column; higher l
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import msgspec
 from cachetools import LRUCache
 
 from trailkeeper.errors import TrailkeeperError
-from trailkeeper.ledger import Frontier, Node, event_leaf, frontier_nodes
-from trailkeeper.model import Event
+from trailkeeper.ledger import Frontier, Node, event_leaves, frontier_nodes
+from trailkeeper.model import Event, NewEvent
 from trailkeeper.verifier import EMPTY_ROOT, root_hash
 
 
@@ -122,11 +122,12 @@ class FrontierCache:
 
 
 class LogAppend:
-    """Appending to one tenant's log inside a write transaction, one event at a time.
+    """Appending to one tenant's log inside a write transaction, a run of events at a time.
 
-    An engine can then send each row as soon as its leaf is known: PostgreSQL indexes the rows
-    already streamed while Python hashes the next ones, instead of the two taking turns.
-    Create it after the tenant's writers are serialised; call `finish` before committing.
+    An engine can then send rows as soon as their leaves are known: PostgreSQL indexes the
+    rows already streamed while Python hashes the next ones, instead of the two taking turns
+    (see `stamp`). Create it after the tenant's writers are serialised; call `finish` before
+    committing.
     """
 
     def __init__(self, db: Runner, tenant: str, cache: FrontierCache | None = None) -> None:
@@ -136,16 +137,20 @@ class LogAppend:
         self._frontier = known or Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
         self._nodes: list[tuple[str, int, int, bytes]] = []
 
-    def add(self, event: Event, float_free: bool = False) -> tuple[int, bytes]:
-        """The event's log index and leaf hash (the next place in the log); `float_free` as
-        `NewEvent.float_free_metadata`. The caller puts both into the event it stores, with
-        its seq, in one copy of the struct."""
-        # The leaf covers the public form, which includes log_index but not leaf_hash.
-        log_index = self._frontier.size
-        leaf = event_leaf(event, log_index, float_free)
-        for level, index, value in self._frontier.append(leaf, MIN_STORED_LEVEL):
-            self._nodes.append((self._tenant, level, index, value))
-        return log_index, leaf
+    def add_all(
+        self, events: Sequence[Event], float_free: Sequence[bool]
+    ) -> tuple[int, list[bytes]]:
+        """Append these events (the next places in the log): returns the first's log index
+        and each event's leaf. `float_free` as `NewEvent.float_free_metadata`. The leaf
+        covers the public form, which includes log_index but not leaf_hash."""
+        first = self._frontier.size
+        leaves = event_leaves(events, first, float_free)
+        tenant = self._tenant
+        self._nodes += [
+            (tenant, level, index, value)
+            for level, index, value in self._frontier.extend(leaves, MIN_STORED_LEVEL)
+        ]
+        return first, leaves
 
     def finish(self) -> None:
         """Store the nodes the new events completed and the new head."""
@@ -165,13 +170,34 @@ class LogAppend:
             self._cache.put(self._tenant, self._frontier)
 
 
+def stamp(
+    items: Sequence[NewEvent], seqs: Iterable[int], log: LogAppend | None, chunk: int
+) -> Iterator[tuple[NewEvent, Event]]:
+    """Each item with the event to store: its `seq` and, when the log is kept, its log index
+    and leaf. Leaves are hashed `chunk` events at a time, as the caller takes them."""
+    seq = iter(seqs)
+    replace = msgspec.structs.replace
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
+        if log is None:
+            for item in part:
+                yield item, replace(item.event, seq=next(seq))
+            continue
+        first, leaves = log.add_all(
+            [item.event for item in part], [item.float_free_metadata for item in part]
+        )
+        for n, (item, leaf) in enumerate(zip(part, leaves, strict=True), first):
+            yield item, replace(item.event, seq=next(seq), log_index=n, leaf_hash=leaf)
+
+
 def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
     """Give each event the next log index and its leaf; store the nodes it completes."""
     log = LogAppend(db, tenant)
-    logged = []
-    for event in events:
-        log_index, leaf = log.add(event)
-        logged.append(msgspec.structs.replace(event, log_index=log_index, leaf_hash=leaf))
+    first, leaves = log.add_all(events, [False] * len(events))
+    logged = [
+        msgspec.structs.replace(event, log_index=n, leaf_hash=leaf)
+        for n, (event, leaf) in enumerate(zip(events, leaves, strict=True), first)
+    ]
     log.finish()
     return logged
 

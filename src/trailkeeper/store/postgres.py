@@ -18,7 +18,6 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
-import msgspec
 import psycopg
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
@@ -49,6 +48,9 @@ from trailkeeper.store.migrate import apply_migrations
 # the next ones: with the ledger on, ~25% more events/s (docs/performance.md). Timestamps are
 # sent as RFC 3339 text: psycopg then formats a row in ~2.9 us instead of ~5.6 us with
 # datetimes (a hand-written line builder measured slower still, ~4.6 us).
+# Events hashed into the log per step of a batch's COPY (see _insert_new): about what psycopg
+# buffers before it sends, so the server has rows to index while Python hashes the next ones.
+LEAF_CHUNK = 64
 EVENT_COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN"
 
 # Binary COPY still suits the small tables written after the events; it needs column types
@@ -252,18 +254,12 @@ class PostgresStore(SqlReads):
             else None
         )
         events: list[Event] = []
-        # Each row is hashed into the log just before it is sent: the server indexes the rows
-        # already streamed while Python works on the next ones.
+        # Rows are hashed into the log a chunk at a time just before they are sent: the server
+        # indexes the rows already streamed while Python works on the next ones.
         with conn.cursor() as cur, cur.copy(EVENT_COPY) as copy:
-            for (seq,), item in zip(seqs, items, strict=True):
-                if log is None:
-                    event = msgspec.structs.replace(item.event, seq=seq)
-                else:
-                    log_index, leaf = log.add(item.event, item.float_free_metadata)
-                    event = msgspec.structs.replace(
-                        item.event, seq=seq, log_index=log_index, leaf_hash=leaf
-                    )
-                copy.write_row(sql.event_row(item, seq, format_ts, event, format_shared_ts))
+            stamped = ledger_state.stamp(items, (seq for (seq,) in seqs), log, LEAF_CHUNK)
+            for item, event in stamped:
+                copy.write_row(sql.event_row(item, event.seq, format_ts, event, format_shared_ts))
                 events.append(event)
         if log is not None:
             log.finish()

@@ -16,11 +16,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from itertools import chain
+from itertools import chain, count
 from pathlib import Path
 from typing import Any
-
-import msgspec
 
 from trailkeeper.errors import Conflict, Unavailable
 from trailkeeper.model import (
@@ -284,14 +282,7 @@ class SQLiteStore(SqlReads):
         events: list[Event] = []
         rows: list[tuple[Any, ...]] = []
         received_to_db = _shared_ms(items[0].event.received_at) if items else to_ms
-        for n, item in enumerate(items):
-            if log is None:
-                event = msgspec.structs.replace(item.event, seq=first + n)
-            else:
-                log_index, leaf = log.add(item.event, item.float_free_metadata)
-                event = msgspec.structs.replace(
-                    item.event, seq=first + n, log_index=log_index, leaf_hash=leaf
-                )
+        for item, event in ledger_state.stamp(items, count(first), log, max(len(items), 1)):
             events.append(event)
             rows.append(sql.event_row(item, event.seq, to_ms, event, received_to_db))
         self._insert_rows(conn, rows)
