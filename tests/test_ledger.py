@@ -29,33 +29,39 @@ def leaves_of(n: int) -> list[bytes]:
 def test_root_matches_naive(n: int) -> None:
     leaves = leaves_of(n)
     assert verifier.root_hash(leaves) == naive.mth(leaves)
-    frontier = ledger.Frontier(0, {})
+    at_once, one_by_one = ledger.Frontier(0, {}), ledger.Frontier(0, {})
+    at_once.extend(leaves)
     for leaf in leaves:
-        frontier.append(leaf)
-    assert frontier.root() == naive.mth(leaves)
+        one_by_one.extend([leaf])
+    assert at_once.root() == one_by_one.root() == naive.mth(leaves)
 
 
-@given(st.integers(min_value=0, max_value=200), st.integers(min_value=0, max_value=60))
-def test_frontier_resumes_from_stored_nodes(first: int, more: int) -> None:
-    leaves = leaves_of(first + more)
+@given(
+    st.integers(min_value=0, max_value=300),
+    st.lists(st.integers(min_value=0, max_value=70), max_size=5),
+    st.integers(min_value=0, max_value=6),
+)
+def test_frontier_resumes_from_stored_nodes(first: int, runs: list[int], min_level: int) -> None:
+    """From any stored tree, runs of leaves of any length produce exactly the perfect nodes
+    they complete (from `min_level` up), and the right root after each run."""
+    leaves = leaves_of(first + sum(runs))
     stored = naive.perfect_nodes(leaves[:first])
     frontier = ledger.Frontier(first, stored)
     created: dict[tuple[int, int], bytes] = {}
-    for leaf in leaves[first:]:
-        created.update({(lv, ix): h for lv, ix, h in frontier.append(leaf)})
-    assert frontier.root() == naive.mth(leaves)
-    everything = naive.perfect_nodes(leaves)
-    assert {**stored, **created} == everything, "exactly the perfect nodes are produced"
-
-
-@given(st.integers(min_value=0, max_value=100), st.integers(min_value=0, max_value=6))
-def test_frontier_min_level_returns_only_nodes_from_that_level(n: int, min_level: int) -> None:
-    leaves = leaves_of(n)
-    all_nodes, some_nodes = ledger.Frontier(0, {}), ledger.Frontier(0, {})
-    for leaf in leaves:
-        everything = all_nodes.append(leaf)
-        assert some_nodes.append(leaf, min_level) == [n for n in everything if n[0] >= min_level]
-    assert some_nodes.root() == all_nodes.root() == naive.mth(leaves)
+    end = first
+    for run in runs:
+        made = frontier.extend(leaves[end : end + run], min_level)
+        assert len(made) == len({(lv, ix) for lv, ix, _ in made}), "no node twice"
+        created.update({(lv, ix): h for lv, ix, h in made})
+        end += run
+        assert frontier.size == end
+        assert frontier.root() == naive.mth(leaves[:end])
+    expected = {
+        node: value
+        for node, value in naive.perfect_nodes(leaves).items()
+        if node not in stored and node[0] >= min_level
+    }
+    assert created == expected, "exactly the new perfect nodes are produced"
 
 
 @given(st.data(), sizes)
@@ -275,27 +281,3 @@ def test_batch_leaves_equal_rfc8785_leaves(
         for n, event in enumerate(events)
     ]
     assert leaves == expected
-
-
-@given(
-    st.integers(min_value=0, max_value=300),
-    st.lists(st.integers(min_value=0, max_value=70), max_size=5),
-    st.integers(min_value=0, max_value=6),
-)
-def test_frontier_extend_makes_what_appends_make(
-    first: int, runs: list[int], min_level: int
-) -> None:
-    """Runs of leaves appended a level at a time give the same nodes, edge and root as one
-    leaf at a time, from any starting size."""
-    leaves = leaves_of(first + sum(runs))
-    one_by_one = ledger.Frontier(first, naive.perfect_nodes(leaves[:first]))
-    by_runs = one_by_one.copy()
-    start = first
-    for run in runs:
-        batch = leaves[start : start + run]
-        expected = [node for leaf in batch for node in one_by_one.append(leaf, min_level)]
-        assert sorted(by_runs.extend(batch, min_level)) == sorted(expected)
-        assert by_runs.size == one_by_one.size
-        assert by_runs.root() == one_by_one.root()
-        start += run
-    assert by_runs.root() == naive.mth(leaves)

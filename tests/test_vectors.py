@@ -34,11 +34,7 @@ NODES = {(0, i): h for i, h in enumerate(LEAVES)}
 
 
 def perfect(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
-    frontier = ledger.Frontier(0, {})
-    nodes: dict[tuple[int, int], bytes] = {}
-    for leaf in leaves:
-        nodes.update({(lv, ix): h for lv, ix, h in frontier.append(leaf)})
-    return nodes
+    return {(lv, ix): h for lv, ix, h in ledger.Frontier(0, {}).extend(leaves)}
 
 
 def test_known_ct_root() -> None:

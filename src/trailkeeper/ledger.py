@@ -220,29 +220,13 @@ class Frontier:
             (level, nodes[(level, index)]) for level, index in frontier_nodes(size)
         ]
 
-    def append(self, leaf: bytes, min_level: int = 0) -> list[tuple[int, int, bytes]]:
-        """Add one leaf; returns (level, index, hash) of every node from `min_level` up that
-        it completes (level 0 is the leaf itself)."""
-        index = self.size
-        self.size = index + 1
-        stack = self._stack
-        if index & 1 == 0:  # an even index completes nothing: half of all appends
-            stack.append((0, leaf))
-            return [(0, index, leaf)] if min_level == 0 else []
-        created = [(0, index, leaf)] if min_level == 0 else []
-        level, value = 0, leaf
-        while stack and stack[-1][0] == level:
-            left = stack.pop()[1]
-            level, value = level + 1, node_hash(left, value)
-            if level >= min_level:
-                created.append((level, index >> level, value))
-        stack.append((level, value))
-        return created
-
     def extend(self, leaves: Sequence[bytes], min_level: int = 0) -> list[tuple[int, int, bytes]]:
-        """`append` of each leaf in turn, a level at a time: each level's new nodes are hashed
-        in one pass over the one below instead of one Python loop per leaf (~0.3 us less per
-        leaf in batch ingest). Returns the same nodes, ordered by level."""
+        """Add these leaves; returns (level, index, hash) of every node from `min_level` up that
+        they complete (level 0 is the leaves themselves), ordered by level.
+
+        A level at a time: each level's new nodes are hashed in one pass over the level below,
+        rather than walking up from every leaf in turn (~0.2 us less per leaf; a leaf at an
+        even index completes nothing, so half the walks were empty)."""
         created: list[tuple[int, int, bytes]] = []
         old = self._stack
         kept: list[tuple[int, bytes]] = []  # new right-edge nodes, lowest level first

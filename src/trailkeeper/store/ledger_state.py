@@ -171,14 +171,19 @@ class LogAppend:
 
 
 def stamp(
-    items: Sequence[NewEvent], seqs: Iterable[int], log: LogAppend | None, chunk: int
+    items: Sequence[NewEvent],
+    seqs: Iterable[int],
+    log: LogAppend | None,
+    chunk: int | None = None,
 ) -> Iterator[tuple[NewEvent, Event]]:
     """Each item with the event to store: its `seq` and, when the log is kept, its log index
-    and leaf. Leaves are hashed `chunk` events at a time, as the caller takes them."""
+    and leaf. Leaves are hashed `chunk` events at a time (default: all), as the caller takes
+    them."""
     seq = iter(seqs)
     replace = msgspec.structs.replace
-    for start in range(0, len(items), chunk):
-        part = items[start : start + chunk]
+    size = chunk or max(len(items), 1)
+    for start in range(0, len(items), size):
+        part = items[start : start + size]
         if log is None:
             for item in part:
                 yield item, replace(item.event, seq=next(seq))

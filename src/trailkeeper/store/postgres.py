@@ -40,6 +40,11 @@ from trailkeeper.store.group_commit import GroupCommit, GroupCommitByKey
 from trailkeeper.store.idempotency import StoredEvent, assemble_results, plan_insert
 from trailkeeper.store.migrate import apply_migrations
 
+# Events hashed into the log per step of a batch's COPY (see _insert_new): about one block of
+# psycopg's COPY buffer (32 KiB, ~70 text rows), so the server has rows to index while Python
+# hashes the next ones.
+LEAF_CHUNK = 64
+
 # Event rows go in with text COPY, deliberately not binary, although psycopg formats a binary
 # row ~5 us faster: PostgreSQL buffers COPY rows and inserts them (heap, nine indexes) when the
 # buffer is full, and it measures a binary row as zero bytes, so a batch of up to 1000 binary
@@ -48,9 +53,6 @@ from trailkeeper.store.migrate import apply_migrations
 # the next ones: with the ledger on, ~25% more events/s (docs/performance.md). Timestamps are
 # sent as RFC 3339 text: psycopg then formats a row in ~2.9 us instead of ~5.6 us with
 # datetimes (a hand-written line builder measured slower still, ~4.6 us).
-# Events hashed into the log per step of a batch's COPY (see _insert_new): about what psycopg
-# buffers before it sends, so the server has rows to index while Python hashes the next ones.
-LEAF_CHUNK = 64
 EVENT_COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN"
 
 # Binary COPY still suits the small tables written after the events; it needs column types

@@ -282,7 +282,7 @@ class SQLiteStore(SqlReads):
         events: list[Event] = []
         rows: list[tuple[Any, ...]] = []
         received_to_db = _shared_ms(items[0].event.received_at) if items else to_ms
-        for item, event in ledger_state.stamp(items, count(first), log, max(len(items), 1)):
+        for item, event in ledger_state.stamp(items, count(first), log):
             events.append(event)
             rows.append(sql.event_row(item, event.seq, to_ms, event, received_to_db))
         self._insert_rows(conn, rows)
