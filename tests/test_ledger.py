@@ -146,6 +146,69 @@ def test_canonical_json_is_rfc8785(value: Any) -> None:
     assert verifier.canonical_json(value) == rfc8785.dumps(value)
 
 
+# Anything JSON can hold, with the cases where the json module's output is not RFC 8785:
+# integers past I-JSON, characters that sort differently in UTF-16, and floats.
+wider_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+    | st.sampled_from(["\ue000", "\uffff", "\U0001f600", "a", "\u00e9"]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=3) | st.sampled_from(["\ue000", "\U0001f600", "\uff61"]),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500)
+@given(wider_json_values)
+def test_plain_fast_path_is_rfc8785_or_declines(value: Any) -> None:
+    """The json-module path gives RFC 8785's bytes exactly, or leaves the value to `_jcs`."""
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.IntegerDomainError:
+        expected = None
+    fast = verifier._plain_canonical_json(value)
+    if fast is not None:
+        assert fast == expected
+    if expected is None:
+        with pytest.raises(verifier.VerificationError):
+            verifier.canonical_json(value)
+    else:
+        assert verifier.canonical_json(value) == expected
+
+
+def test_keys_sort_by_utf16_code_units_not_code_points() -> None:
+    """U+1F600 is the surrogate pair D83D DE00 in UTF-16, so it sorts before U+E000 there,
+    although its code point is larger: the json module's sort would get this wrong."""
+    value = {"\ue000": 1, "\U0001f600": 2}
+    assert verifier._plain_canonical_json(value) is None
+    assert verifier.canonical_json(value) == '{"\U0001f600":2,"\ue000":1}'.encode()
+
+
+def test_exported_events_take_the_fast_path() -> None:
+    """What an export holds (text, integers, nested objects, non-ASCII names) needs no `_jcs`."""
+    event = {
+        "id": "e1",
+        "tenant": "acme",
+        "occurred_at": "2024-05-01T12:00:00.123Z",
+        "action": "créé",
+        "actor": {"id": "u1", "name": "José", "staff": False, "email": None},
+        "metadata": {"n": 12, "tags": ["a", "b"], "nested": {"z": None, "a": True}},
+        "log_index": 7,
+    }
+    fast = verifier._plain_canonical_json(event)
+    assert fast is not None
+    assert fast == rfc8785.dumps(event)
+
+
 @settings(max_examples=300)
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
 def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
