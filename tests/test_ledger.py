@@ -185,6 +185,35 @@ def test_plain_fast_path_is_rfc8785_or_declines(value: Any) -> None:
         assert verifier.canonical_json(value) == expected
 
 
+@settings(max_examples=1000)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_every_float_is_rfc8785_either_way(value: float) -> None:
+    """Floats that repr() writes as ES6 does go through the json module, the rest through
+    `_jcs`: every finite double comes out as RFC 8785 writes it."""
+    assert verifier.canonical_json({"x": value, "l": [value]}) == rfc8785.dumps(
+        {"x": value, "l": [value]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [
+        (12.5, True),
+        (0.0001, True),
+        (123456789.125, True),
+        (-0.5, True),
+        (12.0, False),  # repr "12.0", RFC 8785 "12"
+        (0.00001, False),  # repr "1e-05", RFC 8785 "0.00001"
+        (1e16, False),
+        (-0.0, False),
+    ],
+)
+def test_which_floats_take_the_json_module(value: float, plain: bool) -> None:
+    fast = verifier._plain_canonical_json([value])
+    assert (fast is not None) is plain
+    assert verifier.canonical_json([value]) == rfc8785.dumps([value])
+
+
 def test_keys_sort_by_utf16_code_units_not_code_points() -> None:
     """U+1F600 is the surrogate pair D83D DE00 in UTF-16, so it sorts before U+E000 there,
     although its code point is larger: the json module's sort would get this wrong."""
