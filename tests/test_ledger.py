@@ -214,6 +214,48 @@ def test_which_floats_take_the_json_module(value: float, plain: bool) -> None:
     assert verifier.canonical_json([value]) == rfc8785.dumps([value])
 
 
+@settings(max_examples=2000)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_msgspec_writes_plain_floats_as_rfc8785(value: float) -> None:
+    """The leaf's fast path keeps msgspec's bytes for metadata whose floats are all plain:
+    msgspec must write each of them exactly as RFC 8785 does, and the probe must flag every
+    other float."""
+    if verifier.plain_float(value):
+        assert msgspec.json.encode(value) == rfc8785.dumps(value)
+    encoded = msgspec.json.encode({"note": "v1.2", "x": [value]})
+    assert ledger.contains_float(encoded, only_unplain=True) is not verifier.plain_float(value)
+    assert ledger.contains_float(encoded)
+
+
+def test_plain_float_metadata_keeps_the_msgspec_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An amount like 12.5 in metadata no longer sends the leaf to the slower canonicalizer;
+    a whole-number float (3.0, RFC 8785 "3") still does, and both leaves are RFC 8785."""
+    event = Event(
+        id="e1",
+        tenant="acme",
+        occurred_at=from_ms(1_700_000_000_123),
+        received_at=from_ms(1_700_000_000_456),
+        action="pay",
+        actor=Actor(id="u1"),
+        metadata={"amount": 12.5, "rate": 0.25},
+        log_index=3,
+    )
+    whole = msgspec.structs.replace(event, metadata={"amount": 3.0})
+    expected = [
+        rfc8785.dumps(msgspec.to_builtins(ledger.event_document(e))) for e in (event, whole)
+    ]
+    assert ledger.canonical_event(whole) == expected[1]
+
+    def refuse(value: Any) -> bytes:
+        raise AssertionError("took the slow path")
+
+    monkeypatch.setattr(ledger, "canonical_json", refuse)
+    assert ledger.canonical_event(event) == expected[0]
+    assert ledger.event_leaves([event], 3, [False]) == [naive.leaf(expected[0])]
+    with pytest.raises(AssertionError, match="slow path"):
+        ledger.canonical_event(whole)
+
+
 def test_keys_sort_by_utf16_code_units_not_code_points() -> None:
     """U+1F600 is the surrogate pair D83D DE00 in UTF-16, so it sorts before U+E000 there,
     although its code point is larger: the json module's sort would get this wrong."""

@@ -34,6 +34,7 @@ from trailkeeper.verifier import (
     key_id,
     leaf_hash,
     node_hash,
+    plain_float,
 )
 
 Node = tuple[int, int]  # (level, index)
@@ -59,16 +60,26 @@ def _found_float(_: str) -> Any:
     raise _FloatFound
 
 
+def _found_unplain_float(text: str) -> Any:
+    value = float(text)
+    if plain_float(value):
+        return value
+    raise _FloatFound
+
+
 _float_probe = msgspec.json.Decoder(float_hook=_found_float)
+_unplain_float_probe = msgspec.json.Decoder(float_hook=_found_unplain_float)
 
 
 def canonical_event(event: Event, log_index: int | None = None, float_free: bool = False) -> bytes:
     """RFC 8785 bytes of the event's public form.
 
     msgspec's sorted encoding is byte-identical to JCS for everything trailkeeper stores except
-    floats (number formatting, and only metadata can hold them) and keys from U+E000 up (UTF-16
-    sort order). Events with either, or with such characters anywhere, take the pure-Python JCS
-    path. The equivalence is property-tested against the `rfc8785` reference implementation.
+    some floats (whole numbers, below 1e-4 or from 1e16 up: number formatting, see
+    `verifier.plain_float`; only metadata can hold floats) and keys from U+E000 up (UTF-16
+    sort order). Events with either, or with such characters anywhere, take the verifier's
+    `canonical_json`. The equivalence is property-tested against the `rfc8785` reference
+    implementation.
     """
     document = event_document(event, log_index)
     encoded = _sorted_json.encode(document)
@@ -84,7 +95,7 @@ def _sorted_is_canonical(encoded: bytes | bytearray, event: Event, float_free: b
     # user agent ("Mozilla/5.0") nearly always defeats contains_float's quick pre-check.
     # `float_free`: validation already found none (validation.normalize_event).
     return (ascii_only or _HIGH_CHARS.search(encoded) is None) and (
-        float_free or not contains_float(_sorted_json.encode(event.metadata))
+        float_free or not contains_float(_sorted_json.encode(event.metadata), only_unplain=True)
     )
 
 
@@ -114,12 +125,14 @@ def event_leaves(
 _FLOATISH = re.compile(rb"[0-9][.eE]")
 
 
-def contains_float(encoded_json: bytes) -> bool:
-    """Whether a JSON document has a non-integer number (decoded in C, stops at the first)."""
+def contains_float(encoded_json: bytes, only_unplain: bool = False) -> bool:
+    """Whether a JSON document has a non-integer number (decoded in C, stops at the first);
+    with `only_unplain`, one that RFC 8785 writes unlike msgspec (`verifier.plain_float`:
+    msgspec writes a float as repr() does)."""
     if _FLOATISH.search(encoded_json) is None:
         return False
     try:
-        _float_probe.decode(encoded_json)
+        (_unplain_float_probe if only_unplain else _float_probe).decode(encoded_json)
     except _FloatFound:
         return True
     return False

@@ -64,13 +64,19 @@ def canonical_json(value: Any) -> bytes:
 
 
 MAX_SAFE_INTEGER = 2**53 - 1  # I-JSON (RFC 7493): larger integers are not exact in a double
-# Floats that repr() writes as RFC 8785 (ES6 Number.toString) does: with a fraction, from 1e-4.
-_PLAIN_FLOAT_MIN, _PLAIN_FLOAT_LIMIT = 1e-4, 1e16
+_PLAIN_FLOAT_MIN, _PLAIN_FLOAT_LIMIT = 1e-4, 1e16  # see plain_float
 # Where ordering strings by code point (Python) and by UTF-16 code unit (RFC 8785) can differ.
 _UTF16_ORDER_MAY_DIFFER = re.compile("[\ue000-\U0010ffff]")
 _json_sorted = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
+
+
+def plain_float(value: float) -> bool:
+    """Whether repr() writes this float as RFC 8785 does (ES6 `Number.toString`): both give the
+    shortest round-trip digits, but repr() writes a whole number as "12.0" and uses an exponent
+    below 1e-4 (ES6: below 1e-6) and from 1e16 (ES6: from 1e21). NaN and infinities are not."""
+    return _PLAIN_FLOAT_MIN <= abs(value) < _PLAIN_FLOAT_LIMIT and not value.is_integer()
 
 
 def _plain_canonical_json(value: Any) -> bytes | None:
@@ -96,10 +102,7 @@ def _plain_canonical_json(value: Any) -> bytes | None:
                 continue
             return None
         if kind is float:
-            # Shortest round-trip digits in both; Python writes a whole number as "12.0" and
-            # switches to an exponent below 1e-4 (ES6: below 1e-6), never above (a float
-            # with a fraction is below 2**52).
-            if _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_LIMIT and not item.is_integer():
+            if plain_float(item):
                 continue
             return None
         if kind is dict:
