@@ -34,7 +34,7 @@ import msgspec
 import psycopg
 from tests.e2e.server import clean_env, free_port, start_serve, wait_healthy
 
-from bench.data import batches, iter_batches, json_batches
+from bench.data import batches, iter_batches, json_batches, with_amounts
 from trailkeeper.cursor import cursor_scope
 from trailkeeper.ledger import event_leaf
 from trailkeeper.model import Direction, EventFilter, EventIn, Position, from_ms, to_ms, utc_now_ms
@@ -621,6 +621,7 @@ def main() -> None:
                 say()
                 raw, logged = import_rates(engine, tmp, data)
                 costs = ledger_cost(engine, tmp, data[:LEDGER_BATCHES])
+                amount_costs = ledger_cost(engine, tmp, with_amounts(data[:LEDGER_BATCHES]))
                 http_raw, http, http_minimal = http_rates(engine, tmp, data)
                 http_costs = http_ledger_cost(engine, tmp, LEDGER_BATCHES * 1000)
                 n = args.ingest_events
@@ -636,6 +637,11 @@ def main() -> None:
                     n,
                     f"import (service)     {logged:>10,.0f} events/s = {logged / raw:.0%} of raw "
                     f"(>= 70%: {verdict(logged >= 0.7 * raw)}); {cost_summary(costs)}",
+                )
+                row(
+                    engine,
+                    n,
+                    f"  with a float in every event's metadata: {cost_summary(amount_costs)}",
                 )
                 row(
                     engine,

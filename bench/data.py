@@ -48,6 +48,20 @@ def batches(count: int, size: int, offset: int = 0) -> list[list[EventIn]]:
     return list(iter_batches(count, size, offset))
 
 
+def with_amounts(data: list[list[EventIn]]) -> list[list[EventIn]]:
+    """The same events, each with a non-integer `amount` in its metadata (a price, a score):
+    numbers the Merkle leaf must write as RFC 8785 does, which a fast path may not cover."""
+    return [
+        [
+            msgspec.structs.replace(
+                event, metadata={**event.metadata, "amount": 12.5 + n % 1000 + 0.25 * (n % 3)}
+            )
+            for n, event in enumerate(batch)
+        ]
+        for batch in data
+    ]
+
+
 def iter_batches(count: int, size: int, offset: int = 0) -> Iterator[list[EventIn]]:
     """`batches` made as they are consumed: loading 10M events must not hold them all."""
     rng = random.Random(offset)

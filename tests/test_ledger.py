@@ -202,10 +202,12 @@ def test_every_float_is_rfc8785_either_way(value: float) -> None:
         (0.0001, True),
         (123456789.125, True),
         (-0.5, True),
-        (12.0, False),  # repr "12.0", RFC 8785 "12"
+        (12.0, True),  # repr "12.0", RFC 8785 "12": written as the int
+        (-0.0, True),  # RFC 8785 "0"
+        (9007199254740991.0, True),
         (0.00001, False),  # repr "1e-05", RFC 8785 "0.00001"
         (1e16, False),
-        (-0.0, False),
+        (2.0**60, False),  # RFC 8785 "1152921504606847000", not the exact integer
     ],
 )
 def test_which_floats_take_the_json_module(value: float, plain: bool) -> None:
@@ -223,13 +225,14 @@ def test_msgspec_writes_plain_floats_as_rfc8785(value: float) -> None:
     if verifier.plain_float(value):
         assert msgspec.json.encode(value) == rfc8785.dumps(value)
     encoded = msgspec.json.encode({"note": "v1.2", "x": [value]})
-    assert ledger.contains_float(encoded, only_unplain=True) is not verifier.plain_float(value)
+    assert ledger.contains_float(encoded, ledger.UNPLAIN_FLOAT) is not verifier.plain_float(value)
     assert ledger.contains_float(encoded)
 
 
-def test_plain_float_metadata_keeps_the_msgspec_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An amount like 12.5 in metadata no longer sends the leaf to the slower canonicalizer;
-    a whole-number float (3.0, RFC 8785 "3") still does, and both leaves are RFC 8785."""
+def test_float_metadata_keeps_the_msgspec_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Amounts like 12.5, or a whole 3.0 (RFC 8785 "3"), no longer send the leaf to the slower
+    canonicalizer; a tiny 0.00001 (RFC 8785 "0.00001", msgspec "1e-05") still does. Every
+    leaf is RFC 8785."""
     event = Event(
         id="e1",
         tenant="acme",
@@ -237,23 +240,26 @@ def test_plain_float_metadata_keeps_the_msgspec_path(monkeypatch: pytest.MonkeyP
         received_at=from_ms(1_700_000_000_456),
         action="pay",
         actor=Actor(id="u1"),
-        metadata={"amount": 12.5, "rate": 0.25},
+        metadata={"amount": 12.5, "rate": 0.25, "items": [{"n": 3.0}, 7]},
         log_index=3,
     )
-    whole = msgspec.structs.replace(event, metadata={"amount": 3.0})
+    whole = msgspec.structs.replace(event, metadata={"amount": 3.0, "rate": 0.5})
+    tiny = msgspec.structs.replace(event, metadata={"amount": 3.0, "rate": 0.00001})
     expected = [
-        rfc8785.dumps(msgspec.to_builtins(ledger.event_document(e))) for e in (event, whole)
+        rfc8785.dumps(msgspec.to_builtins(ledger.event_document(e))) for e in (event, whole, tiny)
     ]
-    assert ledger.canonical_event(whole) == expected[1]
+    assert ledger.canonical_event(tiny) == expected[2]
 
     def refuse(value: Any) -> bytes:
         raise AssertionError("took the slow path")
 
     monkeypatch.setattr(ledger, "canonical_json", refuse)
     assert ledger.canonical_event(event) == expected[0]
-    assert ledger.event_leaves([event], 3, [False]) == [naive.leaf(expected[0])]
+    assert ledger.canonical_event(whole) == expected[1]
+    for one, bytes_ in zip((event, whole), expected, strict=False):
+        assert ledger.event_leaves([one], 3, [False]) == [naive.leaf(bytes_)]
     with pytest.raises(AssertionError, match="slow path"):
-        ledger.canonical_event(whole)
+        ledger.canonical_event(tiny)
 
 
 def test_keys_sort_by_utf16_code_units_not_code_points() -> None:

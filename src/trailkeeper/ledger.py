@@ -22,7 +22,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from trailkeeper.formats import event_document
+from trailkeeper.formats import EventDocument, event_document
 from trailkeeper.model import Event, format_ts
 from trailkeeper.verifier import (
     ED25519_ALG,
@@ -31,10 +31,12 @@ from trailkeeper.verifier import (
     NODE_PREFIX,
     SIGNATURE_DASH,
     canonical_json,
+    exact_whole_float,
     key_id,
     leaf_hash,
     node_hash,
     plain_float,
+    whole_floats_as_ints,
 )
 
 Node = tuple[int, int]  # (level, index)
@@ -67,36 +69,61 @@ def _found_unplain_float(text: str) -> Any:
     raise _FloatFound
 
 
-_float_probe = msgspec.json.Decoder(float_hook=_found_float)
-_unplain_float_probe = msgspec.json.Decoder(float_hook=_found_unplain_float)
+def _found_unfit_float(text: str) -> Any:
+    value = float(text)
+    if plain_float(value) or exact_whole_float(value):
+        return value
+    raise _FloatFound
+
+
+# Which floats `contains_float` looks for: any; those msgspec writes unlike RFC 8785 (it
+# writes a float as repr() does, see verifier.plain_float); those even whole-number floats
+# turned into ints would not mend.
+ANY_FLOAT = msgspec.json.Decoder(float_hook=_found_float)
+UNPLAIN_FLOAT = msgspec.json.Decoder(float_hook=_found_unplain_float)
+_UNFIT_FLOAT = msgspec.json.Decoder(float_hook=_found_unfit_float)
 
 
 def canonical_event(event: Event, log_index: int | None = None, float_free: bool = False) -> bytes:
     """RFC 8785 bytes of the event's public form.
 
     msgspec's sorted encoding is byte-identical to JCS for everything trailkeeper stores except
-    some floats (whole numbers, below 1e-4 or from 1e16 up: number formatting, see
-    `verifier.plain_float`; only metadata can hold floats) and keys from U+E000 up (UTF-16
-    sort order). Events with either, or with such characters anywhere, take the verifier's
-    `canonical_json`. The equivalence is property-tested against the `rfc8785` reference
-    implementation.
+    some floats (only metadata can hold them: see `verifier.plain_float`) and keys from U+E000
+    up (UTF-16 sort order). Metadata whose only such floats are whole numbers (18.0, which
+    RFC 8785 writes as 18) is encoded again with them as ints; events with other such floats,
+    or with characters from U+E000 up anywhere, take the verifier's `canonical_json`. The
+    equivalence is property-tested against the `rfc8785` reference implementation.
     """
     document = event_document(event, log_index)
     encoded = _sorted_json.encode(document)
-    if _sorted_is_canonical(encoded, event, float_free):
-        return encoded
+    fit = _msgspec_fit(encoded, event, float_free)
+    return encoded if fit is _AS_IS else _refit(document, fit)
+
+
+_AS_IS, _WHOLE_FLOATS, _NEITHER = "as is", "with whole floats as ints", "neither"
+
+
+def _msgspec_fit(encoded: bytes | bytearray, event: Event, float_free: bool) -> str:
+    """How msgspec's sorted encoding of the event's document relates to its RFC 8785 form."""
+    if not encoded.isascii() and _HIGH_CHARS.search(encoded) is not None:  # isascii: in C
+        return _NEITHER
+    # `float_free`: validation already found no float (validation.normalize_event). Only
+    # metadata can hold one, and probing it alone beats probing the document, whose user
+    # agent ("Mozilla/5.0") nearly always defeats contains_float's quick pre-check.
+    if float_free:
+        return _AS_IS
+    metadata = _sorted_json.encode(event.metadata)
+    if not contains_float(metadata, UNPLAIN_FLOAT):
+        return _AS_IS
+    return _NEITHER if contains_float(metadata, _UNFIT_FLOAT) else _WHOLE_FLOATS
+
+
+def _refit(document: EventDocument, fit: str) -> bytes:
+    """RFC 8785 bytes of a document whose msgspec encoding is not (`fit` not `_AS_IS`)."""
+    if fit is _WHOLE_FLOATS:
+        metadata = whole_floats_as_ints(document.metadata)
+        return _sorted_json.encode(msgspec.structs.replace(document, metadata=metadata))
     return canonical_json(msgspec.to_builtins(document))
-
-
-def _sorted_is_canonical(encoded: bytes | bytearray, event: Event, float_free: bool) -> bool:
-    """Whether msgspec's sorted encoding of the event's document is already its RFC 8785 form."""
-    ascii_only = encoded.isascii()  # the common case, checked in C before any regex
-    # Only metadata can hold a float. Probing it alone beats probing the document, whose
-    # user agent ("Mozilla/5.0") nearly always defeats contains_float's quick pre-check.
-    # `float_free`: validation already found none (validation.normalize_event).
-    return (ascii_only or _HIGH_CHARS.search(encoded) is None) and (
-        float_free or not contains_float(_sorted_json.encode(event.metadata), only_unplain=True)
-    )
 
 
 def event_leaves(
@@ -114,8 +141,9 @@ def event_leaves(
     for index, (event, no_floats) in enumerate(zip(events, float_free, strict=True), first_index):
         document = event_document(event, index)
         encode_into(document, buffer, 1)
-        if not _sorted_is_canonical(buffer, event, no_floats):
-            buffer[1:] = canonical_json(msgspec.to_builtins(document))
+        fit = _msgspec_fit(buffer, event, no_floats)
+        if fit is not _AS_IS:
+            buffer[1:] = _refit(document, fit)
         leaves.append(sha256(buffer).digest())
     return leaves
 
@@ -125,14 +153,13 @@ def event_leaves(
 _FLOATISH = re.compile(rb"[0-9][.eE]")
 
 
-def contains_float(encoded_json: bytes, only_unplain: bool = False) -> bool:
-    """Whether a JSON document has a non-integer number (decoded in C, stops at the first);
-    with `only_unplain`, one that RFC 8785 writes unlike msgspec (`verifier.plain_float`:
-    msgspec writes a float as repr() does)."""
+def contains_float(encoded_json: bytes, probe: msgspec.json.Decoder[Any] = ANY_FLOAT) -> bool:
+    """Whether a JSON document has a float of the kind `probe` looks for (any non-integer
+    number by default; decoded in C, stops at the first)."""
     if _FLOATISH.search(encoded_json) is None:
         return False
     try:
-        (_unplain_float_probe if only_unplain else _float_probe).decode(encoded_json)
+        probe.decode(encoded_json)
     except _FloatFound:
         return True
     return False
