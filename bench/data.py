@@ -49,8 +49,9 @@ def batches(count: int, size: int, offset: int = 0) -> list[list[EventIn]]:
 
 
 def with_amounts(data: list[list[EventIn]]) -> list[list[EventIn]]:
-    """The same events, each with a non-integer `amount` in its metadata (a price, a score):
-    numbers the Merkle leaf must write as RFC 8785 does, which a fast path may not cover."""
+    """The same events, each with a float `amount` in its metadata (a price), a third of them
+    whole numbers (18.0): numbers the Merkle leaf must write as RFC 8785 does, which
+    msgspec's encoding alone does not for the whole ones."""
     return [
         [
             msgspec.structs.replace(
