@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import msgspec
@@ -81,7 +82,15 @@ def _found_unfit_float(text: str) -> Any:
 # turned into ints would not mend.
 ANY_FLOAT = msgspec.json.Decoder(float_hook=_found_float)
 UNPLAIN_FLOAT = msgspec.json.Decoder(float_hook=_found_unplain_float)
-_UNFIT_FLOAT = msgspec.json.Decoder(float_hook=_found_unfit_float)
+UNFIT_FLOAT = msgspec.json.Decoder(float_hook=_found_unfit_float)
+
+
+class _Fit(Enum):
+    """How msgspec's sorted bytes of a document relate to its RFC 8785 form."""
+
+    AS_IS = "the same"
+    WHOLE_FLOATS_AS_INTS = "the same once whole-number floats are ints"
+    NEITHER = "different"
 
 
 def canonical_event(event: Event, log_index: int | None = None, float_free: bool = False) -> bytes:
@@ -97,30 +106,27 @@ def canonical_event(event: Event, log_index: int | None = None, float_free: bool
     document = event_document(event, log_index)
     encoded = _sorted_json.encode(document)
     fit = _msgspec_fit(encoded, event, float_free)
-    return encoded if fit is _AS_IS else _refit(document, fit)
+    return encoded if fit is _Fit.AS_IS else _refit(document, fit)
 
 
-_AS_IS, _WHOLE_FLOATS, _NEITHER = "as is", "with whole floats as ints", "neither"
-
-
-def _msgspec_fit(encoded: bytes | bytearray, event: Event, float_free: bool) -> str:
+def _msgspec_fit(encoded: bytes | bytearray, event: Event, float_free: bool) -> _Fit:
     """How msgspec's sorted encoding of the event's document relates to its RFC 8785 form."""
     if not encoded.isascii() and _HIGH_CHARS.search(encoded) is not None:  # isascii: in C
-        return _NEITHER
+        return _Fit.NEITHER
     # `float_free`: validation already found no float (validation.normalize_event). Only
     # metadata can hold one, and probing it alone beats probing the document, whose user
     # agent ("Mozilla/5.0") nearly always defeats contains_float's quick pre-check.
     if float_free:
-        return _AS_IS
+        return _Fit.AS_IS
     metadata = _sorted_json.encode(event.metadata)
     if not contains_float(metadata, UNPLAIN_FLOAT):
-        return _AS_IS
-    return _NEITHER if contains_float(metadata, _UNFIT_FLOAT) else _WHOLE_FLOATS
+        return _Fit.AS_IS
+    return _Fit.NEITHER if contains_float(metadata, UNFIT_FLOAT) else _Fit.WHOLE_FLOATS_AS_INTS
 
 
-def _refit(document: EventDocument, fit: str) -> bytes:
-    """RFC 8785 bytes of a document whose msgspec encoding is not (`fit` not `_AS_IS`)."""
-    if fit is _WHOLE_FLOATS:
+def _refit(document: EventDocument, fit: _Fit) -> bytes:
+    """RFC 8785 bytes of a document whose msgspec encoding is not (`fit` not AS_IS)."""
+    if fit is _Fit.WHOLE_FLOATS_AS_INTS:
         metadata = whole_floats_as_ints(document.metadata)
         return _sorted_json.encode(msgspec.structs.replace(document, metadata=metadata))
     return canonical_json(msgspec.to_builtins(document))
@@ -142,7 +148,7 @@ def event_leaves(
         document = event_document(event, index)
         encode_into(document, buffer, 1)
         fit = _msgspec_fit(buffer, event, no_floats)
-        if fit is not _AS_IS:
+        if fit is not _Fit.AS_IS:
             buffer[1:] = _refit(document, fit)
         leaves.append(sha256(buffer).digest())
     return leaves
