@@ -17,6 +17,7 @@ from trailkeeper import ledger, verifier
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import Actor, Event, EventIn, from_ms
 from trailkeeper.validation import normalize_event
+from trailkeeper.verifier import plain_float
 
 sizes = st.integers(min_value=1, max_value=300)
 
@@ -328,8 +329,8 @@ def test_es6_number_formatting(value: float, expected: str) -> None:
 @settings(max_examples=300)
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
 def test_validation_hint_never_changes_a_leaf(metadata: dict[str, Any]) -> None:
-    """Ingest passes on validation's "no float in metadata" so the leaf skips its own probe;
-    whenever validation says so, the leaf must be the one RFC 8785 gives without the hint."""
+    """Ingest passes on validation's "no float in metadata but plain ones" so the leaf skips
+    its own probe; whenever validation says so, the leaf must be the one RFC 8785 gives."""
     given_event = msgspec.convert(
         {"action": "a", "actor": {"id": "u"}, "metadata": metadata}, EventIn
     )
@@ -339,10 +340,11 @@ def test_validation_hint_never_changes_a_leaf(metadata: dict[str, Any]) -> None:
         return  # metadata validation refuses (deep nesting, huge integers, NUL): no leaf
     event = msgspec.structs.replace(item.event, log_index=3)
     document = msgspec.to_builtins(ledger.event_document(event))
-    hinted = ledger.canonical_event(event, float_free=item.float_free_metadata)
+    hinted = ledger.canonical_event(event, plain_metadata=item.plain_metadata)
     assert hinted == rfc8785.dumps(document)
-    if any(isinstance(v, float) for v in _leaves(metadata)):
-        assert not item.float_free_metadata
+    unplain = [v for v in _leaves(metadata) if isinstance(v, float) and not plain_float(v)]
+    if unplain:
+        assert not item.plain_metadata
 
 
 def _leaves(value: Any) -> list[Any]:
@@ -386,7 +388,7 @@ def test_leaf_of_every_field_is_rfc8785_of_the_public_document(
     event = msgspec.structs.replace(item.event, log_index=n)
     expected = rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event)))
     assert ledger.canonical_event(event) == expected
-    assert ledger.canonical_event(event, float_free=item.float_free_metadata) == expected
+    assert ledger.canonical_event(event, plain_metadata=item.plain_metadata) == expected
 
 
 @settings(max_examples=100)
@@ -415,7 +417,7 @@ def test_batch_leaves_equal_rfc8785_leaves(
         except (msgspec.ValidationError, InvalidInput):
             continue
     events = [item.event for item in items]
-    leaves = ledger.event_leaves(events, first, [item.float_free_metadata for item in items])
+    leaves = ledger.event_leaves(events, first, [item.plain_metadata for item in items])
     expected = [
         naive.leaf(rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event, first + n))))
         for n, event in enumerate(events)

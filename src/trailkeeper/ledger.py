@@ -44,10 +44,10 @@ Node = tuple[int, int]  # (level, index)
 NodeGetter = Callable[[int, int], bytes]
 
 
-def event_leaf(event: Event, log_index: int | None = None, float_free: bool = False) -> bytes:
+def event_leaf(event: Event, log_index: int | None = None, plain_metadata: bool = False) -> bytes:
     """Leaf hash of a stored event: RFC 8785 JSON of its public form (with `log_index`, which
     may be given here for an event about to be appended at that index)."""
-    return leaf_hash(canonical_event(event, log_index, float_free))
+    return leaf_hash(canonical_event(event, log_index, plain_metadata))
 
 
 _sorted_json = msgspec.json.Encoder(order="sorted")
@@ -93,7 +93,9 @@ class _Fit(Enum):
     NEITHER = "different"
 
 
-def canonical_event(event: Event, log_index: int | None = None, float_free: bool = False) -> bytes:
+def canonical_event(
+    event: Event, log_index: int | None = None, plain_metadata: bool = False
+) -> bytes:
     """RFC 8785 bytes of the event's public form.
 
     msgspec's sorted encoding is byte-identical to JCS for everything trailkeeper stores except
@@ -105,18 +107,18 @@ def canonical_event(event: Event, log_index: int | None = None, float_free: bool
     """
     document = event_document(event, log_index)
     encoded = _sorted_json.encode(document)
-    fit = _msgspec_fit(encoded, event, float_free)
+    fit = _msgspec_fit(encoded, event, plain_metadata)
     return encoded if fit is _Fit.AS_IS else _refit(document, fit)
 
 
-def _msgspec_fit(encoded: bytes | bytearray, event: Event, float_free: bool) -> _Fit:
+def _msgspec_fit(encoded: bytes | bytearray, event: Event, plain_metadata: bool) -> _Fit:
     """How msgspec's sorted encoding of the event's document relates to its RFC 8785 form."""
     if not encoded.isascii() and _HIGH_CHARS.search(encoded) is not None:  # isascii: in C
         return _Fit.NEITHER
-    # `float_free`: validation already found no float (validation.normalize_event). Only
+    # `plain_metadata`: validation already found no float but plain ones (NewEvent). Only
     # metadata can hold one, and probing it alone beats probing the document, whose user
     # agent ("Mozilla/5.0") nearly always defeats contains_float's quick pre-check.
-    if float_free:
+    if plain_metadata:
         return _Fit.AS_IS
     metadata = _sorted_json.encode(event.metadata)
     if not contains_float(metadata, UNPLAIN_FLOAT):
@@ -133,7 +135,7 @@ def _refit(document: EventDocument, fit: _Fit) -> bytes:
 
 
 def event_leaves(
-    events: Sequence[Event], first_index: int, float_free: Sequence[bool]
+    events: Sequence[Event], first_index: int, plain_metadata: Sequence[bool]
 ) -> list[bytes]:
     """`event_leaf` of each event as appended at `first_index`, `first_index + 1`, ...
 
@@ -144,10 +146,10 @@ def event_leaves(
     buffer = bytearray(LEAF_PREFIX)
     encode_into, sha256 = _sorted_json.encode_into, hashlib.sha256
     leaves = []
-    for index, (event, no_floats) in enumerate(zip(events, float_free, strict=True), first_index):
+    for index, (event, plain) in enumerate(zip(events, plain_metadata, strict=True), first_index):
         document = event_document(event, index)
         encode_into(document, buffer, 1)
-        fit = _msgspec_fit(buffer, event, no_floats)
+        fit = _msgspec_fit(buffer, event, plain)
         if fit is not _Fit.AS_IS:
             buffer[1:] = _refit(document, fit)
         leaves.append(sha256(buffer).digest())

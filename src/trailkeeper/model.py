@@ -133,9 +133,10 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     # Whether the client gave occurred_at: a replay that omits it again is the same event,
     # although its receive time (the stand-in for occurred_at) differs (store/idempotency.py).
     occurred_given: bool
-    # Validation found no non-integer number in metadata, so the Merkle leaf need not look
-    # for one again (ledger.canonical_event). False only means "not known".
-    float_free_metadata: bool = False
+    # Validation found no float in metadata that RFC 8785 writes unlike msgspec (none, or
+    # only plain ones: verifier.plain_float), so the Merkle leaf need not look again
+    # (ledger.canonical_event). False only means "not known".
+    plain_metadata: bool = False
     # Metadata as JSON (validation encodes it to check its size): stored as it is.
     metadata_json: str | None = None
 

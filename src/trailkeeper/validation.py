@@ -16,7 +16,7 @@ import msgspec
 import uuid_utils
 
 from trailkeeper.errors import InvalidInput
-from trailkeeper.ledger import contains_float
+from trailkeeper.ledger import UNPLAIN_FLOAT, contains_float
 from trailkeeper.model import (
     EPOCH,
     MAX_METADATA_BYTES,
@@ -103,7 +103,7 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
     nul_field = _field_with_nul(given)
     if nul_field is not None:
         raise _field_error(f"{where}{nul_field}", "must not contain NUL characters")
-    metadata_json, float_free = _check_metadata(given.metadata, where)
+    metadata_json, plain = _check_metadata(given.metadata, where)
     if given.context is not None and given.context.ip is not None and not is_ip(given.context.ip):
         raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
     client_id = given.id is not None
@@ -127,7 +127,7 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
         event=event,
         client_id=client_id,
         occurred_given=given.occurred_at is not None,
-        float_free_metadata=float_free,
+        plain_metadata=plain,
         metadata_json=metadata_json,
     )
 
@@ -202,7 +202,7 @@ def _check_metadata(metadata: dict[str, Any], where: str) -> tuple[str, bool]:
         b"\\u0000" not in encoded
         and brackets <= MAX_METADATA_DEPTH
         and (digits < 16 or _LONG_NUMBER.search(encoded) is None)
-        and (digits == 0 or not contains_float(encoded))
+        and (digits == 0 or not contains_float(encoded, UNPLAIN_FLOAT))
     ):
         return encoded.decode("utf-8"), True
     problem = _metadata_problem(metadata, 1)

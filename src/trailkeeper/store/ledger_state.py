@@ -138,13 +138,13 @@ class LogAppend:
         self._nodes: list[tuple[str, int, int, bytes]] = []
 
     def add_all(
-        self, events: Sequence[Event], float_free: Sequence[bool]
+        self, events: Sequence[Event], plain_metadata: Sequence[bool]
     ) -> tuple[int, list[bytes]]:
         """Append these events (the next places in the log): returns the first's log index
-        and each event's leaf. `float_free` as `NewEvent.float_free_metadata`. The leaf
+        and each event's leaf. `plain_metadata` as `NewEvent.plain_metadata`. The leaf
         covers the public form, which includes log_index but not leaf_hash."""
         first = self._frontier.size
-        leaves = event_leaves(events, first, float_free)
+        leaves = event_leaves(events, first, plain_metadata)
         tenant = self._tenant
         self._nodes += [
             (tenant, level, index, value)
@@ -189,7 +189,7 @@ def stamp(
                 yield item, replace(item.event, seq=next(seq))
             continue
         first, leaves = log.add_all(
-            [item.event for item in part], [item.float_free_metadata for item in part]
+            [item.event for item in part], [item.plain_metadata for item in part]
         )
         for n, (item, leaf) in enumerate(zip(part, leaves, strict=True), first):
             yield item, replace(item.event, seq=next(seq), log_index=n, leaf_hash=leaf)
