@@ -22,6 +22,20 @@ from trailkeeper.verifier import plain_float
 sizes = st.integers(min_value=1, max_value=300)
 
 
+def fixed_event(action: str, actor: Actor, metadata: dict[str, Any], log_index: int) -> Event:
+    """An event with fixed id, tenant and times, for leaves compared byte for byte."""
+    return Event(
+        id="e1",
+        tenant="acme",
+        occurred_at=from_ms(1_700_000_000_123),
+        received_at=from_ms(1_700_000_000_456),
+        action=action,
+        actor=actor,
+        metadata=metadata,
+        log_index=log_index,
+    )
+
+
 def leaves_of(n: int) -> list[bytes]:
     return [naive.leaf(f"leaf {i}".encode()) for i in range(n)]
 
@@ -234,11 +248,7 @@ def test_float_metadata_keeps_the_msgspec_path(monkeypatch: pytest.MonkeyPatch) 
     """Amounts like 12.5, or a whole 3.0 (RFC 8785 "3"), no longer send the leaf to the slower
     canonicalizer; a tiny 0.00001 (RFC 8785 "0.00001", msgspec "1e-05") still does. Every
     leaf is RFC 8785."""
-    event = Event(
-        id="e1",
-        tenant="acme",
-        occurred_at=from_ms(1_700_000_000_123),
-        received_at=from_ms(1_700_000_000_456),
+    event = fixed_event(
         action="pay",
         actor=Actor(id="u1"),
         metadata={"amount": 12.5, "rate": 0.25, "items": [{"n": 3.0}, 7]},
@@ -290,13 +300,8 @@ def test_exported_events_take_the_fast_path() -> None:
 @settings(max_examples=300)
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
 def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
-    event = Event(
-        id="e1",
-        tenant="acme",
-        occurred_at=from_ms(1_700_000_000_123),
-        received_at=from_ms(1_700_000_000_456),
+    event = fixed_event(
         action="créé \u2028",
-        type=None,
         actor=Actor(id="u\U0001f600", staff=True),
         metadata=metadata,
         log_index=7,
