@@ -152,6 +152,10 @@ class LogAppend:
         ]
         return first, leaves
 
+    def add_items(self, items: Sequence[NewEvent]) -> tuple[int, list[bytes]]:
+        """`add_all` of these items' events."""
+        return self.add_all([item.event for item in items], [i.plain_metadata for i in items])
+
     def finish(self) -> None:
         """Store the nodes the new events completed and the new head."""
         db, ph = self._db, self._db.ph
@@ -188,11 +192,17 @@ def stamp(
             for item in part:
                 yield item, replace(item.event, seq=next(seq))
             continue
-        first, leaves = log.add_all(
-            [item.event for item in part], [item.plain_metadata for item in part]
-        )
-        for n, (item, leaf) in enumerate(zip(part, leaves, strict=True), first):
-            yield item, replace(item.event, seq=next(seq), log_index=n, leaf_hash=leaf)
+        first, leaves = log.add_items(part)
+        yield from with_leaves(part, seq, first, leaves)
+
+
+def with_leaves(
+    items: Sequence[NewEvent], seqs: Iterator[int], first: int, leaves: Sequence[bytes]
+) -> Iterator[tuple[NewEvent, Event]]:
+    """`stamp` for leaves already added to the log (`LogAppend.add_items`), `first`'s first."""
+    replace = msgspec.structs.replace
+    for n, (item, leaf) in enumerate(zip(items, leaves, strict=True), first):
+        yield item, replace(item.event, seq=next(seqs), log_index=n, leaf_hash=leaf)
 
 
 def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:

@@ -329,10 +329,10 @@ def range_query(
     return query, params
 
 
-def insert_sql(ph: str, rows: int = 1) -> str:
+def insert_sql(ph: str, rows: int = 1, verb: str = "INSERT") -> str:
     """INSERT of `rows` events in one statement."""
     row = f"({', '.join([ph] * len(INSERT_COLUMNS))})"
-    return f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) VALUES {', '.join([row] * rows)}"
+    return f"{verb} INTO events ({', '.join(INSERT_COLUMNS)}) VALUES {', '.join([row] * rows)}"
 
 
 # ---- exports rendered by the database ------------------------------------------------------
