@@ -360,11 +360,13 @@ class SQLiteStore(SqlReads):
         (4 clients posting 500-event batches: 7% more events/s this way). Alone, both run
         alike (59k and 61k rows/s).
 
-        A batch of a size that repeats (a client's usual size; `import`'s 1000) goes in one
-        statement: fewer GIL round trips, each a wait of up to 5 ms when another thread is
-        busy (1000 rows in chunks take 6), and ~10% less time alone. Preparing a statement for
-        a new size costs about as much as the insert (~13 ms for 1000 rows), so that is paid
-        only for a size that came before, and for a few sizes (`OWN_STATEMENT_SIZES`).
+        A run of rows of a size that repeats (a client's usual batch size; with the ledger,
+        `LEAF_CHUNK` and what a usual size leaves after its chunks, e.g. 232 of `import`'s
+        1000) goes in one statement: fewer GIL round trips, each a wait of up to 5 ms when
+        another thread is busy (1000 rows in power-of-two chunks take 6), and ~10% less time
+        alone. Preparing a statement for a new size costs about as much as the insert (~13 ms
+        for 1000 rows), so that is paid only for a size that came before, and for a few sizes
+        (`OWN_STATEMENT_SIZES`).
         """
         count = len(rows)
         if count <= self._most_rows and self._has_own_statement(count):
