@@ -112,6 +112,24 @@ def test_a_batch_size_that_repeats_gets_one_statement_and_only_a_few_do(
     service.close()
 
 
+def test_chunks_of_a_power_of_two_take_no_place_among_the_own_statement_sizes(
+    tmp_path: Path,
+) -> None:
+    """Every batch over LEAF_CHUNK inserts LEAF_CHUNK rows at a time; those go in one
+    statement anyway, so the few sizes that get their own stay free for clients' sizes."""
+    store = open_store(f"sqlite:///{tmp_path / 'places.db'}")
+    assert isinstance(store, SQLiteStore)
+    service = AuditService(store)
+    service.create_tenant("acme")
+    odd_sizes = [3 + 2 * n for n in range(OWN_STATEMENT_SIZES)]  # 3, 5, 7, 9: none a power
+    first = 0
+    for size in [2 * LEAF_CHUNK] * 2 + [n for n in odd_sizes for _ in "ab"]:
+        service.ingest("acme", [event_in(n) for n in range(first, first + size)])
+        first += size
+    assert store._own_statement_sizes == set(odd_sizes)
+    service.close()
+
+
 def assert_log_matches_events(store: SQLiteStore, tenant: str, count: int) -> None:
     """Every stored event has its own leaf at a gap-free index, and the head covers them all."""
     stored = sorted(store.iter_events(tenant, EventFilter()), key=lambda e: e.log_index or 0)

@@ -379,7 +379,11 @@ class SQLiteStore(SqlReads):
             start += size
 
     def _has_own_statement(self, count: int) -> bool:
-        """Whether `count` rows get one statement (called by the writer only)."""
+        """Whether `count` rows get a statement of their own size (called by the writer only).
+        A power of two up to `_max_rows` is one of `chunk_sizes`' statements already, and
+        takes no place: every batch over `LEAF_CHUNK` would otherwise spend one on it."""
+        if count & (count - 1) == 0 and count <= self._max_rows:
+            return False
         if count in self._own_statement_sizes:
             return True
         if count in self._sizes_seen and len(self._own_statement_sizes) < OWN_STATEMENT_SIZES:
