@@ -281,6 +281,20 @@ def test_keys_sort_by_utf16_code_units_not_code_points() -> None:
     assert verifier.canonical_json(value) == '{"\U0001f600":2,"\ue000":1}'.encode()
 
 
+def test_batch_leaves_sort_keys_by_utf16_even_when_validation_found_no_float() -> None:
+    """The hint only speaks for floats: keys from U+E000 up still send a leaf to the RFC 8785
+    fallback, which msgspec's code-point order would get wrong here."""
+    given_event = msgspec.convert(
+        {"action": "a", "actor": {"id": "u"}, "metadata": {"\ue000": 1, "\U0001f600": 2}},
+        EventIn,
+    )
+    item = normalize_event("acme", given_event, from_ms(1_714_600_000_000))
+    assert item.plain_metadata
+    document = msgspec.to_builtins(ledger.event_document(item.event, 7))
+    expected = naive.leaf(rfc8785.dumps(document))
+    assert ledger.event_leaves([item.event], 7, [True]) == [expected]
+
+
 def test_exported_events_take_the_fast_path() -> None:
     """What an export holds (text, integers, nested objects, non-ASCII names) needs no `_jcs`."""
     event = {
