@@ -44,6 +44,7 @@ from trailkeeper.store.migrate import apply_migrations
 # psycopg's COPY buffer (32 KiB, ~70 text rows), so the server has rows to index while Python
 # hashes the next ones.
 LEAF_CHUNK = 64
+_OPTIMISTIC = "optimistic_batch"  # the savepoint of a batch's first attempt
 
 # Event rows go in with text COPY, deliberately not binary, although psycopg formats a binary
 # row ~5 us faster: PostgreSQL buffers COPY rows and inserts them (heap, nine indexes) when the
@@ -215,12 +216,17 @@ class PostgresStore(SqlReads):
         # them as the rows go in anyway, so the batch goes straight in without a lookup (1000
         # id probes cost ~4 ms). A batch that holds an existing id (a retry) or one id twice
         # is rolled back to its savepoint and runs again with the lookup that sorts out
-        # replays and conflicts.
+        # replays and conflicts. The savepoint is set in the same round trip as the batch's
+        # first query and never released (the commit, or the release of group commit's own
+        # savepoint, ends it): two round trips fewer than `conn.transaction()`, +2-3% HTTP
+        # ingest. Any other error leaves the transaction to group commit, which undoes it.
         with self._translate():
             try:
-                with conn.transaction():
-                    return [(event, True) for event in self._insert_new(conn, tenant, items)]
+                return [
+                    (event, True) for event in self._insert_new(conn, tenant, items, savepoint=True)
+                ]
             except psycopg.errors.UniqueViolation as exc:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {_OPTIMISTIC}")
                 if exc.diag.constraint_name != "events_by_id":
                     raise
             client_ids = list({i.event.id for i in items if i.client_id})
@@ -245,11 +251,21 @@ class PostgresStore(SqlReads):
             yield conn
 
     def _insert_new(
-        self, conn: psycopg.Connection[Any], tenant: str, items: Sequence[NewEvent]
+        self,
+        conn: psycopg.Connection[Any],
+        tenant: str,
+        items: Sequence[NewEvent],
+        savepoint: bool = False,
     ) -> list[Event]:
-        seqs = conn.execute(
-            "SELECT nextval('events_seq') FROM generate_series(1, %s)", (len(items),)
-        ).fetchall()
+        """Insert these events; with `savepoint`, first set `_OPTIMISTIC` (see _insert_batch)."""
+        next_seqs = f"SELECT nextval('events_seq') FROM generate_series(1, {len(items):d})"
+        with conn.cursor() as cursor:
+            if savepoint:  # two statements in one round trip (simple query protocol)
+                cursor.execute(f"SAVEPOINT {_OPTIMISTIC}; {next_seqs}")
+                cursor.nextset()
+            else:
+                cursor.execute(next_seqs)
+            seqs = cursor.fetchall()
         log = (
             ledger_state.LogAppend(_PgRunner(conn), tenant, self._frontiers)
             if self.ledger
