@@ -295,6 +295,32 @@ def test_batch_leaves_sort_keys_by_utf16_even_when_validation_found_no_float() -
     assert ledger.event_leaves([item.event], 7, [True]) == [expected]
 
 
+def test_batch_leaves_keep_only_documents_that_are_msgspec_encodings() -> None:
+    """The documents kept for the ingest response (`Event.canonical`) must be both what the
+    leaf hashed and what msgspec writes; where RFC 8785 differs, none is kept."""
+    metadata = [{"n": 1, "x": 2.5, "s": "caf\u00e9"}, {"whole": 18.0}, {"\ue000": 1, "a": 2}]
+    items = [
+        normalize_event(
+            "acme",
+            msgspec.convert({"action": "a", "actor": {"id": "u"}, "metadata": m}, EventIn),
+            from_ms(1_714_600_000_000),
+        )
+        for m in metadata
+    ]
+    events = [item.event for item in items]
+    documents: list[bytes | None] = []
+    leaves = ledger.event_leaves(events, 3, [i.plain_metadata for i in items], documents)
+    assert leaves == ledger.event_leaves(events, 3, [i.plain_metadata for i in items])
+    plain = ledger.event_document(events[0], 3)
+    assert (
+        documents[0]
+        == ledger.canonical_event(events[0], 3)
+        == msgspec.json.encode(plain, order="sorted")
+    )
+    assert naive.leaf(documents[0]) == leaves[0]
+    assert documents[1:] == [None, None]
+
+
 def test_exported_events_take_the_fast_path() -> None:
     """What an export holds (text, integers, nested objects, non-ASCII names) needs no `_jcs`."""
     event = {

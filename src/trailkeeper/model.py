@@ -107,6 +107,9 @@ class Event(msgspec.Struct, frozen=True, gc=False):
 
     `log_index` is its gap-free position in the tenant's Merkle log and `leaf_hash` the leaf
     recorded there (see ledger.py); `seq` is the store's insertion order, used for paging.
+    `canonical` is set only on an event just appended to the log, and only where it is also
+    msgspec's sorted encoding: the RFC 8785 bytes of its document that the leaf hashed, which
+    its ingest response reuses (`formats.ingest_view`). Never stored; None when read back.
     """
 
     id: str
@@ -123,6 +126,7 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     log_index: int | None = None
     leaf_hash: bytes | None = None
     seq: int = 0
+    canonical: bytes | None = None
 
 
 class NewEvent(msgspec.Struct, frozen=True, gc=False):

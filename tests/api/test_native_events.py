@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,6 +92,39 @@ def test_batch_is_all_or_nothing(client: TestClient[Any], acme: dict[str, str]) 
     replay = client.post("/v1/events/batch", json={"events": good}, headers=acme)
     assert replay.status_code == 200
     assert (replay.json()["created"], replay.json()["existing"]) == (0, 5)
+
+
+def test_ingest_response_is_the_stored_event(client: TestClient[Any], acme: dict[str, str]) -> None:
+    """The ingest response reuses the bytes the leaf hashed where they are msgspec's own
+    encoding (formats.ingest_view): whatever path an event takes, its item must be what a
+    read returns. Floats that RFC 8785 writes differently, keys from U+E000 up and non-ASCII
+    text take other paths than plain events."""
+    metadata = [
+        {"plain": "text", "n": 3, "none": None},
+        {"amount": 12.5, "ratio": 0.25},
+        {"whole": 18.0},
+        {"tiny": 1e-7, "huge": 1e21},
+        {"\ue000key": 1, "a": "b"},
+        {"text": "caf\u00e9 \u2603 \U0001f600", "nested": {"b": [1, 2.5, {"c": None}], "a": True}},
+    ]
+    events = [event_payload(n, metadata=m) for n, m in enumerate(metadata)]
+    events.append({"action": "bare", "actor": {"id": "u9"}})  # server id, no target or context
+    response = client.post("/v1/events/batch", json={"events": events}, headers=acme)
+    assert response.status_code == 201
+    items = exact_json(response.text)["items"]
+    assert len(items) == len(events)
+    for item in items:
+        assert exact_json(client.get(f"/v1/events/{item['id']}", headers=acme).text) == item
+    single = client.post("/v1/events", json=event_payload(50, metadata={"x": 1.5}), headers=acme)
+    assert single.status_code == 201
+    assert exact_json(client.get("/v1/events/evt-00050", headers=acme).text) == exact_json(
+        single.text
+    )
+
+
+def exact_json(text: str) -> Any:
+    """JSON with each float kept as written (18.0 and 18 differ), key order ignored."""
+    return json.loads(text, parse_float=lambda written: ("float", written))
 
 
 def test_batch_with_prefer_return_minimal(client: TestClient[Any], acme: dict[str, str]) -> None:

@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from trailkeeper import auth
 from trailkeeper.api.errors import ErrorBody, error_responses
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
-from trailkeeper.formats import EventView, to_view
+from trailkeeper.formats import EventView, ingest_view, to_view
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventBatchIn, EventFilter, EventIn
 
 DIALECT = "native"
@@ -139,7 +139,7 @@ def _replayed(body: type) -> dict[int, Any]:
 def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
     [(event, created)] = service_of(request).ingest(who.tenant, [data])
-    return Response(to_view(event), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+    return Response(ingest_view(event), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
 @post(
@@ -162,7 +162,7 @@ def create_events(
         return Response(
             minimal, status_code=status, headers={"Preference-Applied": "return=minimal"}
         )
-    views = [to_view(event) for event, _ in results]
+    views = [ingest_view(event) for event, _ in results]
     body = BatchResult(items=views, created=created, existing=len(views) - created)
     return Response(body, status_code=status)
 

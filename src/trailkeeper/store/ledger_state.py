@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 from cachetools import LRUCache
@@ -121,6 +121,15 @@ class FrontierCache:
             self._edges[tenant] = frontier
 
 
+class Appended(NamedTuple):
+    """Events just added to a log: the first's log index, and each one's leaf and
+    `Event.canonical` (its document's bytes, or None)."""
+
+    first: int
+    leaves: list[bytes]
+    documents: list[bytes | None]
+
+
 class LogAppend:
     """Appending to one tenant's log inside a write transaction, a run of events at a time.
 
@@ -137,22 +146,21 @@ class LogAppend:
         self._frontier = known or Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
         self._nodes: list[tuple[str, int, int, bytes]] = []
 
-    def add_all(
-        self, events: Sequence[Event], plain_metadata: Sequence[bool]
-    ) -> tuple[int, list[bytes]]:
-        """Append these events (the next places in the log): returns the first's log index
-        and each event's leaf. `plain_metadata` as `NewEvent.plain_metadata`. The leaf
-        covers the public form, which includes log_index but not leaf_hash."""
+    def add_all(self, events: Sequence[Event], plain_metadata: Sequence[bool]) -> Appended:
+        """Append these events (the next places in the log). `plain_metadata` as
+        `NewEvent.plain_metadata`. The leaf covers the public form, which includes log_index
+        but not leaf_hash."""
         first = self._frontier.size
-        leaves = event_leaves(events, first, plain_metadata)
+        documents: list[bytes | None] = []
+        leaves = event_leaves(events, first, plain_metadata, documents)
         tenant = self._tenant
         self._nodes += [
             (tenant, level, index, value)
             for level, index, value in self._frontier.extend(leaves, MIN_STORED_LEVEL)
         ]
-        return first, leaves
+        return Appended(first, leaves, documents)
 
-    def add_items(self, items: Sequence[NewEvent]) -> tuple[int, list[bytes]]:
+    def add_items(self, items: Sequence[NewEvent]) -> Appended:
         """`add_all` of these items' events."""
         return self.add_all([item.event for item in items], [i.plain_metadata for i in items])
 
@@ -192,23 +200,24 @@ def stamp(
             for item in part:
                 yield item, replace(item.event, seq=next(seq))
             continue
-        first, leaves = log.add_items(part)
-        yield from with_leaves(part, seq, first, leaves)
+        yield from with_leaves(part, seq, log.add_items(part))
 
 
 def with_leaves(
-    items: Sequence[NewEvent], seqs: Iterator[int], first: int, leaves: Sequence[bytes]
+    items: Sequence[NewEvent], seqs: Iterator[int], appended: Appended
 ) -> Iterator[tuple[NewEvent, Event]]:
-    """`stamp` for leaves already added to the log (`LogAppend.add_items`), `first`'s first."""
+    """`stamp` for items already added to the log (`LogAppend.add_items`)."""
     replace = msgspec.structs.replace
-    for n, (item, leaf) in enumerate(zip(items, leaves, strict=True), first):
-        yield item, replace(item.event, seq=next(seqs), log_index=n, leaf_hash=leaf)
+    first, leaves, documents = appended
+    for n, (item, leaf, document) in enumerate(zip(items, leaves, documents, strict=True), first):
+        event = replace(item.event, seq=next(seqs), log_index=n, leaf_hash=leaf, canonical=document)
+        yield item, event
 
 
 def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
     """Give each event the next log index and its leaf; store the nodes it completes."""
     log = LogAppend(db, tenant)
-    first, leaves = log.add_all(events, [False] * len(events))
+    first, leaves, _ = log.add_all(events, [False] * len(events))
     logged = [
         msgspec.structs.replace(event, log_index=n, leaf_hash=leaf)
         for n, (event, leaf) in enumerate(zip(events, leaves, strict=True), first)

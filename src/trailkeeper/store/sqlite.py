@@ -335,16 +335,16 @@ class SQLiteStore(SqlReads):
         the writer any time (docs/performance.md)."""
         chunks = [items[start : start + LEAF_CHUNK] for start in range(0, len(items), LEAF_CHUNK)]
         events: list[Event] = []
-        first, leaves = log.add_items(chunks[0])
-        pending: futures.Future[tuple[int, list[bytes]]] | None = None
+        appended = log.add_items(chunks[0])
+        pending: futures.Future[ledger_state.Appended] | None = None
         try:
             for n, chunk in enumerate(chunks):
                 if pending is not None:
-                    first, leaves = pending.result()
+                    appended = pending.result()
                     pending = None
                 if n + 1 < len(chunks):  # the log takes chunks in order: one at a time
                     pending = self._leaf_hasher.submit(log.add_items, chunks[n + 1])
-                stamped = ledger_state.with_leaves(chunk, seqs, first, leaves)
+                stamped = ledger_state.with_leaves(chunk, seqs, appended)
                 events += self._insert_stamped(conn, stamped, received_to_db)
         finally:
             if pending is not None:  # a failed insert: let the helper finish before the retry
