@@ -8,16 +8,16 @@ from typing import Any
 import msgspec
 import pytest
 import rfc8785
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests import naive_merkle as naive
 from tests.factories import event_payload
 from trailkeeper import ledger, verifier
 from trailkeeper.errors import InvalidInput
-from trailkeeper.model import Actor, Event, EventIn, from_ms
+from trailkeeper.model import Actor, Event, EventIn, MetadataFloats, from_ms
 from trailkeeper.validation import normalize_event
-from trailkeeper.verifier import plain_float
+from trailkeeper.verifier import exact_whole_float, plain_float
 
 sizes = st.integers(min_value=1, max_value=300)
 
@@ -268,7 +268,7 @@ def test_float_metadata_keeps_the_msgspec_path(monkeypatch: pytest.MonkeyPatch) 
     assert ledger.canonical_event(event) == expected[0]
     assert ledger.canonical_event(whole) == expected[1]
     for one, bytes_ in zip((event, whole), expected, strict=False):
-        assert ledger.event_leaves([one], 3, [False]) == [naive.leaf(bytes_)]
+        assert ledger.event_leaves([one], 3, [MetadataFloats.UNKNOWN]) == [naive.leaf(bytes_)]
     with pytest.raises(AssertionError, match="slow path"):
         ledger.canonical_event(tiny)
 
@@ -289,10 +289,10 @@ def test_batch_leaves_sort_keys_by_utf16_even_when_validation_found_no_float() -
         EventIn,
     )
     item = normalize_event("acme", given_event, from_ms(1_714_600_000_000))
-    assert item.plain_metadata
+    assert item.metadata_floats is MetadataFloats.PLAIN
     document = msgspec.to_builtins(ledger.event_document(item.event, 7))
     expected = naive.leaf(rfc8785.dumps(document))
-    assert ledger.event_leaves([item.event], 7, [True]) == [expected]
+    assert ledger.event_leaves([item.event], 7, [MetadataFloats.PLAIN]) == [expected]
 
 
 def test_batch_leaves_keep_only_documents_that_are_msgspec_encodings() -> None:
@@ -309,8 +309,8 @@ def test_batch_leaves_keep_only_documents_that_are_msgspec_encodings() -> None:
     ]
     events = [item.event for item in items]
     documents: list[bytes | None] = []
-    leaves = ledger.event_leaves(events, 3, [i.plain_metadata for i in items], documents)
-    assert leaves == ledger.event_leaves(events, 3, [i.plain_metadata for i in items])
+    leaves = ledger.event_leaves(events, 3, [i.metadata_floats for i in items], documents)
+    assert leaves == ledger.event_leaves(events, 3, [i.metadata_floats for i in items])
     plain = ledger.event_document(events[0], 3)
     assert (
         documents[0]
@@ -319,6 +319,31 @@ def test_batch_leaves_keep_only_documents_that_are_msgspec_encodings() -> None:
     )
     assert naive.leaf(documents[0]) == leaves[0]
     assert documents[1:] == [None, None]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"amount": 15.0, "rate": 12.5},
+        {"amount": 15.0, "nested": [{"n": -0.0}, 3], "name": "caf\u00e9"},
+        {"\ue000": 18.0, "a": 2.0},  # the hint, then the RFC 8785 encoder for the key order
+    ],
+)
+def test_batch_leaves_of_whole_number_floats_found_by_validation(metadata: dict) -> None:
+    """Validation's `WHOLE` makes the batch path write those floats as integers before it
+    first encodes the document: the leaf must still be RFC 8785's, and no bytes are kept for
+    the response (msgspec writes 15.0, not 15)."""
+    item = normalize_event(
+        "acme",
+        msgspec.convert({"action": "a", "actor": {"id": "u"}, "metadata": metadata}, EventIn),
+        from_ms(1_714_600_000_000),
+    )
+    assert item.metadata_floats is MetadataFloats.WHOLE
+    documents: list[bytes | None] = []
+    leaves = ledger.event_leaves([item.event], 9, [item.metadata_floats], documents)
+    document = msgspec.to_builtins(ledger.event_document(item.event, 9))
+    assert leaves == [naive.leaf(rfc8785.dumps(document))]
+    assert documents == [None]
 
 
 def test_exported_events_take_the_fast_path() -> None:
@@ -373,9 +398,15 @@ def test_es6_number_formatting(value: float, expected: str) -> None:
 
 @settings(max_examples=300)
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+@example({"amount": 15.0, "rate": 12.5})
+@example({"zero": -0.0, "items": [{"n": 3.0}, "15.0"]})
+@example({"amount": 15.0, "tiny": 1e-7})
+@example({"big": 1e20})
+@example({"beyond": 2.0**60})
 def test_validation_hint_never_changes_a_leaf(metadata: dict[str, Any]) -> None:
-    """Ingest passes on validation's "no float in metadata but plain ones" so the leaf skips
-    its own probe; whenever validation says so, the leaf must be the one RFC 8785 gives."""
+    """Ingest passes on what validation found of metadata's floats (none but plain ones, or
+    whole numbers too) so the leaf skips its own probes: what it says must be exactly what a
+    walk finds, and the leaf with it the one RFC 8785 gives."""
     given_event = msgspec.convert(
         {"action": "a", "actor": {"id": "u"}, "metadata": metadata}, EventIn
     )
@@ -385,11 +416,15 @@ def test_validation_hint_never_changes_a_leaf(metadata: dict[str, Any]) -> None:
         return  # metadata validation refuses (deep nesting, huge integers, NUL): no leaf
     event = msgspec.structs.replace(item.event, log_index=3)
     document = msgspec.to_builtins(ledger.event_document(event))
-    hinted = ledger.canonical_event(event, plain_metadata=item.plain_metadata)
+    hinted = ledger.canonical_event(event, floats=item.metadata_floats)
     assert hinted == rfc8785.dumps(document)
     unplain = [v for v in _leaves(metadata) if isinstance(v, float) and not plain_float(v)]
-    if unplain:
-        assert not item.plain_metadata
+    if not unplain:
+        assert item.metadata_floats is MetadataFloats.PLAIN
+    elif all(exact_whole_float(v) for v in unplain):
+        assert item.metadata_floats is MetadataFloats.WHOLE
+    else:
+        assert item.metadata_floats is MetadataFloats.UNKNOWN
 
 
 def _leaves(value: Any) -> list[Any]:
@@ -433,7 +468,7 @@ def test_leaf_of_every_field_is_rfc8785_of_the_public_document(
     event = msgspec.structs.replace(item.event, log_index=n)
     expected = rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event)))
     assert ledger.canonical_event(event) == expected
-    assert ledger.canonical_event(event, plain_metadata=item.plain_metadata) == expected
+    assert ledger.canonical_event(event, floats=item.metadata_floats) == expected
 
 
 @settings(max_examples=100)
@@ -462,7 +497,7 @@ def test_batch_leaves_equal_rfc8785_leaves(
         except (msgspec.ValidationError, InvalidInput):
             continue
     events = [item.event for item in items]
-    leaves = ledger.event_leaves(events, first, [item.plain_metadata for item in items])
+    leaves = ledger.event_leaves(events, first, [item.metadata_floats for item in items])
     expected = [
         naive.leaf(rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event, first + n))))
         for n, event in enumerate(events)

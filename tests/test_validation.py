@@ -137,3 +137,22 @@ def _ints(value: object) -> list[int]:
     if isinstance(value, list):
         return [i for item in value for i in _ints(item)]
     return []
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"x": float("inf")},
+        {"x": float("nan")},
+        {"price": 15.0, "rate": [float("-inf")]},
+        {"note": "null", "x": float("inf")},
+    ],
+)
+def test_metadata_non_finite_numbers_from_the_python_api_are_refused(metadata: dict) -> None:
+    """JSON cannot carry NaN or infinity, but a Python caller can build an EventIn with one;
+    msgspec would write it as null, so the quick checks must not let it past the walk."""
+    given_event = msgspec.convert(
+        {"action": "a", "actor": {"id": "u"}, "metadata": metadata}, EventIn
+    )
+    with pytest.raises(InvalidInput, match="finite"):
+        normalize_event("acme", given_event, utc_now_ms())

@@ -16,7 +16,7 @@ import msgspec
 import uuid_utils
 
 from trailkeeper.errors import InvalidInput
-from trailkeeper.ledger import UNPLAIN_FLOAT, contains_float
+from trailkeeper.ledger import UNFIT_FLOAT, UNPLAIN_FLOAT, contains_float
 from trailkeeper.model import (
     EPOCH,
     MAX_METADATA_BYTES,
@@ -26,6 +26,7 @@ from trailkeeper.model import (
     Event,
     EventFilter,
     EventIn,
+    MetadataFloats,
     NewEvent,
 )
 
@@ -103,7 +104,7 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
     nul_field = _field_with_nul(given)
     if nul_field is not None:
         raise _field_error(f"{where}{nul_field}", "must not contain NUL characters")
-    metadata_json, plain = _check_metadata(given.metadata, where)
+    metadata_json, floats = _check_metadata(given.metadata, where)
     if given.context is not None and given.context.ip is not None and not is_ip(given.context.ip):
         raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
     client_id = given.id is not None
@@ -127,7 +128,7 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
         event=event,
         client_id=client_id,
         occurred_given=given.occurred_at is not None,
-        plain_metadata=plain,
+        metadata_floats=floats,
         metadata_json=metadata_json,
     )
 
@@ -184,31 +185,39 @@ def _occurred_at(value: datetime | None, received: datetime, where: str) -> date
     return value
 
 
-def _check_metadata(metadata: dict[str, Any], where: str) -> tuple[str, bool]:
-    """Raise for metadata breaking a rule; returns it as JSON, and True when it certainly
-    holds no float."""
+def _check_metadata(metadata: dict[str, Any], where: str) -> tuple[str, MetadataFloats]:
+    """Raise for metadata breaking a rule; returns it as JSON, and what floats it holds."""
     encoded = _encoder.encode(metadata)
     if len(encoded) > MAX_METADATA_BYTES:
         raise _field_error(
             f"{where}metadata",
             f"is {len(encoded)} bytes as JSON; at most {MAX_METADATA_BYTES} allowed",
         )
-    # Fast path: without an escaped NUL and with few brackets (even counting those inside
-    # strings), neither rule can be broken, so the walk is skipped for typical metadata.
+    # Fast path: without an escaped NUL, few brackets (even counting those inside strings), no
+    # run of 16 digits and no null (what msgspec writes for NaN and infinity, which only
+    # callers of the Python API can pass), no rule can be broken, so the walk is skipped.
     brackets = encoded.count(b"{") + encoded.count(b"[")
     # Regexes cost ~1 us each here; counting digits first (in C) mostly spares them.
     digits = len(encoded.translate(None, _NOT_DIGITS))
     if (
-        b"\\u0000" not in encoded
-        and brackets <= MAX_METADATA_DEPTH
-        and (digits < 16 or _LONG_NUMBER.search(encoded) is None)
-        and (digits == 0 or not contains_float(encoded, UNPLAIN_FLOAT))
+        b"\\u0000" in encoded
+        or b"null" in encoded
+        or brackets > MAX_METADATA_DEPTH
+        or (digits >= 16 and _LONG_NUMBER.search(encoded) is not None)
     ):
-        return encoded.decode("utf-8"), True
-    problem = _metadata_problem(metadata, 1)
-    if problem:
-        raise _field_error(f"{where}metadata", problem)
-    return encoded.decode("utf-8"), False
+        problem = _metadata_problem(metadata, 1)
+        if problem:
+            raise _field_error(f"{where}metadata", problem)
+    return encoded.decode("utf-8"), _floats(encoded, digits)
+
+
+def _floats(encoded: bytes, digits: int) -> MetadataFloats:
+    """What kind of floats metadata (as msgspec's JSON) holds, as far as the leaf cares."""
+    if digits == 0 or not contains_float(encoded, UNPLAIN_FLOAT):
+        return MetadataFloats.PLAIN
+    if not contains_float(encoded, UNFIT_FLOAT):
+        return MetadataFloats.WHOLE
+    return MetadataFloats.UNKNOWN  # tiny or huge floats: the leaf takes the RFC 8785 encoder
 
 
 def _metadata_problem(value: Any, depth: int) -> str | None:

@@ -17,7 +17,7 @@ from cachetools import LRUCache
 
 from trailkeeper.errors import TrailkeeperError
 from trailkeeper.ledger import Frontier, Node, event_leaves, frontier_nodes
-from trailkeeper.model import Event, NewEvent
+from trailkeeper.model import Event, MetadataFloats, NewEvent
 from trailkeeper.verifier import EMPTY_ROOT, root_hash
 
 
@@ -146,13 +146,15 @@ class LogAppend:
         self._frontier = known or Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
         self._nodes: list[tuple[str, int, int, bytes]] = []
 
-    def add_all(self, events: Sequence[Event], plain_metadata: Sequence[bool]) -> Appended:
-        """Append these events (the next places in the log). `plain_metadata` as
-        `NewEvent.plain_metadata`. The leaf covers the public form, which includes log_index
+    def add_all(
+        self, events: Sequence[Event], metadata_floats: Sequence[MetadataFloats]
+    ) -> Appended:
+        """Append these events (the next places in the log). `metadata_floats` as
+        `NewEvent.metadata_floats`. The leaf covers the public form, which includes log_index
         but not leaf_hash."""
         first = self._frontier.size
         documents: list[bytes | None] = []
-        leaves = event_leaves(events, first, plain_metadata, documents)
+        leaves = event_leaves(events, first, metadata_floats, documents)
         tenant = self._tenant
         self._nodes += [
             (tenant, level, index, value)
@@ -162,7 +164,7 @@ class LogAppend:
 
     def add_items(self, items: Sequence[NewEvent]) -> Appended:
         """`add_all` of these items' events."""
-        return self.add_all([item.event for item in items], [i.plain_metadata for i in items])
+        return self.add_all([item.event for item in items], [i.metadata_floats for i in items])
 
     def finish(self) -> None:
         """Store the nodes the new events completed and the new head."""
@@ -217,7 +219,7 @@ def with_leaves(
 def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
     """Give each event the next log index and its leaf; store the nodes it completes."""
     log = LogAppend(db, tenant)
-    first, leaves, _ = log.add_all(events, [False] * len(events))
+    first, leaves, _ = log.add_all(events, [MetadataFloats.UNKNOWN] * len(events))
     logged = [
         msgspec.structs.replace(event, log_index=n, leaf_hash=leaf)
         for n, (event, leaf) in enumerate(zip(events, leaves, strict=True), first)
