@@ -35,6 +35,22 @@ def test_format_ts_is_utc_and_truncates_to_milliseconds(value: datetime, offset:
     assert format_ts(shifted) == _reference(value)
 
 
+@given(
+    st.lists(
+        st.datetimes(
+            min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_format_ts_of_utc_datetimes_from_their_fields(values: list[datetime]) -> None:
+    """UTC datetimes are formatted from their own fields once their day is known (the first
+    of a day goes through milliseconds): both ways give the same text."""
+    for value in values + [value + timedelta(microseconds=1) for value in values]:
+        assert format_ts(value) == _reference(value)
+
+
 def test_format_ms_edges() -> None:
     assert format_ms(0) == "1970-01-01T00:00:00.000Z"
     assert format_ms(-1) == "1969-12-31T23:59:59.999Z"

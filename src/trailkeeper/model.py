@@ -250,6 +250,23 @@ def format_ms(ms: int) -> str:
     return day + _HOURS[hour] + _MINUTE_SECONDS[second] + _MILLIS[milli]
 
 
+_EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
+
+
+def _format_datetime(value: datetime) -> str:
+    """`format_ms(to_ms(value))` from a UTC datetime's own fields, once `format_ms` has cached
+    its day: 0.47 us instead of 0.81 (ingest formats every event's occurred_at for its leaf)."""
+    day = _DAYS.get(value.toordinal() - _EPOCH_ORDINAL) if value.tzinfo is UTC else None
+    if day is None:  # another zone, or a day not seen yet
+        return format_ms(to_ms(value))
+    return (
+        day
+        + _HOURS[value.hour]
+        + _MINUTE_SECONDS[value.minute * 60 + value.second]
+        + _MILLIS[value.microsecond // 1000]
+    )
+
+
 def _keeping_last(doc: str) -> Callable[[datetime], str]:
     """`format_ms(to_ms(value))` with a one-entry cache by identity, for a value that comes
     again right away. Each use gets its own: two kinds of value alternating in one cache would
@@ -260,7 +277,7 @@ def _keeping_last(doc: str) -> Callable[[datetime], str]:
         nonlocal last
         if value is last[0]:
             return last[1]
-        text = format_ms(to_ms(value))
+        text = _format_datetime(value)
         last = (value, text)
         return text
 
