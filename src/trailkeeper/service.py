@@ -209,13 +209,17 @@ class AuditService:
 
     # ---- events --------------------------------------------------------------------------
 
-    def ingest(self, tenant: str, events: Sequence[EventIn]) -> list[tuple[Event, bool]]:
-        """Validate and store events all-or-nothing; returns (event, created?) for each."""
+    def ingest(
+        self, tenant: str, events: Sequence[EventIn], *, keep_canonical: bool = False
+    ) -> list[tuple[Event, bool]]:
+        """Validate and store events all-or-nothing; returns (event, created?) for each.
+        `keep_canonical`: for a caller answering with the events in full (`Store.insert_events`)."""
         if not events:
             raise InvalidInput("no events given")
         if len(events) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} events per batch")
-        return self.store.insert_events(tenant, EventBatch(tenant, events, self._clock()))
+        batch = EventBatch(tenant, events, self._clock())
+        return self.store.insert_events(tenant, batch, keep_canonical=keep_canonical)
 
     def after_bulk_load(self) -> None:
         """Refresh planner statistics, so reads right after a large import use the indexes

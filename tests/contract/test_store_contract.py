@@ -76,8 +76,10 @@ def test_round_trip_keeps_every_field(store: Store, service: AuditService) -> No
         "context": {"ip": "2001:db8::1", "user_agent": "curl/8"},
         "metadata": {"role": {"from": "viewer", "to": "admin"}, "n": 1.5, "list": [1, None]},
     }
-    [(stored, created)] = service.ingest("acme", [msgspec.convert(payload, EventIn)])
+    given = msgspec.convert(payload, EventIn)
+    [(stored, created)] = service.ingest("acme", [given], keep_canonical=True)
     assert created
+    assert stored.canonical is not None  # its metadata's only float (1.5) is plain
     fetched = store.get_event("acme", "evt-full")
     assert fetched == as_stored(stored)
     assert fetched is not None
@@ -86,6 +88,19 @@ def test_round_trip_keeps_every_field(store: Store, service: AuditService) -> No
     assert fetched.metadata == payload["metadata"]
     assert fetched.context is not None
     assert fetched.context.ip == "2001:db8::1"
+
+
+def test_documents_are_kept_only_when_asked_for(service: AuditService) -> None:
+    """`import` and `Prefer: return=minimal` answer without the events' JSON: their batches
+    keep no document bytes (~0.5 us an event); a full answer's batch keeps every one the
+    leaf could share, the RFC 8785 bytes of each."""
+    plain = service.ingest("acme", [event_in(n) for n in range(3)])
+    assert [event.canonical for event, _ in plain] == [None] * 3
+    kept = service.ingest("acme", [event_in(n) for n in range(3, 6)], keep_canonical=True)
+    assert all(event.canonical is not None for event, _ in kept)
+    assert [as_stored(event) for event, _ in kept] == [
+        msgspec.structs.replace(event, canonical=None) for event, _ in kept
+    ]
 
 
 def test_same_id_same_content_is_not_stored_twice(store: Store, service: AuditService) -> None:
@@ -489,7 +504,7 @@ def test_awkward_text_round_trips_in_every_column(
         context={"user_agent": text},
         metadata={text: text},
     )
-    [(stored, _)] = service.ingest("acme", [msgspec.convert(payload, EventIn)])
+    [(stored, _)] = service.ingest("acme", [msgspec.convert(payload, EventIn)], keep_canonical=True)
     fetched = store.get_event("acme", stored.id)
     assert fetched == as_stored(stored)
     assert fetched is not None

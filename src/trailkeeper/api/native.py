@@ -138,7 +138,7 @@ def _replayed(body: type) -> dict[int, Any]:
 )
 def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
-    [(event, created)] = service_of(request).ingest(who.tenant, [data])
+    [(event, created)] = service_of(request).ingest(who.tenant, [data], keep_canonical=True)
     return Response(ingest_view(event), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
@@ -153,10 +153,11 @@ def create_events(
     request: Request[Any, Any, Any], data: JSONBody[EventBatchIn], prefer: Prefer = None
 ) -> Response[BatchResult | MinimalBatchResult]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
-    results = service_of(request).ingest(who.tenant, data.events)
+    in_full = not prefers_minimal(prefer)
+    results = service_of(request).ingest(who.tenant, data.events, keep_canonical=in_full)
     created = sum(is_new for _, is_new in results)
     status = HTTP_201_CREATED if created else HTTP_200_OK
-    if prefers_minimal(prefer):
+    if not in_full:
         refs = [StoredRef(event.id, event.log_index) for event, _ in results]
         minimal = MinimalBatchResult(stored=refs, created=created, existing=len(refs) - created)
         return Response(

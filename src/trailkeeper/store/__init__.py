@@ -53,8 +53,12 @@ class Store(Protocol):
     def revoke_key(self, key_id: str, at: datetime) -> bool: ...
 
     # events
-    def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+    def insert_events(
+        self, tenant: str, items: Sequence[NewEvent], *, keep_canonical: bool = False
+    ) -> list[tuple[Event, bool]]:
         """Store a batch atomically; returns (stored event, created?) per item, in order.
+        `keep_canonical`: new events carry their document's bytes (`Event.canonical`), where
+        the log made them, for an answer that writes them.
 
         Raises `Conflict` (and stores nothing) when an id exists with other content.
         """

@@ -204,13 +204,17 @@ class PostgresStore(SqlReads):
 
     # ---- events --------------------------------------------------------------------------
 
-    def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+    def insert_events(
+        self, tenant: str, items: Sequence[NewEvent], *, keep_canonical: bool = False
+    ) -> list[tuple[Event, bool]]:
         """Batches for one tenant that arrive while another is being written share the next
         transaction (group_commit.py): one commit for several requests."""
-        return self._groups.run(tenant, lambda conn: self._insert_batch(conn, tenant, items))
+        return self._groups.run(
+            tenant, lambda conn: self._insert_batch(conn, tenant, items, keep_canonical)
+        )
 
     def _insert_batch(
-        self, conn: psycopg.Connection[Any], tenant: str, items: Sequence[NewEvent]
+        self, conn: psycopg.Connection[Any], tenant: str, items: Sequence[NewEvent], keep: bool
     ) -> list[tuple[Event, bool]]:
         # Optimistic first: nearly every batch holds only new ids, and the unique index checks
         # them as the rows go in anyway, so the batch goes straight in without a lookup (1000
@@ -222,9 +226,8 @@ class PostgresStore(SqlReads):
         # ingest in turns. Any other error leaves the transaction to group commit to undo.
         with self._translate():
             try:
-                return [
-                    (event, True) for event in self._insert_new(conn, tenant, items, savepoint=True)
-                ]
+                new = self._insert_new(conn, tenant, items, keep, savepoint=True)
+                return [(event, True) for event in new]
             except psycopg.errors.UniqueViolation as exc:
                 conn.execute(f"ROLLBACK TO SAVEPOINT {_OPTIMISTIC}")
                 if exc.diag.constraint_name != "events_by_id":
@@ -232,7 +235,7 @@ class PostgresStore(SqlReads):
             client_ids = list({i.event.id for i in items if i.client_id})
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
-            events = self._insert_new(conn, tenant, to_insert) if to_insert else []
+            events = self._insert_new(conn, tenant, to_insert, keep) if to_insert else []
         return assemble_results(outcome, events, stored)
 
     def iter_event_json(
@@ -255,9 +258,11 @@ class PostgresStore(SqlReads):
         conn: psycopg.Connection[Any],
         tenant: str,
         items: Sequence[NewEvent],
+        keep: bool,
         savepoint: bool = False,
     ) -> list[Event]:
-        """Insert these events; with `savepoint`, first set `_OPTIMISTIC` (see _insert_batch)."""
+        """Insert these events; with `savepoint`, first set `_OPTIMISTIC` (see _insert_batch).
+        `keep`: as `insert_events`'s `keep_canonical`."""
         next_seqs = f"SELECT nextval('events_seq') FROM generate_series(1, {len(items):d})"
         with conn.cursor() as cursor:
             if savepoint:  # two statements in one round trip (simple query protocol)
@@ -267,7 +272,7 @@ class PostgresStore(SqlReads):
                 cursor.execute(next_seqs)
             seqs = cursor.fetchall()
         log = (
-            ledger_state.LogAppend(_PgRunner(conn), tenant, self._frontiers)
+            ledger_state.LogAppend(_PgRunner(conn), tenant, self._frontiers, keep_canonical=keep)
             if self.ledger
             else None
         )

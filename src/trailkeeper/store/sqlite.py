@@ -251,24 +251,27 @@ class SQLiteStore(SqlReads):
 
     # ---- events --------------------------------------------------------------------------
 
-    def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+    def insert_events(
+        self, tenant: str, items: Sequence[NewEvent], *, keep_canonical: bool = False
+    ) -> list[tuple[Event, bool]]:
         """Batches that arrive while another is being written share the next transaction
         (group_commit.py): one fsync for several requests."""
         # Checked and normalized before queueing (see validation.EventBatch): here that work
         # overlaps the SQLite steps and the fsync of the batches written before it, which hold
         # no GIL.
         items = list(items)
-        return self._group.run(lambda conn: self._insert_batch(conn, tenant, items))
+        return self._group.run(lambda conn: self._insert_batch(conn, tenant, items, keep_canonical))
 
     def _insert_batch(
-        self, conn: sqlite3.Connection, tenant: str, items: Sequence[NewEvent]
+        self, conn: sqlite3.Connection, tenant: str, items: Sequence[NewEvent], keep: bool
     ) -> list[tuple[Event, bool]]:
         # Optimistic first, as on PostgreSQL: the unique index checks ids as rows go in, and
         # only a batch holding a stored id (a retry) or one id twice runs again with the lookup.
         with self._translate():
             first = _next_seq(conn)
             try:
-                return [(event, True) for event in self._insert_new(conn, tenant, items, first)]
+                new = self._insert_new(conn, tenant, items, first, keep)
+                return [(event, True) for event in new]
             except sqlite3.IntegrityError as exc:
                 # Undone by hand, not by a savepoint: with one open, SQLite copies every page
                 # the batch changes into a sub-journal first (~5% of ingest). The attempt's rows
@@ -280,14 +283,21 @@ class SQLiteStore(SqlReads):
             client_ids = list({i.event.id for i in items if i.client_id})
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
-            events = self._insert_new(conn, tenant, to_insert, first) if to_insert else []
+            events = self._insert_new(conn, tenant, to_insert, first, keep) if to_insert else []
         return assemble_results(outcome, events, stored)
 
     def _insert_new(
-        self, conn: sqlite3.Connection, tenant: str, items: Sequence[NewEvent], first: int
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        items: Sequence[NewEvent],
+        first: int,
+        keep: bool,
     ) -> list[Event]:
         log = (
-            ledger_state.LogAppend(_SQLiteRunner(conn), tenant, self._frontiers)
+            ledger_state.LogAppend(
+                _SQLiteRunner(conn), tenant, self._frontiers, keep_canonical=keep
+            )
             if self.ledger
             else None
         )
