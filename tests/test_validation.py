@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import msgspec
 import pytest
@@ -11,8 +12,17 @@ from hypothesis import strategies as st
 
 from trailkeeper.errors import InvalidInput
 from trailkeeper.ledger import contains_float
-from trailkeeper.model import EventIn, utc_now_ms
-from trailkeeper.validation import is_ip, normalize_event
+from trailkeeper.model import (
+    EMAIL_PATTERN,
+    EVENT_ID_PATTERN,
+    IP_PATTERN,
+    Actor,
+    Context,
+    EventIn,
+    Target,
+    utc_now_ms,
+)
+from trailkeeper.validation import is_email, is_event_id, is_ip, normalize_event
 
 _IP_CHARS = st.text(alphabet="0123456789abcdefABCDEF:.", min_size=2, max_size=45)
 _OCTET = st.integers(min_value=0, max_value=255)
@@ -32,6 +42,7 @@ def _reference_is_ip(text: str) -> bool:
         st.builds(lambda *o: ".".join(map(str, o)), _OCTET, _OCTET, _OCTET, _OCTET),
         st.ip_addresses().map(str),
         st.ip_addresses(v=6).map(lambda a: a.exploded),
+        st.text(max_size=45).filter(lambda t: "%" not in t),  # ipaddress takes scope ids
     )
 )
 @example("01.2.3.4")
@@ -39,8 +50,73 @@ def _reference_is_ip(text: str) -> bool:
 @example("1:2:3:4:5:6:1.2.3.4")
 @example("1::2::3")
 @example("00000::1")
+@example("1.2.3.4\n")
+@example(" ::1")
+@example("1.2.3.4\x00")
+@example("\u0661.\u0662.\u0663.\u0664")  # Arabic-Indic digits
 def test_is_ip_agrees_with_ipaddress(text: str) -> None:
+    """No pattern runs before it (model.py), so any text, not only IP_PATTERN's characters."""
     assert is_ip(text) == _reference_is_ip(text)
+    if is_ip(text):
+        assert re.fullmatch(IP_PATTERN, text)  # what the OpenAPI schema states holds
+
+
+_ANY_TEXT = st.text(max_size=40)
+
+
+@given(st.one_of(_ANY_TEXT, st.from_regex(EVENT_ID_PATTERN, fullmatch=True)))
+@example("abc\n")  # msgspec's pattern (re.search: `$` before a final newline) took this
+@example("")
+@example("-abc")
+@example("a b")
+@example("évent")
+@example("0192f0d2-8f7a-7cc0-b5c1-1f0e9d5b3a77")
+@example("a.b_c:d~e-f")
+def test_is_event_id_agrees_with_its_pattern(text: str) -> None:
+    assert is_event_id(text) == (re.fullmatch(EVENT_ID_PATTERN, text) is not None)
+
+
+@given(st.one_of(_ANY_TEXT, st.from_regex(EMAIL_PATTERN, fullmatch=True), st.emails()))
+@example("x@y\n")
+@example("@y")
+@example("x@")
+@example("x@@y")
+@example("x\x00@y")
+@example("jane@example.com")
+def test_is_email_agrees_with_its_pattern(text: str) -> None:
+    assert is_email(text) == (re.fullmatch(EMAIL_PATTERN, text) is not None)
+
+
+_SHAPED_FIELDS = [
+    ("id", EventIn(action="a", actor=Actor(id="u"), id="abc\n")),
+    ("id", EventIn(action="a", actor=Actor(id="u"), id="../../etc/passwd")),
+    ("actor.email", EventIn(action="a", actor=Actor(id="u", email="no-at-sign"))),
+    ("target.email", EventIn(action="a", actor=Actor(id="u"), target=Target(email="a@b@c"))),
+    ("context.ip", EventIn(action="a", actor=Actor(id="u"), context=Context(ip="1.2.3.4\n"))),
+]
+
+
+@pytest.mark.parametrize(("field", "given_event"), _SHAPED_FIELDS)
+def test_shaped_fields_are_checked_for_events_built_in_python(
+    field: str, given_event: EventIn
+) -> None:
+    """The id, email and IP rules are not msgspec patterns (model.py), so they must hold
+    however the EventIn was made; msgspec checks nothing when a struct is built in Python."""
+    with pytest.raises(InvalidInput) as refused:
+        normalize_event("acme", given_event, utc_now_ms(), "events[2].")
+    assert [d["field"] for d in refused.value.details] == [f"events[2].{field}"]
+
+
+def test_shaped_fields_accept_what_their_patterns_accept() -> None:
+    given_event = EventIn(
+        action="a",
+        actor=Actor(id="u", email="jane@example.com"),
+        id="0192f0d2-8f7a-7cc0.b5c1:x~y_z",
+        target=Target(email="ops@example.org"),
+        context=Context(ip="2001:db8::1"),
+    )
+    event = normalize_event("acme", given_event, utc_now_ms()).event
+    assert (event.id, event.actor.email) == ("0192f0d2-8f7a-7cc0.b5c1:x~y_z", "jane@example.com")
 
 
 _JSON = st.recursive(

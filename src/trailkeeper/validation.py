@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import socket
+import string
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
@@ -107,6 +108,11 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
     metadata_json, floats = _check_metadata(given.metadata, where)
     if given.context is not None and given.context.ip is not None and not is_ip(given.context.ip):
         raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
+    if given.id is not None and not is_event_id(given.id):
+        raise _field_error(f"{where}id", EVENT_ID_RULE)
+    bad_email = _field_with_bad_email(given)
+    if bad_email is not None:
+        raise _field_error(f"{where}{bad_email}", "not an email address (name@domain, no NUL)")
     client_id = given.id is not None
     event_id = given.id if given.id is not None else str(uuid_utils.uuid7())
     event = Event(
@@ -137,6 +143,13 @@ def _field_with_nul(given: EventIn) -> str | None:
     """The first text field holding a NUL character, if any (metadata is checked apart)."""
     actor, target = given.actor, given.target or NO_TARGET
     context = given.context or NO_CONTEXT
+    # One search over all of them first (None formats as "None"): ~0.3 us, against ~1 us for
+    # the loop below, which then runs only to name the field.
+    if "\x00" not in (
+        f"{given.action}{given.type}{given.source}{actor.id}{actor.name}{actor.type}"
+        f"{actor.status}{target.type}{target.id}{target.name}{context.user_agent}"
+    ):
+        return None
     for field, value in (
         ("action", given.action),
         ("type", given.type),
@@ -155,13 +168,38 @@ def _field_with_nul(given: EventIn) -> str | None:
     return None
 
 
+EVENT_ID_RULE = "must be letters, digits and . _ : ~ - starting with a letter or digit"
+_EVENT_ID_CHARS = string.ascii_letters + string.digits + "._:~-"
+
+
+def is_event_id(text: str) -> bool:
+    """Whether `text` is whole of `model.EVENT_ID_PATTERN` (property-tested against it):
+    ~0.2 us in C string methods, against ~0.56 us for msgspec's pattern check."""
+    return text.isascii() and text[:1].isalnum() and not text.strip(_EVENT_ID_CHARS)
+
+
+def is_email(text: str) -> bool:
+    """Whether `text` is whole of `model.EMAIL_PATTERN`: one @, with something on either side,
+    and no NUL (property-tested against it)."""
+    return text.count("@") == 1 and text[0] != "@" and text[-1] != "@" and "\x00" not in text
+
+
+def _field_with_bad_email(given: EventIn) -> str | None:
+    if given.actor.email is not None and not is_email(given.actor.email):
+        return "actor.email"
+    target = given.target
+    if target is not None and target.email is not None and not is_email(target.email):
+        return "target.email"
+    return None
+
+
 def is_ip(text: str) -> bool:
     """An IPv4 (dotted quad) or IPv6 address, as `ipaddress.ip_address` accepts it without a
     scope id; through the C library, 20x faster (property-tested against ipaddress)."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, text)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the text
             continue
         return True
     return False

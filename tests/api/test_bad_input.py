@@ -56,7 +56,11 @@ BAD_BODIES: list[tuple[str, bytes, int]] = [
     ("occurred_at far future", with_(occurred_at="2999-01-01T00:00:00Z"), 400),
     ("occurred_at before 1970", with_(occurred_at="1969-12-31T23:59:59Z"), 400),
     ("bad ip", with_(context={"ip": "999.1.1.1"}), 400),
+    ("nul in ip", with_(context={"ip": "1.2.3.4\x00"}), 400),
+    ("ip with newline", with_(context={"ip": "1.2.3.4\n"}), 400),
     ("bad email", with_(actor={"id": "u", "email": "not-an-email"}), 400),
+    ("bad target email", with_(target={"email": "a@@b"}), 400),
+    ("id with newline", with_(id="abc\n"), 400),
     ("sql in id", with_(id="x'; DROP TABLE events;--"), 400),
 ]
 
