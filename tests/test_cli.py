@@ -153,6 +153,41 @@ def test_import_reports_the_bad_line_and_keeps_earlier_batches(
     assert len(exported) == 5, "the first full batch was stored, the failing one was not"
 
 
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"id": "has space"}, "id"),
+        ({"actor": {"id": "u", "email": "no-at-sign"}}, "actor.email"),
+        ({"context": {"ip": "999.1.1.1"}}, "context.ip"),
+        ({"occurred_at": "2999-01-01T00:00:00Z"}, "occurred_at"),
+        ({"metadata": {"n": 2**60}}, "metadata"),
+    ],
+)
+@pytest.mark.parametrize("batch_size", [5, 1])
+def test_import_names_the_line_of_an_event_that_fails_validation(
+    database_url: str, bad: dict[str, object], field: str, batch_size: int
+) -> None:
+    """Rules checked after parsing (validation.normalize_event) name the file's line too, not
+    the event's place in its batch."""
+    run(database_url, "tenants", "create", "acme")
+    lines = [json.dumps(event_payload(n)) for n in range(10)]
+    lines[7] = json.dumps({**event_payload(7), **bad})
+    code, _, err = run(
+        database_url,
+        "import",
+        "--tenant",
+        "acme",
+        "--batch-size",
+        str(batch_size),
+        "--quiet",
+        input="\n".join(lines),
+    )
+    assert code == 1
+    assert f"line 8: {field} " in err, err
+    exported = run(database_url, "export", "--tenant", "acme")[1].splitlines()
+    assert len(exported) == (5 if batch_size == 5 else 7)
+
+
 def test_unknown_database_scheme_is_a_clear_error(tmp_path: Path) -> None:
     code, _, err = run("mysql://x", "tenants", "list")
     assert code == 1

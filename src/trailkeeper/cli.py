@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -15,7 +16,7 @@ import click
 
 from trailkeeper import __version__, auth
 from trailkeeper.config import Settings, load_settings
-from trailkeeper.errors import TrailkeeperError
+from trailkeeper.errors import InvalidInput, TrailkeeperError
 from trailkeeper.formats import EXPORT_FORMATS, parse_event_line
 from trailkeeper.model import MAX_BATCH, EventFilter, EventIn, format_ts
 from trailkeeper.service import AuditService
@@ -190,8 +191,13 @@ def import_events(
         total = None if quiet else _file_size(source)
         created = existing = 0
         with _progress(total) as advance:
-            for batch in _batches(source, batch_size, advance):
-                results = service.ingest(tenant, batch)
+            for batch, lines in _batches(source, batch_size, advance):
+                try:
+                    results = service.ingest(tenant, batch)
+                except InvalidInput as exc:
+                    raise click.ClickException(
+                        f"{_at_line(exc, lines)} (events before this batch were imported)"
+                    ) from None
                 new = sum(is_new for _, is_new in results)
                 created, existing = created + new, existing + len(results) - new
         if created:
@@ -218,8 +224,10 @@ def _file_size(stream: IO[bytes]) -> int | None:
 
 def _batches(
     source: IO[bytes], size: int, progress: Callable[[int], None]
-) -> Iterator[list[EventIn]]:
+) -> Iterator[tuple[list[EventIn], list[int]]]:
+    """Batches of parsed events, each with the line numbers its events came from."""
     batch: list[EventIn] = []
+    lines: list[int] = []
     for number, line in enumerate(source, 1):
         progress(len(line))
         if not line.strip():
@@ -230,11 +238,30 @@ def _batches(
             raise click.ClickException(
                 f"line {number}: {exc} (events before this batch were imported)"
             ) from None
+        lines.append(number)
         if len(batch) == size:
-            yield batch
-            batch = []
+            yield batch, lines
+            batch, lines = [], []
     if batch:
-        yield batch
+        yield batch, lines
+
+
+_BATCH_FIELD = re.compile(r"events\[(\d+)\]\.(.+)")
+
+
+def _at_line(error: InvalidInput, lines: list[int]) -> str:
+    """A validation error for an event of a batch ("events[3].id ...") as the file's line
+    ("line 4004: id ..."); a batch of one names no index."""
+    details = error.details[0] if error.details else {}
+    field = str(details.get("field", ""))
+    if "message" not in details:
+        return error.message
+    indexed = _BATCH_FIELD.fullmatch(field)
+    if indexed:
+        return f"line {lines[int(indexed[1])]}: {indexed[2]} {details['message']}"
+    if len(lines) == 1:
+        return f"line {lines[0]}: {field} {details['message']}"
+    return error.message
 
 
 def _filter_options(func: F) -> F:
