@@ -155,7 +155,7 @@ def event_leaves(
 
     One loop over the batch with one reused buffer: msgspec encodes each document into it
     after the leaf's 0x00 prefix, and SHA-256 reads it in place (~0.4 us less per event than
-    `event_leaf`; docs/performance.md). Given `documents`, each event's document bytes are
+    `event_leaf`; docs/performance-log.md). Given `documents`, each event's document bytes are
     appended to it where they are msgspec's own encoding too (else None): the ingest response
     reuses them (`Event.canonical`): ~0.5 us a copy, against ~1.6 us for building the view.
 

@@ -342,7 +342,7 @@ class SQLiteStore(SqlReads):
     ) -> list[Event]:
         """Insert `LEAF_CHUNK` events at a time while a helper thread hashes the next chunk's
         leaves: SQLite's step of an INSERT holds no GIL, so only the first chunk's leaves cost
-        the writer any time (docs/performance.md)."""
+        the writer any time (docs/performance-log.md, "Built on 2026-12-04, later")."""
         chunks = [items[start : start + LEAF_CHUNK] for start in range(0, len(items), LEAF_CHUNK)]
         events: list[Event] = []
         appended = log.add_items(chunks[0])
