@@ -173,13 +173,13 @@ _EVENT_ID_CHARS = string.ascii_letters + string.digits + "._:~-"
 
 
 def is_event_id(text: str) -> bool:
-    """Whether `text` is whole of `model.EVENT_ID_PATTERN` (property-tested against it):
+    """Whether all of `text` matches `model.EVENT_ID_PATTERN` (property-tested against it):
     ~0.2 us in C string methods, against ~0.56 us for msgspec's pattern check."""
     return text.isascii() and text[:1].isalnum() and not text.strip(_EVENT_ID_CHARS)
 
 
 def is_email(text: str) -> bool:
-    """Whether `text` is whole of `model.EMAIL_PATTERN`: one @, with something on either side,
+    """Whether all of `text` matches `model.EMAIL_PATTERN`: one @, with text on either side,
     and no NUL (property-tested against it)."""
     return text.count("@") == 1 and text[0] != "@" and text[-1] != "@" and "\x00" not in text
 
