@@ -10,6 +10,7 @@ from litestar import Litestar
 from trailkeeper.api.app import create_app
 from trailkeeper.cli import main
 from trailkeeper.config import ENV_PREFIX, SETTINGS, Settings, load_settings
+from trailkeeper.model import EMAIL_PATTERN, EVENT_ID_PATTERN, IP_PATTERN
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
 
@@ -54,3 +55,30 @@ def test_every_route_is_documented(tmp_path: Path) -> None:
                     assert f"`{method.upper()} {path}" in text, (method, path)
     finally:
         store.close()
+
+
+def test_openapi_states_the_shapes_validation_checks(tmp_path: Path) -> None:
+    """The id, email and IP patterns are checked in validation, not by msgspec (model.py), and
+    published through Litestar's reading of `extra_json_schema`: clients and the fuzz tests
+    must still see them in the schema."""
+    store = open_store(f"sqlite:///{tmp_path / 'docs.db'}")
+    try:
+        app: Litestar = create_app(AuditService(store), load_settings({}))
+        components = app.openapi_schema.to_schema()["components"]["schemas"]
+    finally:
+        store.close()
+
+    def pattern(component: str, field: str) -> str | None:
+        found = [
+            variant.get("pattern")
+            for variant in [
+                components[component]["properties"][field],
+                *components[component]["properties"][field].get("oneOf", []),
+            ]
+        ]
+        return next((p for p in found if p), None)
+
+    assert pattern("EventIn", "id") == EVENT_ID_PATTERN
+    assert pattern("Actor", "email") == EMAIL_PATTERN
+    assert pattern("Target", "email") == EMAIL_PATTERN
+    assert pattern("Context", "ip") == IP_PATTERN
