@@ -130,27 +130,33 @@ def test_export_filters_and_csv(database_url: str, tmp_path: Path) -> None:
     assert all(json.loads(r["metadata"])["tags"] == ["a", "b"] for r in rows)
 
 
-def test_import_reports_the_bad_line_and_keeps_earlier_batches(
-    database_url: str, tmp_path: Path
-) -> None:
+def _import_with_line_8(database_url: str, line_8: str, batch_size: int) -> tuple[int, str, int]:
+    """Import 10 good events but line 8 into a new tenant: (exit code, stderr, events stored)."""
     run(database_url, "tenants", "create", "acme")
     lines = [json.dumps(event_payload(n)) for n in range(10)]
-    lines[7] = '{"action": "x"}'
+    lines[7] = line_8
     code, _, err = run(
         database_url,
         "import",
         "--tenant",
         "acme",
         "--batch-size",
-        "5",
+        str(batch_size),
         "--quiet",
         input="\n".join(lines),
     )
+    exported = run(database_url, "export", "--tenant", "acme")[1].splitlines()
+    return code, err, len(exported)
+
+
+def test_import_reports_the_bad_line_and_keeps_earlier_batches(
+    database_url: str, tmp_path: Path
+) -> None:
+    code, err, stored = _import_with_line_8(database_url, '{"action": "x"}', 5)
     assert code == 1
     assert "line 8" in err
     assert "actor" in err
-    exported = run(database_url, "export", "--tenant", "acme")[1].splitlines()
-    assert len(exported) == 5, "the first full batch was stored, the failing one was not"
+    assert stored == 5, "the first full batch was stored, the failing one was not"
 
 
 @pytest.mark.parametrize(
@@ -169,23 +175,11 @@ def test_import_names_the_line_of_an_event_that_fails_validation(
 ) -> None:
     """Rules checked after parsing (validation.normalize_event) name the file's line too, not
     the event's place in its batch."""
-    run(database_url, "tenants", "create", "acme")
-    lines = [json.dumps(event_payload(n)) for n in range(10)]
-    lines[7] = json.dumps({**event_payload(7), **bad})
-    code, _, err = run(
-        database_url,
-        "import",
-        "--tenant",
-        "acme",
-        "--batch-size",
-        str(batch_size),
-        "--quiet",
-        input="\n".join(lines),
-    )
+    line_8 = json.dumps({**event_payload(7), **bad})
+    code, err, stored = _import_with_line_8(database_url, line_8, batch_size)
     assert code == 1
     assert f"line 8: {field} " in err, err
-    exported = run(database_url, "export", "--tenant", "acme")[1].splitlines()
-    assert len(exported) == (5 if batch_size == 5 else 7)
+    assert stored == (5 if batch_size == 5 else 7)
 
 
 def test_unknown_database_scheme_is_a_clear_error(tmp_path: Path) -> None:
