@@ -175,7 +175,7 @@ def import_rates(engine: str, tmp: Path, data: list[list[EventIn]]) -> tuple[flo
                 raw_seconds += raw.insert(n)
             else:
                 start = time.perf_counter()
-                service.ingest("acme", batch)
+                service.ingest("acme", batch, decoded=True)
                 service_seconds += time.perf_counter() - start
     raw.close()
     service.close()
@@ -191,7 +191,7 @@ def service_ingest(
     service.create_tenant("acme")
     count, start = 0, time.perf_counter()
     for batch in data:
-        service.ingest("acme", batch)
+        service.ingest("acme", batch, decoded=True)
         count += len(batch)
     elapsed = time.perf_counter() - start
     if analyze:  # as import and autovacuum do; the CI machine's PostgreSQL has autovacuum off
@@ -225,7 +225,7 @@ def ledger_cost(engine: str, tmp: Path, data: list[list[EventIn]]) -> list[float
         for n, batch in enumerate(data):
             for ledger in in_turn((False, True), n):
                 start = time.perf_counter()
-                services[ledger].ingest(tenant, batch)
+                services[ledger].ingest(tenant, batch, decoded=True)
                 seconds[ledger] += time.perf_counter() - start
         costs.append(1 - seconds[False] / seconds[True])  # 1 - (rate with / rate without)
     for service in services.values():

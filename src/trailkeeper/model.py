@@ -1,9 +1,10 @@
 """The one event model that flows through every layer, plus the small value types around it.
 
 Input structs (`EventIn` and its parts) carry the type and length rules as msgspec constraints,
-checked as HTTP ingestion and `trailkeeper import` decode them (msgspec does not check them when
-a struct is built in Python). Rules that need the clock, a walk over free-form data, or a
-pattern live in `validation.normalize_event`, which every ingested event goes through.
+checked as HTTP ingestion and `trailkeeper import` decode them; msgspec does not check a struct
+built in Python, so the service converts those (`validation.checked_events`). Rules that need
+the clock, a walk over free-form data, or a pattern live in `validation.normalize_event`, which
+every ingested event goes through.
 """
 
 from __future__ import annotations

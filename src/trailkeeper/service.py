@@ -42,7 +42,7 @@ from trailkeeper.model import (
     utc_now_ms,
 )
 from trailkeeper.store import Store
-from trailkeeper.validation import EventBatch, check_filters
+from trailkeeper.validation import EventBatch, check_filters, checked_events
 from trailkeeper.verifier import EMPTY_ROOT
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -210,14 +210,23 @@ class AuditService:
     # ---- events --------------------------------------------------------------------------
 
     def ingest(
-        self, tenant: str, events: Sequence[EventIn], *, keep_canonical: bool = False
+        self,
+        tenant: str,
+        events: Sequence[EventIn],
+        *,
+        keep_canonical: bool = False,
+        decoded: bool = False,
     ) -> list[tuple[Event, bool]]:
         """Validate and store events all-or-nothing; returns (event, created?) for each.
-        `keep_canonical`: for a caller answering with the events in full (`Store.insert_events`)."""
+        `keep_canonical`: for a caller answering with the events in full (`Store.insert_events`).
+        `decoded`: the events were decoded by msgspec (HTTP, `import`), which checked their
+        types and lengths; events built in Python are checked here first."""
         if not events:
             raise InvalidInput("no events given")
         if len(events) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} events per batch")
+        if not decoded:
+            events = checked_events(events)
         batch = EventBatch(tenant, events, self._clock())
         return self.store.insert_events(tenant, batch, keep_canonical=keep_canonical)
 

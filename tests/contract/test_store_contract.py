@@ -21,6 +21,7 @@ from trailkeeper.formats import to_view
 from trailkeeper.ledger import canonical_event
 from trailkeeper.model import (
     MAX_BATCH,
+    Actor,
     Direction,
     Event,
     EventFilter,
@@ -101,6 +102,30 @@ def test_documents_are_kept_only_when_asked_for(service: AuditService) -> None:
     assert [as_stored(event) for event, _ in kept] == [
         msgspec.structs.replace(event, canonical=None) for event, _ in kept
     ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        (EventIn(action=5, actor=Actor(id="u")), "events[1].action"),  # type: ignore[arg-type]
+        (EventIn(action="a" * 257, actor=Actor(id="u")), "events[1].action"),
+        (EventIn(action="a", actor=Actor(id="")), "events[1].actor.id"),
+        (EventIn(action="a", actor=Actor(id="u"), id="x" * 129), "events[1].id"),
+        (EventIn(action="a", actor=Actor(id="u"), metadata={"x": object()}), "events[1]"),
+    ],
+)
+def test_events_built_in_python_are_checked_as_decoding_checks_json(
+    store: Store, service: AuditService, bad: EventIn, field: str
+) -> None:
+    """msgspec checks types and lengths only when it decodes: the service checks events that
+    did not come from decoding (the Python API) the same way, and stores none of the batch."""
+    with pytest.raises(InvalidInput) as refused:
+        service.ingest("acme", [event_in(1), bad])
+    assert refused.value.details[0]["field"] == field
+    assert list(store.iter_events("acme", EventFilter())) == []
+    # HTTP and `import` decode (decoded=True), so their events are not converted again.
+    [(stored, _)] = service.ingest("acme", [event_in(2)], decoded=True)
+    assert stored.id == "evt-00002"
 
 
 def test_same_id_same_content_is_not_stored_twice(store: Store, service: AuditService) -> None:

@@ -138,7 +138,9 @@ def _replayed(body: type) -> dict[int, Any]:
 )
 def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
-    [(event, created)] = service_of(request).ingest(who.tenant, [data], keep_canonical=True)
+    [(event, created)] = service_of(request).ingest(
+        who.tenant, [data], keep_canonical=True, decoded=True
+    )
     return Response(ingest_view(event), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
@@ -154,7 +156,9 @@ def create_events(
 ) -> Response[BatchResult | MinimalBatchResult]:
     who = principal(request, auth.SCOPE_EVENTS_WRITE)
     in_full = not prefers_minimal(prefer)
-    results = service_of(request).ingest(who.tenant, data.events, keep_canonical=in_full)
+    results = service_of(request).ingest(
+        who.tenant, data.events, keep_canonical=in_full, decoded=True
+    )
     created = sum(is_new for _, is_new in results)
     status = HTTP_201_CREATED if created else HTTP_200_OK
     if not in_full:
