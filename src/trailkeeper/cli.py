@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -246,22 +245,15 @@ def _batches(
         yield batch, lines
 
 
-_BATCH_FIELD = re.compile(r"events\[(\d+)\]\.(.+)")
-
-
 def _at_line(error: InvalidInput, lines: list[int]) -> str:
     """A validation error for an event of a batch ("events[3].id ...") as the file's line
-    ("line 4004: id ..."); a batch of one names no index."""
-    details = error.details[0] if error.details else {}
-    field = str(details.get("field", ""))
-    if "message" not in details:
+    ("line 4004: id ...")."""
+    index = error.event_index
+    if index is None or not error.details:
         return error.message
-    indexed = _BATCH_FIELD.fullmatch(field)
-    if indexed:
-        return f"line {lines[int(indexed[1])]}: {indexed[2]} {details['message']}"
-    if len(lines) == 1:
-        return f"line {lines[0]}: {field} {details['message']}"
-    return error.message
+    detail = error.details[0]
+    field = str(detail["field"]).removeprefix(f"events[{index}]").lstrip(".")
+    return f"line {lines[index]}: {field} {detail['message']}"
 
 
 def _filter_options(func: F) -> F:

@@ -25,6 +25,21 @@ class TrailkeeperError(Exception):
 class InvalidInput(TrailkeeperError):
     status = 400
     code = "invalid_request"
+    # Which event of a batch broke a rule, where one did (its fields are named `events[n].x`):
+    # for callers that map it back, as `import` does to a file's line.
+    event_index: int | None = None
+
+    @classmethod
+    def from_msgspec(
+        cls, message: str, where: str = "", whole: str = "body", **detail: str
+    ) -> InvalidInput:
+        """msgspec's 'Expected `str`, got `int` - at `$.events[0].action`' as a field error.
+        `where` goes before the field (an event's place in its batch); `whole` names a value
+        refused at its root."""
+        text, _, at = message.partition(" - at `$")
+        field = at.rstrip("`").lstrip(".")
+        field = f"{where}.{field}" if where and field else where or field or whole
+        return cls(f"{field}: {text}", details=[{"field": field, "message": text, **detail}])
 
 
 class InvalidCursor(InvalidInput):

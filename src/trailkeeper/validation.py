@@ -80,7 +80,12 @@ class EventBatch(Sequence[NewEvent]):
         while len(done) <= n:
             at = len(done)
             where = f"{self._prefix}[{at}]." if self._prefix else ""
-            done.append(normalize_event(self._tenant, self._events[at], self._received, where))
+            try:
+                event = normalize_event(self._tenant, self._events[at], self._received, where)
+            except InvalidInput as exc:
+                exc.event_index = at
+                raise
+            done.append(event)
         return done[n]
 
     @overload
@@ -112,13 +117,10 @@ def checked_events(events: Sequence[EventIn]) -> list[EventIn]:
         try:
             checked.append(msgspec.convert(msgspec.to_builtins(given), EventIn))
         except (msgspec.ValidationError, TypeError) as exc:
-            text, _, at = str(exc).partition(" - at `$")
-            field = at.rstrip("`").lstrip(".")
             where = f"{prefix}[{n}]" if prefix else ""
-            name = f"{where}.{field}" if where and field else where or field or "event"
-            raise InvalidInput(
-                f"{name}: {text}", details=[{"field": name, "message": text}]
-            ) from None
+            refused = InvalidInput.from_msgspec(str(exc), where, whole="event")
+            refused.event_index = n
+            raise refused from None
     return checked
 
 

@@ -34,7 +34,7 @@ class SafeRequest(Request[Any, Any, Any]):
                 return await super().json()
             return _decoder(target).decode(await self.body())
         except msgspec.ValidationError as exc:
-            raise _invalid(str(exc)) from None
+            raise InvalidInput.from_msgspec(str(exc), **{"in": "body"}) from None
         except msgspec.DecodeError as exc:
             raise InvalidInput(f"request body is not valid JSON: {exc}") from None
         except UnicodeDecodeError:
@@ -49,12 +49,3 @@ class SafeRequest(Request[Any, Any, Any]):
         if isinstance(target, type) and issubclass(target, msgspec.Struct):
             return target
         return None
-
-
-def _invalid(message: str) -> InvalidInput:
-    """msgspec's 'Expected `str`, got `int` - at `$.events[0].action`' as a field error."""
-    text, _, where = message.partition(" - at `$")
-    field = where.rstrip("`").lstrip(".") or "body"
-    return InvalidInput(
-        f"{field}: {text}", details=[{"field": field, "message": text, "in": "body"}]
-    )
