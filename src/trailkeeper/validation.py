@@ -58,6 +58,11 @@ def check_filters(filters: EventFilter) -> None:
         raise InvalidInput("since must be earlier than until")
 
 
+def event_place(n: int, count: int) -> str:
+    """How errors name the n-th of `count` events: `events[n]`, or nothing for one event."""
+    return f"events[{n}]" if count > 1 else ""
+
+
 class EventBatch(Sequence[NewEvent]):
     """A batch's events, each checked and normalized when first read.
 
@@ -69,7 +74,6 @@ class EventBatch(Sequence[NewEvent]):
 
     def __init__(self, tenant: str, events: Sequence[EventIn], received: datetime) -> None:
         self._tenant, self._events, self._received = tenant, events, received
-        self._prefix = "events" if len(events) > 1 else ""
         self._normalized: list[NewEvent] = []
 
     def __len__(self) -> int:
@@ -79,7 +83,8 @@ class EventBatch(Sequence[NewEvent]):
         done = self._normalized
         while len(done) <= n:
             at = len(done)
-            where = f"{self._prefix}[{at}]." if self._prefix else ""
+            place = event_place(at, len(self._events))
+            where = f"{place}." if place else ""
             try:
                 event = normalize_event(self._tenant, self._events[at], self._received, where)
             except InvalidInput as exc:
@@ -111,14 +116,14 @@ def checked_events(events: Sequence[EventIn]) -> list[EventIn]:
     struct is built, so callers of the Python API could otherwise store an `action` of 5 or
     of 10,000 characters. ~3.7 us an event; HTTP and `import` decode, and skip it.
     """
-    prefix = "events" if len(events) > 1 else ""
     checked = []
     for n, given in enumerate(events):
         try:
             checked.append(msgspec.convert(msgspec.to_builtins(given), EventIn))
         except (msgspec.ValidationError, TypeError) as exc:
-            where = f"{prefix}[{n}]" if prefix else ""
-            refused = InvalidInput.from_msgspec(str(exc), where, whole="event")
+            refused = InvalidInput.from_msgspec(
+                str(exc), event_place(n, len(events)), whole="event"
+            )
             refused.event_index = n
             raise refused from None
     return checked
