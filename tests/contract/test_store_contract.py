@@ -462,6 +462,45 @@ def test_iter_events_is_oldest_first_across_chunks(store: Store, service: AuditS
     assert events == [view for _, view in reversed(newest_first)]
 
 
+EDGE_TIMES = [
+    "1970-01-01T00:00:00.000Z",
+    "1970-01-01T00:00:00.001Z",
+    "1999-12-31T23:59:59.999Z",  # PostgreSQL's binary timestamps count from 2000: -1000 us
+    "2000-01-01T00:00:00.000Z",
+    "2000-01-01T00:00:00.001Z",
+    "2024-02-29T23:59:59.999Z",
+]
+
+
+def test_event_reads_keep_every_millisecond_around_the_engines_epochs(
+    store: Store, service: AuditService
+) -> None:
+    """Pages, positions, cursors' keys and exports read timestamps as integers (SQLite's
+    milliseconds, PostgreSQL's binary microseconds since 2000): exact on both sides of zero."""
+    service.ingest(
+        "acme", [event_in(n, occurred_at=at) for n, at in enumerate(reversed(EDGE_TIMES))]
+    )
+    newest_first = store.list_events("acme", EventFilter(), None, Direction.OLDER, 100)
+    assert [view.occurred_at for _, view in newest_first] == EDGE_TIMES[::-1]
+    assert [format_ms(position.occurred_ms) for position, _ in newest_first] == EDGE_TIMES[::-1]
+
+    walked, position = [], None
+    while rows := store.list_events("acme", EventFilter(), position, Direction.OLDER, 1):
+        walked.append(rows[0][1].occurred_at)
+        position = rows[0][0]
+    assert walked == EDGE_TIMES[::-1]
+
+    assert [view.occurred_at for view in store.iter_events("acme", EventFilter(), chunk=2)] == (
+        EDGE_TIMES
+    )
+    lines = store.iter_event_json("acme", EventFilter(), chunk=2)
+    assert [msgspec.json.decode(line)["occurred_at"] for line in lines] == EDGE_TIMES
+    since = EventFilter(since=datetime(2000, 1, 1, tzinfo=UTC))
+    assert [
+        v.occurred_at for _, v in store.list_events("acme", since, None, Direction.OLDER, 9)
+    ] == (EDGE_TIMES[:2:-1])
+
+
 def test_concurrent_writers_lose_nothing(store: Store, service: AuditService) -> None:
     errors: list[BaseException] = []
 

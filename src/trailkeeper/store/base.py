@@ -43,14 +43,17 @@ class SqlReads:
     to_db: Callable[[datetime], Any]  # timestamp -> stored value
     from_db: Callable[[Any], datetime]  # stored value -> timestamp
     position_ts: Callable[[int], Any]  # cursor milliseconds -> stored value
+    # A timestamp as `_fetch_ms` returns it -> milliseconds since the epoch.
+    ms_of: Callable[[Any], int] = staticmethod(_same_ms)
     export_readers = 1  # export ranges fetched at once (see _rendered_chunks)
 
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         raise NotImplementedError
 
     def _fetch_ms(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        """`_fetch` with timestamps as integer milliseconds since the epoch, the form event
-        reads work in (SQLite stores them so; PostgreSQL converts them as rows are parsed)."""
+        """`_fetch` with timestamps as integers that `ms_of` makes milliseconds since the
+        epoch, the form event reads work in (SQLite stores them so; PostgreSQL's binary
+        timestamps are read as their microseconds since 2000)."""
         return self._fetch(query, params)
 
     def _writer(self) -> AbstractContextManager[ledger_state.Runner]:
@@ -249,17 +252,19 @@ class SqlReads:
         query, params = sql.page_query(
             tenant, filters, position, direction, limit, self.ph, self.to_db, self.position_ts
         )
-        return [sql.row_to_listed(r, _same_ms) for r in self._fetch_ms(query, params)]
+        ms_of = self.ms_of
+        return [sql.row_to_listed(r, ms_of) for r in self._fetch_ms(query, params)]
 
     def iter_events(
         self, tenant: str, filters: EventFilter, chunk: int = 1000
     ) -> Iterator[EventView]:
         """Export support: all matches oldest first in keyset chunks, so memory stays flat."""
+        ms_of = self.ms_of
         for rows in self._keyset_chunks(
-            tenant, filters, chunk, sql.SELECT_EVENT, sql.event_position(_same_ms)
+            tenant, filters, chunk, sql.SELECT_EVENT, sql.event_position(ms_of)
         ):
             for row in rows:
-                yield sql.row_to_listed(row, _same_ms)[1]
+                yield sql.row_to_listed(row, ms_of)[1]
 
     def _keyset_chunks(
         self,
@@ -337,7 +342,7 @@ class SqlReads:
             if not rows:
                 yield after, None
                 return
-            upto = Position(int(rows[0][0]), int(rows[0][1]))
+            upto = Position(self.ms_of(rows[0][0]), int(rows[0][1]))
             yield after, upto
             after = upto
 
