@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck unit bench clean help
+.PHONY: run test check lint typecheck unit fast bench clean help
 
 help:
 	@echo "make run    - install into .venv and serve on http://$(HOST):$(PORT) (SQLite in ./data)"
 	@echo "make test   - install test deps, then lint, type-check, layer check and all tests"
+	@echo "make check  - the fast tier: lint, types, layers and every test but the slow ones"
 	@echo "make bench  - benchmarks (not part of make test)"
 
 $(BIN)/python:
@@ -40,6 +41,11 @@ unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
+
+fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m 'not slow'
+
+check: lint typecheck fast
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench

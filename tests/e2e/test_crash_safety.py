@@ -11,11 +11,14 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.server import start_serve
 from trailkeeper import verifier
 from trailkeeper.model import EventFilter
 from trailkeeper.service import AuditService
+
+pytestmark = pytest.mark.slow
 
 ROUNDS = int(os.environ.get("TRAILKEEPER_CRASH_ROUNDS", "5"))
 BATCH = 25

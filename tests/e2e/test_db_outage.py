@@ -7,6 +7,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 from litestar.testing import TestClient
 
 from tests.tcp_proxy import TcpProxy
@@ -15,6 +16,8 @@ from trailkeeper.config import load_settings
 from trailkeeper.model import Actor, EventFilter, EventIn
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
+
+pytestmark = pytest.mark.slow
 
 EVENT = {"action": "created", "actor": {"id": "u1"}}
 

@@ -22,6 +22,8 @@ from trailkeeper.model import EventFilter
 from trailkeeper.service import AuditService
 from trailkeeper.store.sqlite import CACHE_BOUND_MIB
 
+pytestmark = pytest.mark.slow
+
 SECONDS = float(os.environ.get("TRAILKEEPER_SOAK_SECONDS", "30"))
 # Growth allowed after warm-up: SQLite's page caches may fill up to their bound; anything
 # beyond that bound plus a margin would be a leak.
