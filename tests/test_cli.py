@@ -335,3 +335,114 @@ def test_import_refreshes_planner_statistics(clean_pg_url: str, tmp_path: Path) 
         )
     assert row == (True,)
     assert "Index Scan Backward using events_by_time" in plan, plan
+
+
+READ_ONLY_COMMANDS = [
+    ["keys", "list"],
+    ["keys", "revoke", "0123456789abcdef"],
+    ["key-pairs", "list"],
+    ["key-pairs", "revoke", "abc"],
+    ["key-pairs", "generate", "--name", "x"],
+    ["tenants", "list"],
+    ["export"],
+    ["export", "--format", "csv"],
+    ["import", "-"],
+    ["keys", "create", "--name", "x"],
+]
+
+
+@pytest.mark.parametrize("command", READ_ONLY_COMMANDS, ids=" ".join)
+def test_commands_that_need_data_do_not_create_a_database(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from the wrong directory, a command used to make an empty ./data/trailkeeper.db
+    and answer from it (an empty key list, "no tenant"): now it names the file it looked for."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRAILKEEPER_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(main, command, input='{"action": "a", "actor": {"id": "u"}}\n')
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"no database at {tmp_path / 'data' / 'trailkeeper.db'}" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+    elsewhere = tmp_path / "other" / "tk.db"
+    code, _, err = run(f"sqlite:///{elsewhere}", *command)
+    assert code == 1
+    assert f"no database at {elsewhere}" in err
+    assert not elsewhere.parent.exists()
+
+
+def test_a_new_database_is_announced_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new' / 'tk.db'}"
+    code, _, err = run(url, "tenants", "create", "acme")
+    assert code == 0
+    assert f"created a new database at {tmp_path / 'new' / 'tk.db'}" in err
+    code, _, err = run(url, "tenants", "create", "beta")
+    assert code == 0
+    assert "new database" not in err
+    assert run(url, "tenants", "list")[1].count("\n") == 2
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "tk_0123456789abcdef_SECRETSECRETSECRETSECRETSECRETSECRETSECRET1",
+        "tk_0123456789abcdef_SECRETSECRET",
+    ],
+)
+def test_revoking_by_a_whole_key_asks_for_its_id_without_echoing_it(
+    database_url: str, given: str
+) -> None:
+    run(database_url, "tenants", "create", "acme")
+    code, _, err = run(database_url, "keys", "revoke", given)
+    assert code == 1
+    assert "key id" in err
+    assert "SECRET" not in err
+    if given.endswith("1"):  # a well-formed key: its id is named
+        assert "keys revoke 0123456789abcdef" in err
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "url", [f"http://127.0.0.1:{_closed_port()}", "ftp://127.0.0.1", "http://[::1"]
+)
+def test_verify_online_unreachable_is_one_line(url: str) -> None:
+    result = CliRunner().invoke(
+        main, ["verify", "--online", url, "--api-key", "tk_x", "--key", "log+00000000+AAAA"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: "), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert url in result.stderr
+    assert isinstance(result.exception, SystemExit), "no exception escaped"
+
+
+def test_verify_with_a_missing_key_file_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["verify", "--online", "http://127.0.0.1:9", "--api-key", "k", "--key", "@nope.vkey"],
+    )
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "nope.vkey" in result.stderr
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 64, 10_000])
+def test_online_export_lines_split_on_lf_only(chunk_size: int) -> None:
+    from trailkeeper.cli import _ndjson_lines
+
+    lines = [
+        json.dumps({"n": n, "s": f"a{sep}b"}, ensure_ascii=False).encode()
+        for n, sep in enumerate("\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\r")
+    ]
+    body = b"\n".join(lines) + b"\n"
+    chunks = [body[i : i + chunk_size] for i in range(0, len(body), chunk_size)]
+    assert list(_ndjson_lines(chunks)) == lines
+    assert list(_ndjson_lines([body.rstrip(b"\n")])) == lines, "a last line without LF counts"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -15,7 +16,7 @@ import click
 
 from trailkeeper import __version__, auth
 from trailkeeper.config import Settings, load_settings
-from trailkeeper.errors import InvalidInput, TrailkeeperError
+from trailkeeper.errors import Conflict, InvalidInput, TrailkeeperError
 from trailkeeper.formats import EXPORT_FORMATS, parse_event_line
 from trailkeeper.model import MAX_BATCH, EventFilter, EventIn, format_ts
 from trailkeeper.service import AuditService
@@ -26,7 +27,8 @@ QUICKSTART_KEY = "quickstart"
 
 
 def _fail_cleanly(func: F) -> F:
-    """Show trailkeeper errors as one line on stderr (exit 1), never a traceback."""
+    """Show trailkeeper and file errors as one line on stderr (exit 1), never a traceback:
+    docs/cli.md promises one line."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -34,8 +36,16 @@ def _fail_cleanly(func: F) -> F:
             return func(*args, **kwargs)
         except TrailkeeperError as exc:
             raise click.ClickException(exc.message) from None
+        except OSError as exc:
+            raise click.ClickException(_os_error(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_error(exc: OSError) -> str:
+    """`Permission denied: 'data/trailkeeper.db'` rather than `[Errno 13] ...`."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename!r}" if exc.filename else reason
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -43,16 +53,42 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 
 
 @contextlib.contextmanager
-def _service(ctx: click.Context) -> Iterator[AuditService]:
-    """The service for one command, closed afterwards."""
-    service = _open(_settings(ctx))
+def _service(ctx: click.Context, *, create: bool = False) -> Iterator[AuditService]:
+    """The service for one command, closed afterwards. Only commands that can do something
+    with an empty database (`create`) may make one."""
+    service = _open(_settings(ctx), create=create)
     try:
         yield service
     finally:
         service.close()
 
 
-def _open(settings: Settings) -> AuditService:
+def _sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names (None for other engines and in-memory databases)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def _open(settings: Settings, *, create: bool) -> AuditService:
+    """Open the database. A SQLite file that does not exist yet is only made when `create`,
+    and then said on stderr: a command run from the wrong directory must not quietly start an
+    empty log next to the real one."""
+    path = _sqlite_file(settings.database_url)
+    if path is None or path.exists():
+        return _connect(settings)
+    if not create:
+        raise click.ClickException(
+            f"no database at {path.absolute()} (run from the directory that holds it, or pass "
+            "--database-url / set TRAILKEEPER_DATABASE_URL)"
+        )
+    service = _connect(settings)
+    click.echo(f"created a new database at {path.absolute()}", err=True)
+    return service
+
+
+def _connect(settings: Settings) -> AuditService:
     store = open_store(
         settings.database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
@@ -88,19 +124,18 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 @main.command()
 @click.option("--host", help="Interface to bind (default 127.0.0.1).")
-@click.option("--port", type=int, help="Port to listen on (default 8000).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 8000).")
 @click.option(
     "--print-key",
     is_flag=True,
-    help=f"Mint a fresh key named '{QUICKSTART_KEY}' for tenant 'default' (revoking the "
-    "previous one) and print it. Meant for local development (`make run`).",
+    help=f"Mint a fresh key named '{QUICKSTART_KEY}' for tenant 'default' (creating the tenant "
+    "if needed, revoking the previous such key) and print it. Meant for local development "
+    "(`make run`).",
 )
 @click.pass_context
 @_fail_cleanly
 def serve(ctx: click.Context, host: str | None, port: int | None, print_key: bool) -> None:
     """Run the HTTP server. On an empty database, creates tenant 'default' and prints a key."""
-    import uvicorn
-
     from trailkeeper.api.app import create_app
 
     settings = _settings(ctx, host=host, port=port)
@@ -108,25 +143,79 @@ def serve(ctx: click.Context, host: str | None, port: int | None, print_key: boo
         level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("yoyo").setLevel(logging.WARNING)
-    service = _open(settings)
+    # Listen before anything is minted: a key printed "once" by a server that then cannot
+    # start would be lost, and the next start would print none.
+    sockets = _listen(settings.host, settings.port)
     try:
-        token = service.bootstrap()
-        if token is None and print_key:
-            token = _fresh_quickstart_key(service)
-        _print_banner(settings, token)
-        uvicorn.run(
-            create_app(service, settings, owns_service=True),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=settings.log_level == "debug",
-            server_header=False,
-        )
+        service = _open(settings, create=True)
+        try:
+            token = service.bootstrap()
+            if token is None and print_key:
+                token = _fresh_quickstart_key(service)
+            _print_banner(settings, token, has_default=_has_default(service))
+            _run(create_app(service, settings, owns_service=True), settings, sockets)
+        finally:
+            service.close()
     finally:
-        service.close()
+        for sock in sockets:
+            sock.close()
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Bound, listening sockets for every address `host` resolves to (as uvicorn would bind
+    them), or a one-line error when the port is taken or the host unknown."""
+    where = f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot listen on {where}: {exc.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(2048)
+            sock.set_inheritable(True)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise click.ClickException(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    return sockets
+
+
+def _run(app: Any, settings: Settings, sockets: list[socket.socket]) -> None:
+    """Serve `app` on sockets already bound (uvicorn.run would bind them itself, too late)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
+    if not server.started:
+        raise click.ClickException("the server did not start (see the log above)")
+
+
+def _has_default(service: AuditService) -> bool:
+    return any(tenant.id == "default" for tenant in service.list_tenants())
 
 
 def _fresh_quickstart_key(service: AuditService) -> str:
+    """A new quickstart key for tenant `default`, made first if tenants were created by hand
+    before the first `serve` (bootstrap only makes it on an empty database)."""
+    if not _has_default(service):
+        with contextlib.suppress(Conflict):  # another process made it meanwhile
+            service.create_tenant("default", "Default tenant")
     for key in service.list_keys("default"):
         if key.name == QUICKSTART_KEY and key.revoked_at is None:
             service.revoke_key(key.id)
@@ -134,12 +223,13 @@ def _fresh_quickstart_key(service: AuditService) -> str:
     return token
 
 
-def _print_banner(settings: Settings, token: str | None) -> None:
+def _print_banner(settings: Settings, token: str | None, *, has_default: bool) -> None:
     base = f"http://{settings.host}:{settings.port}"
     echo = functools.partial(click.echo, err=True)
     echo(f"trailkeeper {__version__} on {base}  (database: {_redact(settings.database_url)})")
     if token is None:
-        echo("Create an API key with: trailkeeper keys create --tenant default --name NAME")
+        tenant = "default" if has_default else "TENANT"
+        echo(f"Create an API key with: trailkeeper keys create --tenant {tenant} --name NAME")
         return
     echo("")
     echo("API key for tenant 'default' (shown once, store it now):")
@@ -386,9 +476,18 @@ def keys_list(ctx: click.Context, tenant: str | None) -> None:
 def keys_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key; requests with it get 401 from then on (a running server may accept it
     for up to TRAILKEEPER_CREDENTIAL_CACHE_SECONDS more)."""
+    if key_id.startswith("tk_"):
+        raise click.ClickException(_whole_key_hint(key_id))
     with _service(ctx) as service:
         service.revoke_key(key_id)
     click.echo(f"revoked {key_id}", err=True)
+
+
+def _whole_key_hint(token: str) -> str:
+    """What to pass instead of a whole key; never repeats the key, whose secret it holds."""
+    key_id = auth.key_id_of(token)
+    instead = f"`trailkeeper keys revoke {key_id}`" if key_id else "the KEY ID from `keys list`"
+    return f"that is an API key, not a key id: pass its key id instead ({instead})"
 
 
 @main.group("key-pairs")
@@ -466,7 +565,7 @@ def tenants() -> None:
 @_fail_cleanly
 def tenants_create(ctx: click.Context, tenant_id: str, name: str | None) -> None:
     """Create a tenant."""
-    with _service(ctx) as service:
+    with _service(ctx, create=True) as service:
         service.create_tenant(tenant_id, name)
     click.echo(f"created tenant {tenant_id}", err=True)
 
@@ -527,6 +626,7 @@ def _read_text(value: str) -> str:
     type=click.Path(dir_okay=False),
     help="Online: write the verified latest checkpoint here, for next time.",
 )
+@_fail_cleanly
 def verify(
     vkey: str,
     checkpoint_file: str | None,
@@ -576,6 +676,30 @@ def _verify_online(
     event_ids: tuple[str, ...],
     save_to: str | None,
 ) -> Any:
+    """Online verification; a server that cannot be reached or answers something else than
+    trailkeeper would is one line, like every CLI failure."""
+    import httpx
+
+    try:
+        return _verify_against(url, api_key, vkey, held, event_ids, save_to)
+    except httpx.TransportError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc or type(exc).__name__}") from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise click.ClickException(f"{url}: {exc or type(exc).__name__}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise click.ClickException(
+            f"{url} does not answer like a trailkeeper server ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _verify_against(
+    url: str,
+    api_key: str,
+    vkey: str,
+    held: Any,
+    event_ids: tuple[str, ...],
+    save_to: str | None,
+) -> Any:
     import base64
 
     import httpx
@@ -589,7 +713,7 @@ def _verify_online(
             response = client.get(path, params=params)
             if response.status_code != 200:
                 raise click.ClickException(
-                    f"GET {path}: HTTP {response.status_code} {response.text[:300]}"
+                    f"GET {path}: HTTP {response.status_code} {_one_line(response.text[:300])}"
                 )
             return response.json()
 
@@ -626,7 +750,30 @@ def _verify_online(
         with client.stream("GET", "/v1/export") as response:
             if response.status_code != 200:
                 raise click.ClickException(f"GET /v1/export: HTTP {response.status_code}")
-            report = verifier.verify_export(response.iter_lines(), latest)
+            report = verifier.verify_export(_ndjson_lines(response.iter_bytes()), latest)
         if report.ok and save_to:
             Path(save_to).write_text(latest_note)
         return report
+
+
+def _ndjson_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Lines of a JSON-lines stream, split on LF only. httpx's `iter_lines` also splits on
+    U+2028, U+0085 and the other separators `str.splitlines` knows, which JSON leaves
+    unescaped inside strings: an event holding one would be cut in two and reported as
+    tampered."""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        first, *lines = chunk.split(b"\n")
+        pending.append(first)
+        if not lines:
+            continue
+        yield b"".join(pending)
+        yield from lines[:-1]
+        pending = [lines[-1]]
+    tail = b"".join(pending)
+    if tail:
+        yield tail
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -7,6 +7,7 @@ checked against this table by the test suite, so the two cannot drift apart.
 from __future__ import annotations
 
 import base64
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -90,42 +91,75 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     return settings
 
 
+_KIND_NAMES = {int: "an integer", float: "a number"}
+
+
 def _coerce(name: str, raw: str, kind: type) -> Any:
+    """The environment's text as the setting's type; errors name the variable."""
     try:
-        return kind(raw)
+        value = kind(raw.strip()) if kind in _KIND_NAMES else kind(raw)
     except ValueError:
-        raise InvalidInput(
-            f"{ENV_PREFIX}{name.upper()} must be a {kind.__name__}, got {raw!r}"
-        ) from None
+        value = None
+    if value is None or (kind is float and not math.isfinite(value)):
+        raise InvalidInput(f"{_env(name)} must be {_KIND_NAMES[kind]}, got {raw!r}")
+    return value
+
+
+def _env(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def _check(ok: bool, name: str, rule: str) -> None:
+    if not ok:
+        raise InvalidInput(f"{_env(name)} {rule}")
 
 
 def _validate(settings: Settings) -> None:
-    if settings.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
-        raise InvalidInput("sqlite_synchronous must be FULL, EXTRA or NORMAL")
-    if not 1 <= settings.port <= 65535:
-        raise InvalidInput("port must be between 1 and 65535")
-    if settings.max_body_bytes < 1024:
-        raise InvalidInput("max_body_bytes must be at least 1024")
-    if settings.pg_pool_size < 1:
-        raise InvalidInput("pg_pool_size must be at least 1")
-    if settings.db_timeout_seconds <= 0:
-        raise InvalidInput("db_timeout_seconds must be positive")
-    if settings.log_level.lower() not in {"debug", "info", "warning", "error"}:
-        raise InvalidInput("log_level must be debug, info, warning or error")
-    if settings.rate_limit_per_second < 0 or settings.rate_limit_burst < 1:
-        raise InvalidInput("rate_limit_per_second must be >= 0 and rate_limit_burst >= 1")
-    if settings.credential_cache_seconds < 0:
-        raise InvalidInput("credential_cache_seconds must not be negative")
-    if settings.checkpoint_interval_seconds < 0:
-        raise InvalidInput("checkpoint_interval_seconds must not be negative")
-    if not settings.log_origin or any(c.isspace() or c == "+" for c in settings.log_origin):
-        raise InvalidInput("log_origin must be non-empty, without spaces or '+'")
-    if settings.signing_key:
-        try:
-            seed = base64.b64decode(settings.signing_key, validate=True)
-        except ValueError:
-            seed = b""
-        if len(seed) != 32:
-            raise InvalidInput("signing_key must be a base64-encoded 32-byte Ed25519 seed")
-    if settings.secret and len(settings.secret) < 16:
-        raise InvalidInput("secret must be at least 16 characters (or empty to generate one)")
+    """Rules each setting must follow; a failure names the environment variable (for the
+    settings that also have a flag, click checks the flag's value first)."""
+    _check(
+        settings.sqlite_synchronous in {"FULL", "NORMAL", "EXTRA"},
+        "sqlite_synchronous",
+        "must be FULL, EXTRA or NORMAL",
+    )
+    _check(1 <= settings.port <= 65535, "port", "must be between 1 and 65535")
+    _check(settings.max_body_bytes >= 1024, "max_body_bytes", "must be at least 1024")
+    _check(settings.pg_pool_size >= 1, "pg_pool_size", "must be at least 1")
+    _check(settings.db_timeout_seconds > 0, "db_timeout_seconds", "must be positive")
+    _check(
+        settings.log_level in {"debug", "info", "warning", "error"},
+        "log_level",
+        "must be debug, info, warning or error",
+    )
+    _check(settings.rate_limit_per_second >= 0, "rate_limit_per_second", "must not be negative")
+    _check(settings.rate_limit_burst >= 1, "rate_limit_burst", "must be at least 1")
+    _check(
+        settings.credential_cache_seconds >= 0, "credential_cache_seconds", "must not be negative"
+    )
+    _check(
+        settings.checkpoint_interval_seconds >= 0,
+        "checkpoint_interval_seconds",
+        "must not be negative",
+    )
+    _check(
+        bool(settings.log_origin) and not any(c.isspace() or c == "+" for c in settings.log_origin),
+        "log_origin",
+        "must be non-empty, without spaces or '+'",
+    )
+    _check(
+        not settings.signing_key or _seed_length(settings.signing_key) == 32,
+        "signing_key",
+        "must be a base64-encoded 32-byte Ed25519 seed",
+    )
+    _check(
+        not settings.secret or len(settings.secret) >= 16,
+        "secret",
+        "must be at least 16 characters (or empty to generate one)",
+    )
+
+
+def _seed_length(value: str) -> int:
+    try:
+        return len(base64.b64decode(value, validate=True))
+    except ValueError:
+        return -1

@@ -6,12 +6,14 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.server import serve_with_banner
+from tests.e2e.server import clean_env, serve_with_banner
 
 TOKEN = re.compile(r"tk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}")
 
@@ -63,3 +65,65 @@ def test_first_start_prints_a_working_key_and_example(tmp_path: Path) -> None:
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=15)
+
+
+def _trailkeeper(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trailkeeper", *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_busy_port_fails_in_one_line_before_minting_a_key(tmp_path: Path) -> None:
+    """The key printed "once" used to be minted and shown before the bind failed; the next
+    start then printed none."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        first = _trailkeeper(tmp_path, "serve", "--port", port)
+        assert first.returncode == 1
+        assert first.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+        assert not TOKEN.search(first.stdout + first.stderr)
+        assert not (tmp_path / "data").exists(), "nothing was created"
+
+        assert _trailkeeper(tmp_path, "tenants", "create", "default").returncode == 0
+        again = _trailkeeper(tmp_path, "serve", "--port", port, "--print-key")
+        assert again.returncode == 1
+        assert not TOKEN.search(again.stdout + again.stderr)
+        keys = _trailkeeper(tmp_path, "keys", "list")
+        assert keys.returncode == 0
+        assert keys.stdout.count("\n") == 1, f"no key was minted: {keys.stdout}"
+
+    proc, _, banner = serve_with_banner(tmp_path, "--print-key")
+    try:
+        assert TOKEN.search(banner), banner
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+
+
+def test_print_key_when_tenants_were_made_before_the_first_serve(tmp_path: Path) -> None:
+    """`tenants create acme` first meant no bootstrap, and --print-key then failed with
+    "no tenant 'default'": it now makes tenant default for its key."""
+    made = _trailkeeper(tmp_path, "tenants", "create", "acme")
+    assert made.returncode == 0, made.stderr
+    assert f"created a new database at {tmp_path / 'data' / 'trailkeeper.db'}" in made.stderr
+    proc, base, banner = serve_with_banner(tmp_path, "--print-key")
+    try:
+        token = TOKEN.search(banner)
+        assert token, banner
+        response = httpx.get(
+            f"{base}/v1/events", headers={"Authorization": f"Bearer {token.group(0)}"}
+        )
+        assert response.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    tenants = _trailkeeper(tmp_path, "tenants", "list").stdout
+    assert [line.split("\t")[0] for line in tenants.splitlines()] == ["acme", "default"]

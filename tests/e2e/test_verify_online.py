@@ -71,3 +71,51 @@ def test_verify_online_with_held_checkpoint(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
+
+
+# Every separator str.splitlines knows besides \n (and \r\n): httpx's iter_lines split on them.
+SEPARATORS = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r"]
+
+
+def test_verify_online_with_unicode_line_separators_in_events(tmp_path: Path) -> None:
+    """An intact log whose events hold these characters was reported as tampered: the
+    streamed export was cut into lines on them, not on \\n alone."""
+    server, base, text = serve_with_banner(tmp_path)
+    try:
+        token = re.search(r"tk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", text)
+        assert token, text
+        headers = {"Authorization": f"Bearer {token.group(0)}"}
+        events = [
+            event_payload(
+                n,
+                actor={"id": f"user-{n}", "name": f"A{sep}B"},
+                metadata={"text": f"one{sep}two", f"key{sep}": sep},
+            )
+            for n, sep in enumerate(SEPARATORS)
+        ]
+        posted = httpx.post(f"{base}/v1/events/batch", json={"events": events}, headers=headers)
+        assert posted.status_code == 201, posted.text
+        vkey = httpx.get(f"{base}/v1/ledger/public-key").json()["vkey"]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trailkeeper",
+                "verify",
+                "--online",
+                base,
+                "--key",
+                vkey,
+                *[arg for n in range(len(SEPARATORS)) for arg in ("--event", f"evt-{n:05d}")],
+            ],
+            env={**clean_env(), "TRAILKEEPER_API_KEY": token.group(0)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"verified: {len(SEPARATORS)} events match" in result.stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
