@@ -618,7 +618,7 @@ def _verify_online(
             verifier.verify_inclusion(
                 event["log_index"],
                 latest.size,
-                verifier.event_leaf_hash_as_recorded(event)[0],
+                verifier.event_leaf_hash(event),
                 [base64.b64decode(h) for h in proof["proof"]],
                 latest.root,
             )
