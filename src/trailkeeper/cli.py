@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -560,7 +561,7 @@ def verify(
         else:
             if export_file is None or held is None:
                 raise click.UsageError("offline verification needs --export and --checkpoint")
-            report = verifier.verify_export(export_file, held)
+            report = verifier.verify_export(export_file, held, workers=os.cpu_count() or 1)
     except verifier.VerificationError as exc:
         raise click.ClickException(f"NOT VERIFIED: {exc}") from None
     if not report.ok:
