@@ -34,9 +34,10 @@ import msgspec
 import psycopg
 from tests.e2e.server import clean_env, free_port, start_serve, wait_healthy
 
+from bench import verify_export
 from bench.data import batches, iter_batches, json_batches, with_amounts
 from trailkeeper.cursor import cursor_scope
-from trailkeeper.ledger import event_leaf
+from trailkeeper.ledger import event_leaves
 from trailkeeper.model import Direction, EventFilter, EventIn, Position, from_ms, to_ms, utc_now_ms
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store, sql
@@ -126,7 +127,7 @@ class RawInserter:
             for event in batch:
                 item = normalize_event("acme", event, received)
                 logged = msgspec.structs.replace(
-                    item.event, log_index=seq - 1, leaf_hash=event_leaf(item.event, seq - 1)
+                    item.event, log_index=seq - 1, leaf_hash=event_leaves([item.event], seq - 1)[0]
                 )
                 rows.append(sql.event_row(item, seq, to_db, logged))
                 seq += 1
@@ -200,6 +201,7 @@ def service_ingest(
     return count / elapsed
 
 
+VERIFY_EVENTS = 1_000_000  # `trailkeeper verify` of an export this long: < 15 s, < 100 MB
 LEDGER_BATCHES = 30  # of 1000 events, per run
 # Rounds per ledger cost, the median judged. On a noisy machine one HTTP pair ranged from -1%
 # to 33% (2026-12-04), and medians of 5 from 13% to 22% run to run; 9 narrow that for ~1 s
@@ -674,6 +676,8 @@ def main() -> None:
                     url = fresh_url(engine, tmp, f"data{size}")
                     service_ingest(url, iter_batches(size, 1000), analyze=True)
                     read_benchmarks(engine, url, tmp, size, floor_url, args.load_seconds)
+            say()
+            say(verify_export.measure(tmp, VERIFY_EVENTS, os.cpu_count() or 1))
     finally:
         floor.send_signal(signal.SIGTERM)
         floor.wait(timeout=10)

@@ -11,7 +11,7 @@ from litestar import Litestar, get
 
 from bench.data import batches
 from trailkeeper.formats import EventView, to_view
-from trailkeeper.ledger import event_leaf
+from trailkeeper.ledger import event_leaves
 from trailkeeper.model import utc_now_ms
 from trailkeeper.validation import normalize_event
 
@@ -24,7 +24,7 @@ def _page_of_bench_events() -> list[EventView]:
     for index, given in enumerate(batches(100, 100)[0]):
         event = normalize_event("acme", given, received).event
         event = msgspec.structs.replace(
-            event, log_index=index, leaf_hash=event_leaf(event, index), seq=index
+            event, log_index=index, leaf_hash=event_leaves([event], index)[0], seq=index
         )
         views.append(to_view(event))
     return views

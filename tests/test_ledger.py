@@ -15,9 +15,8 @@ from tests import naive_merkle as naive
 from tests.factories import event_payload
 from trailkeeper import ledger, verifier
 from trailkeeper.errors import InvalidInput
-from trailkeeper.model import Actor, Event, EventIn, MetadataFloats, from_ms
+from trailkeeper.model import Actor, Event, EventIn, from_ms
 from trailkeeper.validation import normalize_event
-from trailkeeper.verifier import exact_whole_float, plain_float
 
 sizes = st.integers(min_value=1, max_value=300)
 
@@ -184,15 +183,17 @@ wider_json_values = st.recursive(
 
 @settings(max_examples=500)
 @given(wider_json_values)
-def test_plain_fast_path_is_rfc8785_or_declines(value: Any) -> None:
-    """The json-module path gives RFC 8785's bytes exactly, or leaves the value to `_jcs`."""
+def test_canonical_json_is_rfc8785_or_refuses(value: Any) -> None:
+    """Either path gives RFC 8785's bytes exactly; what RFC 8785 refuses, so does the verifier.
+    A plain form is written by msgspec's sorted encoder as by the json module (the server's
+    leaves take msgspec)."""
     try:
         expected = rfc8785.dumps(value)
     except rfc8785.IntegerDomainError:
         expected = None
-    fast = verifier._plain_canonical_json(value)
-    if fast is not None:
-        assert fast == expected
+    form = verifier.plain_form(value)
+    if form is not verifier.NOT_PLAIN:
+        assert msgspec.json.encode(form, order="sorted") == expected
     if expected is None:
         with pytest.raises(verifier.VerificationError):
             verifier.canonical_json(value)
@@ -226,22 +227,20 @@ def test_every_float_is_rfc8785_either_way(value: float) -> None:
     ],
 )
 def test_which_floats_take_the_json_module(value: float, plain: bool) -> None:
-    fast = verifier._plain_canonical_json([value])
-    assert (fast is not None) is plain
+    assert (verifier.plain_form([value]) is not verifier.NOT_PLAIN) is plain
     assert verifier.canonical_json([value]) == rfc8785.dumps([value])
 
 
 @settings(max_examples=2000)
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_msgspec_writes_plain_floats_as_rfc8785(value: float) -> None:
-    """The leaf's fast path keeps msgspec's bytes for metadata whose floats are all plain:
-    msgspec must write each of them exactly as RFC 8785 does, and the probe must flag every
-    other float."""
+    """The leaf's fast path keeps msgspec's bytes for metadata with a plain form: msgspec must
+    write every float of one exactly as RFC 8785 does."""
+    form = verifier.plain_form({"note": "v1.2", "x": [value]})
     if verifier.plain_float(value):
         assert msgspec.json.encode(value) == rfc8785.dumps(value)
-    encoded = msgspec.json.encode({"note": "v1.2", "x": [value]})
-    assert ledger.contains_float(encoded, ledger.UNPLAIN_FLOAT) is not verifier.plain_float(value)
-    assert ledger.contains_float(encoded)
+    if form is not verifier.NOT_PLAIN:
+        assert msgspec.json.encode(form, order="sorted") == rfc8785.dumps(form)
 
 
 def test_float_metadata_keeps_the_msgspec_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -268,7 +267,7 @@ def test_float_metadata_keeps_the_msgspec_path(monkeypatch: pytest.MonkeyPatch) 
     assert ledger.canonical_event(event) == expected[0]
     assert ledger.canonical_event(whole) == expected[1]
     for one, bytes_ in zip((event, whole), expected, strict=False):
-        assert ledger.event_leaves([one], 3, [MetadataFloats.UNKNOWN]) == [naive.leaf(bytes_)]
+        assert ledger.event_leaves([one], 3) == [naive.leaf(bytes_)]
     with pytest.raises(AssertionError, match="slow path"):
         ledger.canonical_event(tiny)
 
@@ -277,22 +276,21 @@ def test_keys_sort_by_utf16_code_units_not_code_points() -> None:
     """U+1F600 is the surrogate pair D83D DE00 in UTF-16, so it sorts before U+E000 there,
     although its code point is larger: the json module's sort would get this wrong."""
     value = {"\ue000": 1, "\U0001f600": 2}
-    assert verifier._plain_canonical_json(value) is None
+    assert verifier.plain_form(value) is verifier.NOT_PLAIN
     assert verifier.canonical_json(value) == '{"\U0001f600":2,"\ue000":1}'.encode()
 
 
-def test_batch_leaves_sort_keys_by_utf16_even_when_validation_found_no_float() -> None:
-    """The hint only speaks for floats: keys from U+E000 up still send a leaf to the RFC 8785
-    fallback, which msgspec's code-point order would get wrong here."""
+def test_batch_leaves_sort_keys_by_utf16() -> None:
+    """Metadata keys from U+E000 up send a leaf to the RFC 8785 fallback, which msgspec's
+    code-point order would get wrong here."""
     given_event = msgspec.convert(
         {"action": "a", "actor": {"id": "u"}, "metadata": {"\ue000": 1, "\U0001f600": 2}},
         EventIn,
     )
     item = normalize_event("acme", given_event, from_ms(1_714_600_000_000))
-    assert item.metadata_floats is MetadataFloats.PLAIN
     document = msgspec.to_builtins(ledger.event_document(item.event, 7))
     expected = naive.leaf(rfc8785.dumps(document))
-    assert ledger.event_leaves([item.event], 7, [MetadataFloats.PLAIN]) == [expected]
+    assert ledger.event_leaves([item.event], 7) == [expected]
 
 
 def test_batch_leaves_keep_only_documents_that_are_msgspec_encodings() -> None:
@@ -309,8 +307,8 @@ def test_batch_leaves_keep_only_documents_that_are_msgspec_encodings() -> None:
     ]
     events = [item.event for item in items]
     documents: list[bytes | None] = []
-    leaves = ledger.event_leaves(events, 3, [i.metadata_floats for i in items], documents)
-    assert leaves == ledger.event_leaves(events, 3, [i.metadata_floats for i in items])
+    leaves = ledger.event_leaves(events, 3, documents)
+    assert leaves == ledger.event_leaves(events, 3)
     plain = ledger.event_document(events[0], 3)
     assert (
         documents[0]
@@ -326,21 +324,19 @@ def test_batch_leaves_keep_only_documents_that_are_msgspec_encodings() -> None:
     [
         {"amount": 15.0, "rate": 12.5},
         {"amount": 15.0, "nested": [{"n": -0.0}, 3], "name": "caf\u00e9"},
-        {"\ue000": 18.0, "a": 2.0},  # the hint, then the RFC 8785 encoder for the key order
+        {"\ue000": 18.0, "a": 2.0},  # the RFC 8785 encoder, for the key order
     ],
 )
-def test_batch_leaves_of_whole_number_floats_found_by_validation(metadata: dict) -> None:
-    """Validation's `WHOLE` makes the batch path write those floats as integers before it
-    first encodes the document: the leaf must still be RFC 8785's, and no bytes are kept for
-    the response (msgspec writes 15.0, not 15)."""
+def test_batch_leaves_of_whole_number_floats(metadata: dict) -> None:
+    """Whole-number floats are written as integers: the leaf must be RFC 8785's, and no bytes
+    are kept for the response (msgspec writes 15.0 in the view, not 15)."""
     item = normalize_event(
         "acme",
         msgspec.convert({"action": "a", "actor": {"id": "u"}, "metadata": metadata}, EventIn),
         from_ms(1_714_600_000_000),
     )
-    assert item.metadata_floats is MetadataFloats.WHOLE
     documents: list[bytes | None] = []
-    leaves = ledger.event_leaves([item.event], 9, [item.metadata_floats], documents)
+    leaves = ledger.event_leaves([item.event], 9, documents)
     document = msgspec.to_builtins(ledger.event_document(item.event, 9))
     assert leaves == [naive.leaf(rfc8785.dumps(document))]
     assert documents == [None]
@@ -357,13 +353,16 @@ def test_exported_events_take_the_fast_path() -> None:
         "metadata": {"n": 12, "tags": ["a", "b"], "nested": {"z": None, "a": True}},
         "log_index": 7,
     }
-    fast = verifier._plain_canonical_json(event)
-    assert fast is not None
-    assert fast == rfc8785.dumps(event)
+    assert verifier.plain_form(event) is event
+    assert verifier.canonical_json(event) == rfc8785.dumps(event)
 
 
 @settings(max_examples=300)
 @given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+@example({"amount": 15.0, "rate": 12.5})
+@example({"zero": -0.0, "items": [{"n": 3.0}, "15.0"]})
+@example({"amount": 15.0, "tiny": 1e-7})
+@example({"big": 1e20, "\ue000": {"\U0001f600": 2.0**60}})
 def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
     event = fixed_event(
         action="créé \u2028",
@@ -375,7 +374,7 @@ def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
     assert ledger.canonical_event(event) == rfc8785.dumps(document)
     # and a customer recomputes the same leaf from the exported JSON line
     exported = msgspec.json.decode(msgspec.json.encode(document))
-    assert verifier.event_leaf_hash(exported) == ledger.event_leaf(event)
+    assert [verifier.event_leaf_hash(exported)] == ledger.event_leaves([event], 7)
 
 
 @pytest.mark.parametrize(
@@ -394,45 +393,6 @@ def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
 )
 def test_es6_number_formatting(value: float, expected: str) -> None:
     assert verifier.canonical_json(value) == expected.encode()
-
-
-@settings(max_examples=300)
-@given(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
-@example({"amount": 15.0, "rate": 12.5})
-@example({"zero": -0.0, "items": [{"n": 3.0}, "15.0"]})
-@example({"amount": 15.0, "tiny": 1e-7})
-@example({"big": 1e20})
-@example({"beyond": 2.0**60})
-def test_validation_hint_never_changes_a_leaf(metadata: dict[str, Any]) -> None:
-    """Ingest passes on what validation found of metadata's floats (none but plain ones, or
-    whole numbers too) so the leaf skips its own probes: what it says must be exactly what a
-    walk finds, and the leaf with it the one RFC 8785 gives."""
-    given_event = msgspec.convert(
-        {"action": "a", "actor": {"id": "u"}, "metadata": metadata}, EventIn
-    )
-    try:
-        item = normalize_event("acme", given_event, from_ms(1_700_000_000_456))
-    except InvalidInput:
-        return  # metadata validation refuses (deep nesting, huge integers, NUL): no leaf
-    event = msgspec.structs.replace(item.event, log_index=3)
-    document = msgspec.to_builtins(ledger.event_document(event))
-    hinted = ledger.canonical_event(event, floats=item.metadata_floats)
-    assert hinted == rfc8785.dumps(document)
-    unplain = [v for v in _leaves(metadata) if isinstance(v, float) and not plain_float(v)]
-    if not unplain:
-        assert item.metadata_floats is MetadataFloats.PLAIN
-    elif all(exact_whole_float(v) for v in unplain):
-        assert item.metadata_floats is MetadataFloats.WHOLE
-    else:
-        assert item.metadata_floats is MetadataFloats.UNKNOWN
-
-
-def _leaves(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [leaf for item in value.values() for leaf in _leaves(item)]
-    if isinstance(value, list):
-        return [leaf for item in value for leaf in _leaves(item)]
-    return [value]
 
 
 optional_text = st.none() | st.text(min_size=1, max_size=12)
@@ -455,8 +415,8 @@ def test_leaf_of_every_field_is_rfc8785_of_the_public_document(
     ip: str | None,
     metadata: dict[str, Any],
 ) -> None:
-    """Events as ingest makes them, every optional field present or not: the leaf, with and
-    without validation's float-free hint, is RFC 8785 of exactly what the API shows."""
+    """Events as ingest makes them, every optional field present or not: the leaf is RFC 8785
+    of exactly what the API shows."""
     payload = event_payload(n, metadata=metadata, type=type_, source=source)
     if ip is not None or user_agent is not None:
         payload["context"] = {"ip": ip, "user_agent": user_agent}
@@ -468,7 +428,6 @@ def test_leaf_of_every_field_is_rfc8785_of_the_public_document(
     event = msgspec.structs.replace(item.event, log_index=n)
     expected = rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event)))
     assert ledger.canonical_event(event) == expected
-    assert ledger.canonical_event(event, floats=item.metadata_floats) == expected
 
 
 @settings(max_examples=100)
@@ -485,8 +444,8 @@ def test_leaf_of_every_field_is_rfc8785_of_the_public_document(
 def test_batch_leaves_equal_rfc8785_leaves(
     contents: list[tuple[dict[str, Any], str]], first: int
 ) -> None:
-    """The batch path reuses one buffer for every event: documents of every length, with and
-    without floats or characters that take the RFC 8785 fallback, each hash alone."""
+    """A batch: documents of every length, with and without floats or characters that take
+    the RFC 8785 fallback, each hash alone."""
     items = []
     for n, (metadata, action) in enumerate(contents):
         try:
@@ -497,7 +456,7 @@ def test_batch_leaves_equal_rfc8785_leaves(
         except (msgspec.ValidationError, InvalidInput):
             continue
     events = [item.event for item in items]
-    leaves = ledger.event_leaves(events, first, [item.metadata_floats for item in items])
+    leaves = ledger.event_leaves(events, first)
     expected = [
         naive.leaf(rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event, first + n))))
         for n, event in enumerate(events)

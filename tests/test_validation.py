@@ -11,7 +11,6 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from trailkeeper.errors import InvalidInput
-from trailkeeper.ledger import contains_float
 from trailkeeper.model import (
     EMAIL_PATTERN,
     EVENT_ID_PATTERN,
@@ -117,35 +116,6 @@ def test_shaped_fields_accept_what_their_patterns_accept() -> None:
     )
     event = normalize_event("acme", given_event, utc_now_ms()).event
     assert (event.id, event.actor.email) == ("0192f0d2-8f7a-7cc0.b5c1:x~y_z", "jane@example.com")
-
-
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**53), max_value=2**53)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
-    max_leaves=12,
-)
-
-
-def _has_float(value: object) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_float(v) for v in value)
-    return False
-
-
-@given(_JSON)
-@example({"version": "5.0", "n": 3})
-@example({"x": 1.0})
-@example({"x": 1e300})
-def test_contains_float_finds_exactly_the_floats(value: object) -> None:
-    assert contains_float(msgspec.json.encode(value)) == _has_float(value)
 
 
 _TEXT_FIELDS = [

@@ -4,7 +4,9 @@ it answers with a report and never raises."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,3 +52,34 @@ def test_content_no_server_could_have_hashed_is_named_by_line() -> None:
 def test_a_boolean_is_not_a_log_index() -> None:
     report = verifier.verify_export(['{"log_index": true}'], CHECKPOINT)
     assert report.message == "line 1 has no valid log_index"
+
+
+def _signed_export(tmp_path: Path, count: int) -> tuple[list[bytes], verifier.Checkpoint]:
+    from bench.verify_export import write_export
+
+    from trailkeeper.ledger import Signer
+
+    signer = Signer("audit.example.com", b"\x01" * 32)
+    path = tmp_path / "export.jsonl"
+    note = write_export(path, count, signer, chunk=700)
+    return path.read_bytes().splitlines(), verifier.parse_checkpoint(note, signer.vkey)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_tampered_line_is_found_in_chunks_and_processes(tmp_path: Path, workers: int) -> None:
+    """Lines are hashed in chunks (in worker processes with `workers` > 1): the export still
+    verifies in any order, and an altered event is named by its log index and id."""
+    lines, checkpoint = _signed_export(tmp_path, 2 * verifier.CHUNK_LINES + 345)
+    assert verifier.verify_export(lines, checkpoint, workers).ok
+    assert verifier.verify_export(lines[::-1], checkpoint, workers).ok
+    altered = lines[1500].replace(b'"action":"', b'"action":"forged ')
+    report = verifier.verify_export([*lines[:1500], altered, *lines[1501:]], checkpoint, workers)
+    assert not report.ok
+    assert (report.first_bad_index, report.first_bad_id) == (1500, "bench-00001500")
+    assert "altered" in report.message
+    report = verifier.verify_export(lines[:1200] + lines[1201:], checkpoint, workers)
+    assert (report.ok, report.first_bad_index) == (False, 1200)
+    report = verifier.verify_export([*lines, lines[2000]], checkpoint, workers)
+    assert report.message == "log index 2000 appears twice"
+    report = verifier.verify_export([*lines[:2100], b"{", *lines[2100:]], checkpoint, workers)
+    assert report.message == "line 2101 is not an exported event"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -660,7 +661,7 @@ def verify(
         else:
             if export_file is None or held is None:
                 raise click.UsageError("offline verification needs --export and --checkpoint")
-            report = verifier.verify_export(export_file, held)
+            report = verifier.verify_export(export_file, held, workers=os.cpu_count() or 1)
     except verifier.VerificationError as exc:
         raise click.ClickException(f"NOT VERIFIED: {exc}") from None
     if not report.ok:
@@ -742,7 +743,7 @@ def _verify_against(
             verifier.verify_inclusion(
                 event["log_index"],
                 latest.size,
-                verifier.event_leaf_hash_as_recorded(event)[0],
+                verifier.event_leaf_hash(event),
                 [base64.b64decode(h) for h in proof["proof"]],
                 latest.root,
             )

@@ -13,192 +13,73 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from enum import Enum
-from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from trailkeeper.formats import EventDocument, event_document
-from trailkeeper.model import Event, MetadataFloats, format_ts
+from trailkeeper.formats import event_document
+from trailkeeper.model import Event, format_ts
 from trailkeeper.verifier import (
     ED25519_ALG,
     EMPTY_ROOT,
-    LEAF_PREFIX,
     NODE_PREFIX,
+    NOT_PLAIN,
     SIGNATURE_DASH,
     canonical_json,
-    exact_whole_float,
     key_id,
     leaf_hash,
     node_hash,
-    plain_float,
-    whole_floats_as_ints,
+    plain_form,
 )
 
 Node = tuple[int, int]  # (level, index)
 NodeGetter = Callable[[int, int], bytes]
 
-
-def event_leaf(
-    event: Event, log_index: int | None = None, floats: MetadataFloats = MetadataFloats.UNKNOWN
-) -> bytes:
-    """Leaf hash of a stored event: RFC 8785 JSON of its public form (with `log_index`, which
-    may be given here for an event about to be appended at that index)."""
-    return leaf_hash(canonical_event(event, log_index, floats))
-
-
 _sorted_json = msgspec.json.Encoder(order="sorted")
-# UTF-8 lead bytes of U+E000 and above: where UTF-16 key order can differ from code points.
-_HIGH_CHARS = re.compile(rb"[\xee-\xf4]")
 
 
-class _FloatFound(Exception):
-    pass
+def canonical_event(event: Event, log_index: int | None = None) -> bytes:
+    """RFC 8785 bytes of the event's public form (docs/integrity.md), whose hash is its leaf;
+    `log_index` overrides the event's own (for one about to be appended)."""
+    return _canonical(event, log_index)[0]
 
 
-def _found_float(_: str) -> Any:
-    raise _FloatFound
+def _canonical(event: Event, log_index: int | None) -> tuple[bytes, bool]:
+    """(`canonical_event`, whether those bytes are msgspec's encoding of the view too).
 
-
-def _found_unplain_float(text: str) -> Any:
-    value = float(text)
-    if plain_float(value):
-        return value
-    raise _FloatFound
-
-
-def _found_unfit_float(text: str) -> Any:
-    value = float(text)
-    if plain_float(value) or exact_whole_float(value):
-        return value
-    raise _FloatFound
-
-
-# Which floats `contains_float` looks for: any; those msgspec writes unlike RFC 8785 (it
-# writes a float as repr() does, see verifier.plain_float); those even whole-number floats
-# turned into ints would not mend.
-ANY_FLOAT = msgspec.json.Decoder(float_hook=_found_float)
-UNPLAIN_FLOAT = msgspec.json.Decoder(float_hook=_found_unplain_float)
-UNFIT_FLOAT = msgspec.json.Decoder(float_hook=_found_unfit_float)
-
-
-class _Fit(Enum):
-    """How msgspec's sorted bytes of a document relate to its RFC 8785 form."""
-
-    AS_IS = "the same"
-    WHOLE_FLOATS_AS_INTS = "the same once whole-number floats are ints"
-    NEITHER = "different"
-
-
-def canonical_event(
-    event: Event, log_index: int | None = None, floats: MetadataFloats = MetadataFloats.UNKNOWN
-) -> bytes:
-    """RFC 8785 bytes of the event's public form.
-
-    msgspec's sorted encoding is byte-identical to JCS for everything trailkeeper stores except
-    some floats (only metadata can hold them: see `verifier.plain_float`) and keys from U+E000
-    up (UTF-16 sort order). Metadata whose only such floats are whole numbers (18.0, which
-    RFC 8785 writes as 18) is encoded again with them as ints; events with other such floats,
-    or with characters from U+E000 up anywhere, take the verifier's `canonical_json`. The
-    equivalence is property-tested against the `rfc8785` reference implementation. `floats`:
-    what validation found in the event's metadata (`NewEvent.metadata_floats`), if known.
+    The verifier's `canonical_json` defines the bytes; this takes its fast path with msgspec's
+    sorted encoder in place of the json module's (the same bytes, ~5x faster): the document's
+    own fields hold only strings, booleans, null and log indexes under 2**53, under ASCII
+    keys, which both write as RFC 8785 does, so only metadata needs the verifier's
+    `plain_form`. Metadata without one takes `canonical_json` itself.
     """
     document = event_document(event, log_index)
-    if floats is MetadataFloats.WHOLE:
-        document, floats = _whole_floats_as_ints(document), MetadataFloats.PLAIN
-    encoded = _sorted_json.encode(document)
-    fit = _msgspec_fit(encoded, event, floats)
-    return encoded if fit is _Fit.AS_IS else _refit(document, fit)
-
-
-def _msgspec_fit(encoded: bytes | bytearray, event: Event, floats: MetadataFloats) -> _Fit:
-    """How msgspec's sorted encoding of the event's document relates to its RFC 8785 form."""
-    if not encoded.isascii() and _HIGH_CHARS.search(encoded) is not None:  # isascii: in C
-        return _Fit.NEITHER
-    # Only metadata can hold a float, and validation has usually looked already (NewEvent).
-    # Else metadata is probed alone: the document's user agent ("Mozilla/5.0") nearly always
-    # defeats contains_float's quick pre-check.
-    if floats is MetadataFloats.PLAIN:
-        return _Fit.AS_IS
-    metadata = _sorted_json.encode(event.metadata)
-    if not contains_float(metadata, UNPLAIN_FLOAT):
-        return _Fit.AS_IS
-    return _Fit.NEITHER if contains_float(metadata, UNFIT_FLOAT) else _Fit.WHOLE_FLOATS_AS_INTS
-
-
-def _refit(document: EventDocument, fit: _Fit) -> bytes:
-    """RFC 8785 bytes of a document whose msgspec encoding is not (`fit` not AS_IS)."""
-    if fit is _Fit.WHOLE_FLOATS_AS_INTS:
-        return _sorted_json.encode(_whole_floats_as_ints(document))
-    return canonical_json(msgspec.to_builtins(document))
-
-
-def _whole_floats_as_ints(document: EventDocument) -> EventDocument:
-    """The document with its metadata's whole-number floats as ints, as RFC 8785 writes them.
-    Where validation found such floats (`MetadataFloats.WHOLE`), the leaf starts from this, so
-    that the document is encoded once."""
-    return msgspec.structs.replace(document, metadata=whole_floats_as_ints(document.metadata))
+    metadata = plain_form(event.metadata)
+    if metadata is NOT_PLAIN:
+        return canonical_json(msgspec.to_builtins(document)), False
+    if metadata is event.metadata:
+        return _sorted_json.encode(document), True
+    return _sorted_json.encode(msgspec.structs.replace(document, metadata=metadata)), False
 
 
 def event_leaves(
-    events: Sequence[Event],
-    first_index: int,
-    metadata_floats: Sequence[MetadataFloats],
-    documents: list[bytes | None] | None = None,
+    events: Sequence[Event], first_index: int, documents: list[bytes | None] | None = None
 ) -> list[bytes]:
-    """`event_leaf` of each event as appended at `first_index`, `first_index + 1`, ...
+    """The leaf of each event as appended at `first_index`, `first_index + 1`, ...
 
-    One loop over the batch with one reused buffer: msgspec encodes each document into it
-    after the leaf's 0x00 prefix, and SHA-256 reads it in place (~0.4 us less per event than
-    `event_leaf`; docs/performance-log.md). Given `documents`, each event's document bytes are
-    appended to it where they are msgspec's own encoding too (else None): the ingest response
-    reuses them (`Event.canonical`): ~0.5 us a copy, against ~1.6 us for building the view.
-
-    Where validation found whole-number floats (`MetadataFloats.WHOLE`), the document is made
-    with them as integers before it is first encoded: ~1.3 us more than a plain event, where
-    encoding it as msgspec does, finding them and encoding it again cost ~6.5 us."""
-    buffer = bytearray(LEAF_PREFIX)
-    encode_into, sha256 = _sorted_json.encode_into, hashlib.sha256
-    plain, whole = MetadataFloats.PLAIN, MetadataFloats.WHOLE
+    Given `documents`, each event's canonical bytes are appended to it where they are the
+    view's own encoding too (else None; a whole-number float in metadata is written 18 there,
+    18.0 in the view): the ingest response reuses them (`Event.canonical`)."""
     leaves = []
-    for index, (event, floats) in enumerate(zip(events, metadata_floats, strict=True), first_index):
-        document = event_document(event, index)
-        kept = True  # whether the bytes hashed are msgspec's encoding of the event too
-        if floats is whole:
-            document, floats, kept = _whole_floats_as_ints(document), plain, False
-        encode_into(document, buffer, 1)
-        # _msgspec_fit's usual answer, checked here in C: ~0.27 us less per event than the call
-        if not (floats is plain and buffer.isascii()):
-            fit = _msgspec_fit(buffer, event, floats)
-            if fit is not _Fit.AS_IS:
-                buffer[1:] = _refit(document, fit)
-                kept = False
-        leaves.append(sha256(buffer).digest())
+    for index, event in enumerate(events, first_index):
+        canonical, as_view = _canonical(event, index)
+        leaves.append(leaf_hash(canonical))
         if documents is not None:
-            documents.append(bytes(memoryview(buffer)[1:]) if kept else None)
+            documents.append(canonical if as_view else None)
     return leaves
-
-
-# msgspec writes every float with a '.' or an exponent right after a digit; an integer never
-# has one. Without a match there is no float; a match may be inside a string, so it is checked.
-_FLOATISH = re.compile(rb"[0-9][.eE]")
-
-
-def contains_float(encoded_json: bytes, probe: msgspec.json.Decoder[Any] = ANY_FLOAT) -> bool:
-    """Whether a JSON document has a float of the kind `probe` looks for (any non-integer
-    number by default; decoded in C, stops at the first)."""
-    if _FLOATISH.search(encoded_json) is None:
-        return False
-    try:
-        probe.decode(encoded_json)
-    except _FloatFound:
-        return True
-    return False
 
 
 def _split(n: int) -> int:

@@ -158,15 +158,6 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     canonical: bytes | None = None
 
 
-class MetadataFloats(enum.Enum):
-    """What validation found of the floats in an event's metadata: what the Merkle leaf needs
-    to know to write it as RFC 8785 does (ledger.canonical_event) without looking again."""
-
-    UNKNOWN = "not known"
-    PLAIN = "none, or only floats msgspec writes as RFC 8785 does (verifier.plain_float)"
-    WHOLE = "whole-number floats RFC 8785 writes as integers, and otherwise plain ones"
-
-
 class NewEvent(msgspec.Struct, frozen=True, gc=False):
     """A validated event ready to store."""
 
@@ -175,8 +166,6 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     # Whether the client gave occurred_at: a replay that omits it again is the same event,
     # although its receive time (the stand-in for occurred_at) differs (store/idempotency.py).
     occurred_given: bool
-    # So the Merkle leaf need not look for floats in metadata again (ledger.canonical_event).
-    metadata_floats: MetadataFloats = MetadataFloats.UNKNOWN
     # Metadata as JSON (validation encodes it to check its size): stored as it is.
     metadata_json: str | None = None
 

@@ -17,7 +17,6 @@ import msgspec
 import uuid_utils
 
 from trailkeeper.errors import InvalidInput
-from trailkeeper.ledger import UNFIT_FLOAT, UNPLAIN_FLOAT, contains_float
 from trailkeeper.model import (
     EPOCH,
     MAX_METADATA_BYTES,
@@ -27,7 +26,6 @@ from trailkeeper.model import (
     Event,
     EventFilter,
     EventIn,
-    MetadataFloats,
     NewEvent,
 )
 
@@ -135,7 +133,7 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
     nul_field = _field_with_nul(given)
     if nul_field is not None:
         raise _field_error(f"{where}{nul_field}", "must not contain NUL characters")
-    metadata_json, floats = _check_metadata(given.metadata, where)
+    metadata_json = _check_metadata(given.metadata, where)
     if given.context is not None and given.context.ip is not None and not is_ip(given.context.ip):
         raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
     if given.id is not None and not is_event_id(given.id):
@@ -164,7 +162,6 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
         event=event,
         client_id=client_id,
         occurred_given=given.occurred_at is not None,
-        metadata_floats=floats,
         metadata_json=metadata_json,
     )
 
@@ -253,8 +250,8 @@ def _occurred_at(value: datetime | None, received: datetime, where: str) -> date
     return value
 
 
-def _check_metadata(metadata: dict[str, Any], where: str) -> tuple[str, MetadataFloats]:
-    """Raise for metadata breaking a rule; returns it as JSON, and what floats it holds."""
+def _check_metadata(metadata: dict[str, Any], where: str) -> str:
+    """Raise for metadata breaking a rule; returns it as JSON."""
     encoded = _encoder.encode(metadata)
     if len(encoded) > MAX_METADATA_BYTES:
         raise _field_error(
@@ -276,16 +273,7 @@ def _check_metadata(metadata: dict[str, Any], where: str) -> tuple[str, Metadata
         problem = _metadata_problem(metadata, 1)
         if problem:
             raise _field_error(f"{where}metadata", problem)
-    return encoded.decode("utf-8"), _floats(encoded, digits)
-
-
-def _floats(encoded: bytes, digits: int) -> MetadataFloats:
-    """What kind of floats metadata (as msgspec's JSON) holds, as far as the leaf cares."""
-    if digits == 0 or not contains_float(encoded, UNPLAIN_FLOAT):
-        return MetadataFloats.PLAIN
-    if not contains_float(encoded, UNFIT_FLOAT):
-        return MetadataFloats.WHOLE
-    return MetadataFloats.UNKNOWN  # tiny or huge floats: the leaf takes the RFC 8785 encoder
+    return encoded.decode("utf-8")
 
 
 def _metadata_problem(value: Any, depth: int) -> str | None:

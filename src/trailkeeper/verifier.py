@@ -18,9 +18,12 @@ import base64
 import hashlib
 import json
 import math
+import multiprocessing
 import re
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult, Pool
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -32,11 +35,11 @@ __all__ = [
     "VerificationError",
     "canonical_json",
     "event_leaf_hash",
-    "event_leaf_hash_as_recorded",
     "key_id",
     "leaf_hash",
     "node_hash",
     "parse_checkpoint",
+    "plain_form",
     "root_hash",
     "verify_consistency",
     "verify_export",
@@ -56,20 +59,74 @@ class VerificationError(Exception):
 
 # ---- RFC 8785 canonical JSON -------------------------------------------------------------
 
-
-def canonical_json(value: Any) -> bytes:
-    """RFC 8785 (JCS): sorted keys (by UTF-16 code units), no spaces, ES6 number format."""
-    plain = _plain_canonical_json(value)
-    return plain if plain is not None else _jcs(value).encode("utf-8")
-
-
 MAX_SAFE_INTEGER = 2**53 - 1  # I-JSON (RFC 7493): larger integers are not exact in a double
 _PLAIN_FLOAT_MIN, _PLAIN_FLOAT_LIMIT = 1e-4, 1e16  # see plain_float
-# Where ordering strings by code point (Python) and by UTF-16 code unit (RFC 8785) can differ.
+# Keys with a character from U+E000 up: where code point order (Python's) and UTF-16 code
+# unit order (RFC 8785's) can differ.
 _UTF16_ORDER_MAY_DIFFER = re.compile("[\ue000-\U0010ffff]")
 _json_sorted = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
+NOT_PLAIN = object()  # see plain_form
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS): sorted keys (by UTF-16 code units), no spaces, ES6 number format.
+
+    Values with a `plain_form` are written by the json module's C encoder (~5x faster than
+    the pure-Python `_jcs`, which makes verifying a large export take seconds rather than
+    minutes); the rest by `_jcs`. Property-tested against the `rfc8785` reference
+    implementation. Raises VerificationError for what is not I-JSON (NaN, infinities,
+    integers beyond 2**53 - 1, lone surrogates, keys that are not strings, other types).
+    """
+    form = plain_form(value)
+    text = _jcs(value) if form is NOT_PLAIN else _json_sorted(form)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise VerificationError("a string holds a lone surrogate, which is not text") from None
+
+
+def plain_form(value: Any) -> Any:
+    """`value` in a form that JSON with sorted keys, no spaces and floats as repr() (the json
+    module's and msgspec's sorted encoders) writes exactly as RFC 8785 does, or NOT_PLAIN.
+
+    That is the value itself when every float in it is a `plain_float`, every integer within
+    I-JSON and every key a string below U+E000 (the escapes of strings are already the same);
+    a copy with its whole-number floats as integers (RFC 8785 writes 18.0 as 18) when those
+    are the only other floats. Anything else (tiny or huge floats, other keys, NaN, integers
+    beyond I-JSON, other types) is NOT_PLAIN: `_jcs` writes it or says why it cannot.
+    """
+    pending, whole = [value], False
+    pop, extend = pending.pop, pending.extend
+    while pending:
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
+                continue
+            return NOT_PLAIN
+        if kind is float:
+            if plain_float(item):
+                continue
+            if exact_whole_float(item):
+                whole = True
+                continue
+            return NOT_PLAIN
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or (
+                    not key.isascii() and _UTF16_ORDER_MAY_DIFFER.search(key)
+                ):
+                    return NOT_PLAIN
+            extend(item.values())
+        elif kind is list or kind is tuple:
+            extend(item)
+        else:
+            return NOT_PLAIN
+    return _whole_floats_as_ints(value) if whole else value
 
 
 def plain_float(value: float) -> bool:
@@ -85,64 +142,15 @@ def exact_whole_float(value: float) -> bool:
     return value.is_integer() and abs(value) <= MAX_SAFE_INTEGER
 
 
-def _plain_canonical_json(value: Any) -> bytes | None:
-    """`canonical_json` by the json module's C encoder, or None where that would differ.
-
-    For strings, booleans, null, integers within I-JSON, floats with a fraction from 1e-4 up,
-    lists and objects with string keys, JSON's own output (sorted keys, no spaces, the same
-    string escapes as `_jcs`, floats as repr()) is RFC 8785, except that keys are sorted by
-    code point: the same order as UTF-16's unless some string holds a character from U+E000
-    up; whole-number floats below 2**53 are written as integers, as ES6 does. Other floats
-    (tiny or huge ones) take `_jcs`. ~5x faster than `_jcs` on a typical event, which makes
-    verifying a large export take seconds rather than minutes; property-tested against the
-    `rfc8785` reference implementation.
-    """
-    pending, whole = [value], False
-    pop, extend = pending.pop, pending.extend
-    while pending:
-        item = pop()
-        kind = type(item)
-        if kind is str or kind is bool or item is None:
-            continue
-        if kind is int:
-            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                continue
-            return None
-        if kind is float:
-            if plain_float(item):
-                continue
-            if exact_whole_float(item):
-                whole = True  # ES6 writes 18.0 as "18": written as the int below
-                continue
-            return None
-        if kind is dict:
-            for key in item:
-                if type(key) is not str:
-                    return None
-            extend(item.values())
-        elif kind is list or kind is tuple:
-            extend(item)
-        else:
-            return None
-    text = _json_sorted(whole_floats_as_ints(value) if whole else value)
-    if not text.isascii() and _UTF16_ORDER_MAY_DIFFER.search(text):
-        return None
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: `_jcs` says what it does with one
-        return None
-
-
-def whole_floats_as_ints(value: Any) -> Any:
-    """A copy with every whole-number float an int: RFC 8785's form of it, for those that
-    `exact_whole_float` admits (the caller checks)."""
+def _whole_floats_as_ints(value: Any) -> Any:
+    """A copy with every whole-number float an int (`plain_form` has checked they are exact)."""
     kind = type(value)
     if kind is float and value.is_integer():
         return int(value)
     if kind is dict:
-        return {key: whole_floats_as_ints(item) for key, item in value.items()}
+        return {key: _whole_floats_as_ints(item) for key, item in value.items()}
     if kind is list or kind is tuple:
-        return [whole_floats_as_ints(item) for item in value]
+        return [_whole_floats_as_ints(item) for item in value]
     return value
 
 
@@ -162,7 +170,7 @@ def _jcs(value: Any) -> str:
     if isinstance(value, float):
         return _es6_number(value)
     if isinstance(value, dict):
-        items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be"))
+        items = sorted(value.items(), key=lambda kv: kv[0].encode("utf-16-be", "surrogatepass"))
         return "{" + ",".join(f"{_jcs(k)}:{_jcs(v)}" for k, v in items) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_jcs(v) for v in value) + "]"
@@ -218,53 +226,9 @@ def event_leaf_hash(event: dict[str, Any]) -> bytes:
     return leaf_hash(canonical_json(body))
 
 
-# Servers before 2026-11-23 hashed an event sent with an empty target or context (`{}`, or all
-# its fields null) as that object, while storing and exporting it as null. Such a leaf is the
-# same content: the object says nothing the null does not.
-_EMPTY_OBJECTS: dict[str, dict[str, None]] = {
-    "target": {"type": None, "id": None, "name": None, "email": None},
-    "context": {"ip": None, "user_agent": None},
-}
-
-
-def event_leaf_hash_as_recorded(event: dict[str, Any]) -> tuple[bytes, bool]:
-    """(leaf, legacy) for one exported event: `event_leaf_hash`, unless the event's recorded
-    `leaf_hash` is instead the leaf an older server made of this same content (an empty
-    target or context hashed as an object); then that leaf, and `legacy` is True.
-
-    Accepting it cannot hide a change: the two encodings differ only in null against an
-    object of nulls, and the leaf must still be the one the signed tree holds.
-    """
-    return _leaf_matching(event, _recorded_leaf(event))
-
-
-def _recorded_leaf(event: dict[str, Any]) -> bytes:
-    """The event's `leaf_hash` field decoded; b"" when it has none or it is not base64."""
-    try:
-        return base64.b64decode(event.get("leaf_hash") or "", validate=True)
-    except (ValueError, TypeError):
-        return b""
-
-
-def _leaf_matching(event: dict[str, Any], recorded: bytes) -> tuple[bytes, bool]:
-    leaf = event_leaf_hash(event)
-    empty = [name for name in _EMPTY_OBJECTS if name in event and event[name] is None]
-    if leaf == recorded or not empty:
-        return leaf, False
-    for mask in range(1, 1 << len(empty)):
-        variant = dict(event)
-        for bit, name in enumerate(empty):
-            if mask >> bit & 1:
-                variant[name] = dict(_EMPTY_OBJECTS[name])
-        if event_leaf_hash(variant) == recorded:
-            return recorded, True
-    return leaf, False
-
-
-def root_hash(leaves: Sequence[bytes]) -> bytes:
-    """Merkle tree hash of leaf hashes, in O(n) time and O(log n) memory."""
-    if not leaves:
-        return EMPTY_ROOT
+def root_hash(leaves: Iterable[bytes]) -> bytes:
+    """Merkle tree hash of leaf hashes, in O(n) time and O(log n) memory (a stack of the roots
+    of complete subtrees, as leaves come)."""
     stack: list[tuple[int, bytes]] = []  # (subtree size, hash), sizes strictly decreasing
     for leaf in leaves:
         size, value = 1, leaf
@@ -272,6 +236,8 @@ def root_hash(leaves: Sequence[bytes]) -> bytes:
             left_size, left = stack.pop()
             size, value = left_size + size, node_hash(left, value)
         stack.append((size, value))
+    if not stack:
+        return EMPTY_ROOT
     value = stack[-1][1]
     for _, left in reversed(stack[:-1]):
         value = node_hash(left, value)
@@ -427,89 +393,148 @@ class ExportReport:
     first_bad_index: int | None = None
     first_bad_id: str | None = None
     events_checked: int = 0
-    legacy_leaves: int = 0  # see event_leaf_hash_as_recorded
 
 
-def verify_export(lines: Iterable[bytes | str], checkpoint: Checkpoint) -> ExportReport:
+# One export line's outcome: (line number, log index, leaf, recorded leaf, event id, problem).
+# A problem (a message) ends verification; then the leaves are empty.
+_Line = tuple[int, int | None, bytes, bytes, str | None, str | None]
+CHUNK_LINES = 1000  # lines a worker process hashes per task
+
+
+def verify_export(
+    lines: Iterable[bytes | str], checkpoint: Checkpoint, workers: int = 1
+) -> ExportReport:
     """Recompute the log of one tenant from its JSON-lines export and check the checkpoint.
 
-    Every log index below the checkpoint size must appear exactly once (any order). When the
-    tree the server recorded (the `leaf_hash` fields) matches the checkpoint, each event is
-    checked against its recorded leaf, which names the first altered event precisely. Memory:
-    64 bytes per event.
+    The lines are read once, as they come (a file is never held in memory). Every log index
+    below the checkpoint size must appear exactly once, in any order (an export is ordered by
+    occurred_at); later ones are not covered by the checkpoint and are skipped. When the tree
+    the server recorded (the `leaf_hash` fields) matches the checkpoint, each event is checked
+    against its recorded leaf, which names the first altered event precisely. Memory: 33 bytes
+    per event of the checkpoint (its leaf, and whether it was seen), 32 more once an event
+    differs from its recorded leaf. `workers` > 1 hashes chunks of `CHUNK_LINES` lines in that
+    many processes (`multiprocessing`), a few chunks ahead of the one being placed.
     """
+    if workers <= 1:
+        return _verify_leaves(_hashed_lines(lines, checkpoint.size), checkpoint)
+    # Started before the leaves' buffer is filled, which forked workers need not share.
+    with multiprocessing.Pool(workers) as pool:
+        return _verify_leaves(_hashed_lines(lines, checkpoint.size, pool, workers), checkpoint)
+
+
+def _verify_leaves(hashed: Iterable[_Line], checkpoint: Checkpoint) -> ExportReport:
     size = checkpoint.size
-    recomputed, recorded = bytearray(32 * size), bytearray(32 * size)
-    seen = bytearray(size)
-    differs: dict[int, str] = {}  # index -> id, where the event disagrees with its recorded leaf
-    legacy_leaves = 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-            index = event["log_index"]
-        except (ValueError, KeyError, TypeError):
-            return ExportReport(False, f"line {number} is not an exported event")
-        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
-            return ExportReport(False, f"line {number} has no valid log_index")
-        if index >= size:
-            continue  # newer than the checkpoint: not covered by it
+    leaves, seen = bytearray(32 * size), bytearray(size)
+    recorded: bytearray | None = None  # the recorded leaves, once one differs from its event
+    first_difference: tuple[int, str | None] | None = None  # (log index, id)
+    for _, index, leaf, kept, event_id, problem in hashed:
+        if problem is not None or index is None:
+            return ExportReport(False, problem or "", index, event_id)
         if seen[index]:
-            return ExportReport(False, f"log index {index} appears twice", index, event.get("id"))
+            return ExportReport(False, f"log index {index} appears twice", index, event_id)
         seen[index] = 1
-        kept = _recorded_leaf(event)
-        try:
-            leaf, legacy = _leaf_matching(event, kept)
-        except VerificationError as exc:  # content no server could have hashed (NaN, 2**53)
-            return ExportReport(False, f"line {number}: {exc}", index, str(event.get("id")))
-        legacy_leaves += legacy
-        recomputed[32 * index : 32 * index + 32] = leaf
-        recorded[32 * index : 32 * index + 32] = kept.ljust(32, b"\0")[:32]
-        if leaf != kept:
-            differs[index] = str(event.get("id"))
+        at = slice(32 * index, 32 * index + 32)
+        leaves[at] = leaf
+        if kept != leaf and recorded is None:
+            recorded = bytearray(leaves)
+        if recorded is not None:
+            recorded[at] = kept.ljust(32, b"\0")[:32]
+        if kept != leaf and (first_difference is None or index < first_difference[0]):
+            first_difference = (index, event_id)
     missing = seen.find(0)
     if missing != -1:
+        checked = size - seen.count(0)
         return ExportReport(
-            False,
-            f"event at log index {missing} is missing",
-            missing,
-            events_checked=size - seen.count(0),
+            False, f"event at log index {missing} is missing", missing, None, checked
         )
+    if root_hash(_split_leaves(leaves)) == checkpoint.root:
+        return ExportReport(True, f"{size} events match the checkpoint", events_checked=size)
+    if first_difference is None:
+        return ExportReport(False, _REWRITTEN, events_checked=size)
+    first, first_id = first_difference
+    if recorded is not None and root_hash(_split_leaves(recorded)) == checkpoint.root:
+        message = f"event {first_id!r} at log index {first} was altered after it was logged"
+        return ExportReport(False, message, first, first_id, size)
+    where = f"; first event that differs from its recorded leaf: index {first}"
+    return ExportReport(False, _REWRITTEN + where, first, first_id, size)
 
-    def leaves(buffer: bytearray) -> list[bytes]:
-        return [bytes(buffer[i : i + 32]) for i in range(0, len(buffer), 32)]
 
-    if root_hash(leaves(recomputed)) == checkpoint.root:
-        old_encoding = (
-            f" ({legacy_leaves} hashed with an empty target or context object, as servers did "
-            "before 2026-11-23)"
-            if legacy_leaves
-            else ""
-        )
-        return ExportReport(
-            True,
-            f"{size} events match the checkpoint{old_encoding}",
-            events_checked=size,
-            legacy_leaves=legacy_leaves,
-        )
-    first = min(differs) if differs else None
-    first_id = differs.get(first) if first is not None else None
-    if first is not None and root_hash(leaves(recorded)) == checkpoint.root:
-        return ExportReport(
-            False,
-            f"event {first_id!r} at log index {first} was altered after it was logged",
-            first,
-            first_id,
-            size,
-            legacy_leaves,
-        )
-    where = f"; first event that differs from its recorded leaf: index {first}" if differs else ""
-    return ExportReport(
-        False,
-        "the log does not match the checkpoint: events or the tree were rewritten" + where,
-        first,
-        first_id,
-        size,
-        legacy_leaves,
-    )
+_REWRITTEN = "the log does not match the checkpoint: events or the tree were rewritten"
+
+
+def _split_leaves(buffer: bytearray) -> Iterator[bytes]:
+    return (bytes(buffer[i : i + 32]) for i in range(0, len(buffer), 32))
+
+
+def _hashed_lines(
+    lines: Iterable[bytes | str], size: int, pool: Pool | None = None, workers: int = 1
+) -> Iterator[_Line]:
+    """`_hash_lines` of every line, in order, in this process or in the pool's `workers`."""
+    chunks = ((number, size, chunk) for number, chunk in _chunks(lines, CHUNK_LINES))
+    if pool is None:
+        for task in chunks:
+            yield from _hash_lines(task)
+        return
+    pending: deque[AsyncResult[list[_Line]]] = deque()
+    for task in chunks:
+        pending.append(pool.apply_async(_hash_lines, (task,)))
+        if len(pending) > 2 * workers:  # bounded: the file is read only as fast as it is hashed
+            yield from pending.popleft().get()
+    while pending:
+        yield from pending.popleft().get()
+
+
+def _chunks(lines: Iterable[bytes | str], n: int) -> Iterator[tuple[int, list[bytes | str]]]:
+    """(number of the first line, up to n lines), in order."""
+    chunk: list[bytes | str] = []
+    first = 1
+    for number, line in enumerate(lines, 1):
+        chunk.append(line)
+        if len(chunk) == n:
+            yield first, chunk
+            chunk, first = [], number + 1
+    if chunk:
+        yield first, chunk
+
+
+def _hash_lines(task: tuple[int, int, list[bytes | str]]) -> list[_Line]:
+    """The outcome of each line of a chunk up to its first problem; blank lines and events
+    at or beyond `size` are left out."""
+    first, size, lines = task
+    outcomes: list[_Line] = []
+    for number, line in enumerate(lines, first):
+        outcome = _hash_line(number, line, size)
+        if outcome is not None:
+            outcomes.append(outcome)
+            if outcome[5] is not None:
+                break
+    return outcomes
+
+
+def _hash_line(number: int, line: bytes | str, size: int) -> _Line | None:
+    if not line.strip():
+        return None
+    try:
+        event = json.loads(line)
+        index = event["log_index"]
+    except (ValueError, KeyError, TypeError):
+        return number, None, b"", b"", None, f"line {number} is not an exported event"
+    if type(index) is not int or index < 0:
+        return number, None, b"", b"", None, f"line {number} has no valid log_index"
+    if index >= size:
+        return None  # newer than the checkpoint: not covered by it
+    kept = _recorded_leaf(event.pop("leaf_hash", None))
+    event_id = str(event.get("id"))
+    try:
+        leaf = leaf_hash(canonical_json(event))
+    except VerificationError as exc:  # content no server could have hashed (NaN, 2**53)
+        return number, index, b"", b"", event_id, f"line {number}: {exc}"
+    return number, index, leaf, kept, event_id, None
+
+
+def _recorded_leaf(value: Any) -> bytes:
+    """An event's `leaf_hash` field decoded; b"" when it has none or it is not base64."""
+    try:
+        return base64.b64decode(value or "", validate=True)
+    except (ValueError, TypeError):
+        return b""

@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 import msgspec
 import psycopg
@@ -19,11 +18,10 @@ from hypothesis import strategies as st
 
 from tests.factories import event_payload
 from tests.helpers import tamper
-from trailkeeper import validation, verifier
+from trailkeeper import verifier
 from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.formats import EventView, to_view
-from trailkeeper.ledger import event_leaf
-from trailkeeper.model import EventFilter, EventIn, NewEvent
+from trailkeeper.model import EventFilter, EventIn
 from trailkeeper.service import AuditService
 from trailkeeper.store import Store, open_store
 
@@ -199,12 +197,10 @@ def test_checkpoints_and_proofs_verify(service: AuditService) -> None:
     for n in (0, 12, 13, 32):
         event, checkpoint, path = service.inclusion_proof("acme", f"evt-{n:05d}")
         assert checkpoint.size == 33
-        document = msgspec.json.decode(
-            msgspec.json.encode({k: v for k, v in msgspec.to_builtins(event).items() if k != "seq"})
-        )
-        assert event.log_index is not None
-        verifier.verify_inclusion(event.log_index, 33, event_leaf(event), path, latest.root)
+        document = msgspec.json.decode(msgspec.json.encode(to_view(event)))
         assert document["id"] == event.id
+        leaf = verifier.event_leaf_hash(document)
+        verifier.verify_inclusion(document["log_index"], 33, leaf, path, latest.root)
     assert verify(service, service.checkpoint("acme").note).ok
     assert service.sign_due_checkpoints() == 0
     ingest(service, 33, 1)
@@ -432,23 +428,6 @@ def test_leaf_hashes_are_exported_as_base64(service: AuditService) -> None:
     assert event["log_index"] in (0, 1)
 
 
-def test_events_stored_before_the_ledger_are_backfilled(database_url: str) -> None:
-    from trailkeeper.store import open_store
-
-    legacy = AuditService(open_store(database_url, ledger=False))
-    legacy.create_tenant("acme")
-    ingest(legacy, 0, 12)
-    legacy.close()
-    reopened = AuditService(open_store(database_url))  # the ledger is on by default
-    try:
-        events = list(reopened.store.iter_events("acme", EventFilter()))
-        assert sorted(e.log_index for e in events if e.log_index is not None) == list(range(12))
-        ingest(reopened, 12, 3)
-        assert verify(reopened, reopened.checkpoint("acme").note).ok
-    finally:
-        reopened.close()
-
-
 def test_periodic_checkpoints(service: AuditService) -> None:
     import time
 
@@ -467,78 +446,6 @@ def test_periodic_checkpoints(service: AuditService) -> None:
     checkpoint = service.store.get_checkpoint("acme")
     assert checkpoint is not None
     assert checkpoint.size == 3
-
-
-def _as_servers_before_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ingest as servers before 2026-11-23 did: an empty target or context stays an object in
-    the event, so its leaf covers the object while the row (all NULL) reads back as none."""
-    normalize = validation.normalize_event
-
-    def keeping_empty_objects(
-        tenant: str, given: EventIn, received: datetime, where: str = ""
-    ) -> NewEvent:
-        new = normalize(tenant, given, received, where)
-        event = msgspec.structs.replace(new.event, target=given.target, context=given.context)
-        return msgspec.structs.replace(new, event=event)
-
-    monkeypatch.setattr(validation, "normalize_event", keeping_empty_objects)
-
-
-def test_logs_written_before_the_empty_object_fix_still_verify(
-    service: AuditService, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Their leaves cannot be rewritten (signed checkpoints cover them); the verifier knows the
-    old encoding of the same content, for exports and for single inclusion proofs alike."""
-    with monkeypatch.context() as old_server:
-        _as_servers_before_the_fix(old_server)
-        payloads = [{**event_payload(n), **extra} for n, extra in enumerate(EMPTY_OBJECTS)]
-        service.ingest("acme", [msgspec.convert(p, EventIn) for p in payloads])
-    ingest(service, 100, 3)  # and events from after the fix, in the same log
-    note = service.checkpoint("acme").note
-    exported = [msgspec.json.decode(line) for line in export_lines(service)]
-    assert any(verifier.event_leaf_hash(e) != base64.b64decode(e["leaf_hash"]) for e in exported)
-
-    report = verify(service, note)
-    assert report.ok, report.message
-    assert (report.events_checked, report.legacy_leaves) == (len(EMPTY_OBJECTS) + 3, 5)
-    assert "5 hashed with an empty target or context object" in report.message
-
-    checkpoint = verifier.parse_checkpoint(note, service.signer.vkey)
-    for event in exported:
-        _, _, proof = service.inclusion_proof("acme", event["id"])
-        leaf, _ = verifier.event_leaf_hash_as_recorded(event)
-        verifier.verify_inclusion(event["log_index"], checkpoint.size, leaf, proof, checkpoint.root)
-
-
-def test_the_old_encoding_never_excuses_a_changed_event(
-    service: AuditService, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Only null against an object of nulls is the same content: a target that an attacker
-    set to null, or an altered field beside an old-style empty object, still fails."""
-    with monkeypatch.context() as old_server:
-        _as_servers_before_the_fix(old_server)
-        service.ingest(
-            "acme",
-            [
-                msgspec.convert({**event_payload(0), "target": {}}, EventIn),
-                msgspec.convert(
-                    {**event_payload(1), "target": {"type": "user", "id": "u1"}}, EventIn
-                ),
-            ],
-        )
-    note = service.checkpoint("acme").note
-    tamper(
-        database_url,
-        "UPDATE events SET target_type = NULL, target_id = NULL WHERE id = 'evt-00001'",
-    )
-    report = verify(service, note)
-    assert not report.ok
-    assert (report.first_bad_id, report.legacy_leaves) == ("evt-00001", 1)
-
-    tamper(database_url, "UPDATE events SET action = 'forged' WHERE id = 'evt-00000'")
-    report = verify(service, note)
-    assert not report.ok
-    assert report.first_bad_id == "evt-00000"
 
 
 def test_a_garbled_leaf_hash_field_is_no_crash_and_no_change(service: AuditService) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 import sqlite3
 import threading
@@ -11,11 +10,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from tests.factories import event_payload
-from tests.helpers import tamper
 from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.formats import to_view
 from trailkeeper.ledger import canonical_event
@@ -33,7 +29,6 @@ from trailkeeper.model import (
 )
 from trailkeeper.service import AuditService
 from trailkeeper.store import Store, open_store
-from trailkeeper.store.idempotency import fingerprints
 from trailkeeper.store.sqlite import SQLiteStore
 from trailkeeper.validation import normalize_event
 from trailkeeper.verifier import leaf_hash
@@ -230,68 +225,6 @@ def test_a_reused_id_is_a_replay_exactly_when_it_describes_the_same_event(store:
     with pytest.raises(Conflict):
         created([{"id": "t1"}])  # omitted now, given at first
     assert [e.id for e in store.iter_events("acme", EventFilter())] == ["t1", "r1", "r2"]
-
-
-def _fingerprint_as_stored_before_0005(sent: EventIn, event_id: str, occurred: datetime) -> bytes:
-    """request_hash as trailkeeper computed it for every event until content comparison."""
-    sent = msgspec.structs.replace(
-        sent, id=event_id, occurred_at=occurred if sent.occurred_at else None
-    )
-    return hashlib.sha256(msgspec.json.Encoder(order="sorted").encode(sent)).digest()
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    st.integers(0, 10_000),
-    st.booleans(),
-    st.booleans(),
-    st.sampled_from([None, {}, {"id": "t-1"}]),
-    st.sampled_from([None, {}, {"ip": "203.0.113.7"}]),
-)
-def test_fingerprints_of_older_rows_are_recomputed_exactly(
-    n: int,
-    with_id: bool,
-    with_time: bool,
-    target: dict[str, str] | None,
-    context: dict[str, str] | None,
-) -> None:
-    overrides: dict[str, object] = {"target": target, "context": context}
-    if not with_id:
-        overrides["id"] = None
-    if not with_time:
-        overrides["occurred_at"] = None
-    sent = msgspec.convert(
-        {k: v for k, v in event_payload(n, **overrides).items() if v is not None}, EventIn
-    )
-    item = normalize_event("acme", sent, NOW)
-    expected = _fingerprint_as_stored_before_0005(sent, item.event.id, item.event.occurred_at)
-    assert expected in fingerprints(item.event, item.occurred_given)
-
-
-def test_rows_stored_with_a_fingerprint_are_still_told_apart(
-    database_url: str, store: Store, service: AuditService
-) -> None:
-    """Rows from before schema 0005 (SQLite 0004) carry a fingerprint instead of the
-    occurred_at flag: replays and conflicts are still recognised against them."""
-    kept = {"id": "old", "action": "a", "actor": {"id": "u"}, "occurred_at": "2024-05-01T00:00:00Z"}
-    untimed = {"id": "old2", "action": "a", "actor": {"id": "u"}, "target": {}}
-    for payload in (kept, untimed):
-        sent = msgspec.convert(payload, EventIn)
-        [(stored, _)] = service.ingest("acme", [sent])
-        digest = _fingerprint_as_stored_before_0005(sent, stored.id, stored.occurred_at)
-        literal = f"X'{digest.hex()}'" if "sqlite" in database_url else f"'\\x{digest.hex()}'"
-        tamper(
-            database_url,
-            f"UPDATE events SET request_hash = {literal}, occurred_at_given = NULL "
-            f"WHERE tenant = 'acme' AND id = '{stored.id}'",
-        )
-    assert not service.ingest("acme", [msgspec.convert(kept, EventIn)])[0][1]
-    assert not service.ingest("acme", [msgspec.convert(untimed, EventIn)])[0][1]
-    with pytest.raises(Conflict):
-        service.ingest("acme", [msgspec.convert({**kept, "action": "b"}, EventIn)])
-    timed = msgspec.convert({**untimed, "occurred_at": "2024-05-01T00:00:00Z"}, EventIn)
-    with pytest.raises(Conflict):
-        service.ingest("acme", [timed])
 
 
 def test_sqlite_builds_before_3_32_take_full_batches_and_replays(

@@ -66,12 +66,6 @@ class SqlReads:
 
     # ---- ledger -------------------------------------------------------------------------
 
-    def _backfill_ledger(self) -> None:
-        """Events from before migration 0002 join their tenant's log, in arrival order."""
-        with self._writer() as db:
-            if db.rows("SELECT 1 FROM events WHERE log_index IS NULL LIMIT 1", ()):
-                ledger_state.backfill(db, sql.SELECT_EVENT, self.from_db)
-
     def ledger_head(self, tenant: str) -> tuple[int, bytes] | None:
         return ledger_state.head(self._reads, tenant)
 

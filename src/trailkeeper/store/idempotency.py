@@ -6,37 +6,26 @@ answer cannot change before the insert commits.
 A reused id is a replay when the client described the same event: the same content and, if it
 gave one, the same occurred_at (docs/events.md). That is decided by comparing with the stored
 row only when an id is reused, rather than by fingerprinting every event on the way in (a
-SHA-256 of its encoding, ~1.7 us per event, 4-9% of import). Rows stored while fingerprints were
-kept still have theirs, and are compared by fingerprint.
+SHA-256 of its encoding, ~1.7 us per event, 4-9% of import).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import msgspec
 
 from trailkeeper.errors import Conflict
-from trailkeeper.model import (
-    NO_CONTEXT,
-    NO_TARGET,
-    Event,
-    EventIn,
-    NewEvent,
-    to_ms,
-)
+from trailkeeper.model import Event, NewEvent, to_ms
 
 _sorted = msgspec.json.Encoder(order="sorted")
-_FINGERPRINT_SIZE = 32
 
 
 class StoredEvent(NamedTuple):
-    """A stored event with what tells a replay of it (columns request_hash, occurred_at_given)."""
+    """A stored event with what tells a replay of it (column occurred_at_given)."""
 
-    request_hash: bytes  # a fingerprint (older rows) or empty
-    occurred_given: bool | None  # None on older rows
+    occurred_given: bool
     event: Event
 
 
@@ -58,39 +47,9 @@ def replay_key(event: Event, occurred_given: bool) -> bytes:
     )
 
 
-def fingerprints(event: Event, occurred_given: bool) -> set[bytes]:
-    """The fingerprints rows stored before schema 0005 (SQLite 0004) keep in request_hash: the
-    SHA-256 of the event as the client sent it, id and normalised occurred_at filled in. An
-    event without target or context may have been sent with an empty object instead (which
-    validation now makes none), so each such variant is a match."""
-    targets = [event.target] if event.target is not None else [None, NO_TARGET]
-    contexts = [event.context] if event.context is not None else [None, NO_CONTEXT]
-    return {
-        hashlib.sha256(
-            _sorted.encode(
-                EventIn(
-                    action=event.action,
-                    actor=event.actor,
-                    id=event.id,
-                    occurred_at=event.occurred_at if occurred_given else None,
-                    type=event.type,
-                    target=target,
-                    source=event.source,
-                    context=context,
-                    metadata=event.metadata,
-                )
-            )
-        ).digest()
-        for target in targets
-        for context in contexts
-    }
-
-
 def _same(item: NewEvent, stored: StoredEvent) -> bool:
-    if len(stored.request_hash) == _FINGERPRINT_SIZE:
-        return stored.request_hash in fingerprints(item.event, item.occurred_given)
     return replay_key(item.event, item.occurred_given) == replay_key(
-        stored.event, bool(stored.occurred_given)
+        stored.event, stored.occurred_given
     )
 
 

@@ -17,7 +17,7 @@ from cachetools import LRUCache
 
 from trailkeeper.errors import TrailkeeperError
 from trailkeeper.ledger import Frontier, Node, event_leaves, frontier_nodes
-from trailkeeper.model import Event, MetadataFloats, NewEvent
+from trailkeeper.model import Event, NewEvent
 from trailkeeper.verifier import EMPTY_ROOT, root_hash
 
 
@@ -156,15 +156,12 @@ class LogAppend:
         self._frontier = known or Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
         self._nodes: list[tuple[str, int, int, bytes]] = []
 
-    def add_all(
-        self, events: Sequence[Event], metadata_floats: Sequence[MetadataFloats]
-    ) -> Appended:
-        """Append these events (the next places in the log). `metadata_floats` as
-        `NewEvent.metadata_floats`. The leaf covers the public form, which includes log_index
-        but not leaf_hash."""
+    def add_all(self, events: Sequence[Event]) -> Appended:
+        """Append these events (the next places in the log). The leaf covers the public form,
+        which includes log_index but not leaf_hash."""
         first = self._frontier.size
         documents: list[bytes | None] | None = [] if self._keep_canonical else None
-        leaves = event_leaves(events, first, metadata_floats, documents)
+        leaves = event_leaves(events, first, documents)
         tenant = self._tenant
         self._nodes += [
             (tenant, level, index, value)
@@ -174,7 +171,7 @@ class LogAppend:
 
     def add_items(self, items: Sequence[NewEvent]) -> Appended:
         """`add_all` of these items' events."""
-        return self.add_all([item.event for item in items], [i.metadata_floats for i in items])
+        return self.add_all([item.event for item in items])
 
     def finish(self) -> None:
         """Store the nodes the new events completed and the new head."""
@@ -224,41 +221,3 @@ def with_leaves(
     for n, (item, leaf, document) in enumerate(zip(items, leaves, documents, strict=True), first):
         event = replace(item.event, seq=next(seqs), log_index=n, leaf_hash=leaf, canonical=document)
         yield item, event
-
-
-def append(db: Runner, tenant: str, events: Sequence[Event]) -> list[Event]:
-    """Give each event the next log index and its leaf; store the nodes it completes."""
-    log = LogAppend(db, tenant)
-    first, leaves, _ = log.add_all(events, [MetadataFloats.UNKNOWN] * len(events))
-    logged = [
-        msgspec.structs.replace(event, log_index=n, leaf_hash=leaf)
-        for n, (event, leaf) in enumerate(zip(events, leaves, strict=True), first)
-    ]
-    log.finish()
-    return logged
-
-
-def backfill(db: Runner, select_event: str, from_db: Any, chunk: int = 1000) -> int:
-    """Give events stored before the ledger existed (log_index NULL) their place in the log,
-    oldest first. Runs in the engine's write transaction at start-up; returns how many."""
-    from trailkeeper.store.sql import row_to_event
-
-    ph, done = db.ph, 0
-    for (tenant,) in db.rows("SELECT DISTINCT tenant FROM events WHERE log_index IS NULL", ()):
-        db.lock_tenant(tenant)
-        while True:
-            rows = db.rows(
-                f"SELECT {select_event} FROM events WHERE tenant = {ph} AND log_index IS NULL "
-                f"ORDER BY seq LIMIT {int(chunk)}",
-                (tenant,),
-            )
-            if not rows:
-                break
-            logged = append(db, tenant, [row_to_event(r, from_db) for r in rows])
-            db.update_rows(
-                f"UPDATE events SET log_index = {ph}, leaf_hash = {ph} "
-                f"WHERE tenant = {ph} AND seq = {ph}",
-                [(e.log_index, e.leaf_hash, tenant, e.seq) for e in logged],
-            )
-            done += len(logged)
-    return done

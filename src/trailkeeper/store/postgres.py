@@ -132,8 +132,6 @@ class PostgresStore(SqlReads):
         )
         with self._translate():
             self._pool.open(wait=True, timeout=timeout)
-        if ledger:
-            self._backfill_ledger()
 
     @contextmanager
     def _translate(self) -> Iterator[None]:
@@ -305,15 +303,14 @@ class PostgresStore(SqlReads):
         if not ids:
             return {}
         rows = conn.execute(
-            f"SELECT request_hash, occurred_at_given, {sql.SELECT_EVENT} FROM events "
+            f"SELECT occurred_at_given, {sql.SELECT_EVENT} FROM events "
             "WHERE tenant = %s AND id = ANY(%s)",
             (tenant, ids),
         ).fetchall()
         found: dict[str, StoredEvent] = {}
         for row in rows:
-            event = sql.row_to_event(row[2:], _same)
-            given = None if row[1] is None else bool(row[1])
-            found[event.id] = StoredEvent(bytes(row[0]), given, event)
+            event = sql.row_to_event(row[1:], _same)
+            found[event.id] = StoredEvent(bool(row[0]), event)
         return found
 
 

@@ -117,8 +117,6 @@ class SQLiteStore(SqlReads):
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._reader_slots = threading.BoundedSemaphore(MAX_READERS)
         self._closed = False
-        if ledger:
-            self._backfill_ledger()
 
     # ---- connections ---------------------------------------------------------------------
 
@@ -411,14 +409,13 @@ class SQLiteStore(SqlReads):
             chunk = ids[start : start + per_query]
             marks = ", ".join("?" * len(chunk))
             rows = conn.execute(
-                f"SELECT request_hash, occurred_at_given, {sql.SELECT_EVENT} FROM events "
+                f"SELECT occurred_at_given, {sql.SELECT_EVENT} FROM events "
                 f"WHERE tenant = ? AND id IN ({marks})",
                 (tenant, *chunk),
             ).fetchall()
             for row in rows:
-                event = sql.row_to_event(row[2:], from_ms)
-                given = None if row[1] is None else bool(row[1])
-                found[event.id] = StoredEvent(bytes(row[0]), given, event)
+                event = sql.row_to_event(row[1:], from_ms)
+                found[event.id] = StoredEvent(bool(row[0]), event)
         return found
 
 
