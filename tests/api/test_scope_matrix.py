@@ -3,6 +3,7 @@ JWTs (which authenticate `GET /audit-logs` only, and grant `audit-logs.read` at 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -114,3 +115,25 @@ def test_a_jwt_grants_audit_logs_read_at_most(service: AuditService) -> None:
     assert who.scopes == {auth.SCOPE_AUDIT_LOGS_READ}
     with pytest.raises(Unauthenticated):
         service.authenticate(f"Bearer {token}")
+
+
+PUBLIC = {"GET /healthz", "GET /openapi.json", "GET /v1/ledger/public-key"}
+
+
+def test_every_route_but_the_public_ones_is_guarded_and_in_the_matrix(
+    client: TestClient[Any],
+) -> None:
+    """A new route without a `requires` guard, or missing from ROUTES above, fails here."""
+    in_matrix = {(r.method, r.path.split("?")[0]) for r in ROUTES}
+    for route in client.app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            for method in set(handler.http_methods) - {"OPTIONS"}:
+                label = f"{method} {route.path}"
+                if label in PUBLIC or route.path.startswith("/docs"):
+                    assert not handler.resolve_guards(), label
+                    continue
+                assert handler.resolve_guards(), f"{label} has no `requires` guard"
+                pattern = re.sub(r"\{[^}]+\}", "[^/]+", route.path)
+                assert any(m == method and re.fullmatch(pattern, p) for m, p in in_matrix), (
+                    f"{label} is missing from ROUTES"
+                )
