@@ -173,9 +173,7 @@ def check_jwt(token: str, pair: KeyPair | None) -> Principal:
     """Verify an ES512 JWT from a registered key pair: signature, kid, exp, nbf, iat (integers,
     a bounded lifetime), scopes. It grants `audit-logs.read` at most."""
     if pair is None or pair.revoked_at is not None:
-        raise Unauthenticated(
-            "unknown or revoked key pair (JWT kid) in this merchant account"
-        )
+        raise Unauthenticated("unknown or revoked key pair (JWT kid) in this merchant account")
     try:
         claims = jwt.decode(
             token,
