@@ -302,7 +302,7 @@ def test_key_pairs(database_url: str, tmp_path: Path) -> None:
     store = open_store(database_url)
     try:
         token = gr4vy_auth.get_token(private_pem, scopes=["audit-logs.read"])
-        pair = store.get_key_pair(generated_id)
+        pair = store.get_key_pair("acme", generated_id)
         assert pair is not None
         with pytest.raises(Unauthenticated):
             check_jwt(token, pair)

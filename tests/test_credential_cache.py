@@ -27,9 +27,9 @@ class CountingStore:
         self.reads += 1
         return self._store.get_key(key_id)
 
-    def get_key_pair(self, key_id: str) -> KeyPair | None:
+    def get_key_pair(self, tenant: str, key_id: str) -> KeyPair | None:
         self.reads += 1
-        return self._store.get_key_pair(key_id)
+        return self._store.get_key_pair(tenant, key_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -102,9 +102,9 @@ def test_revoking_a_key_pair_through_the_service_applies_at_once(store: Store) -
     service, counting = cached_service(store, ttl=60)
     pair, private_pem = service.generate_key_pair("acme", "sdk")
     token = gr4vy_auth.get_token(private_pem, scopes=["*.read"])
-    service.authenticate(f"Bearer {token}")
-    service.authenticate(f"Bearer {token}")
+    service.authenticate(f"Bearer {token}", jwt_tenant="acme")
+    service.authenticate(f"Bearer {token}", jwt_tenant="acme")
     assert counting.reads == 1
     service.revoke_key_pair(pair.id)
     with pytest.raises(Unauthenticated):
-        service.authenticate(f"Bearer {token}")
+        service.authenticate(f"Bearer {token}", jwt_tenant="acme")

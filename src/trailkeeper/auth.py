@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,8 +32,15 @@ SCOPE_AUDIT_LOGS_READ = "audit-logs.read"
 SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
 ALL_SCOPES = (SCOPE_EVENTS_WRITE, SCOPE_EVENTS_READ, SCOPE_AUDIT_LOGS_READ, SCOPE_KEY_PAIRS_WRITE)
 JWT_LEEWAY_SECONDS = 30
+# The longest a key-pair JWT may live (exp - iat, and exp - now), leeway aside: what the Gr4vy
+# SDKs sign by default (`expires_in=3600`). A longer-lived token is a 401.
+JWT_MAX_LIFETIME_SECONDS = 3600
+# `*.read` is Gr4vy's "every read scope"; here it means the one read a key pair can grant.
+_JWT_READ_SCOPES = frozenset({SCOPE_AUDIT_LOGS_READ, "*.read"})
 
 _TOKEN = re.compile(r"^tk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+# An RFC 7638 SHA-256 thumbprint, base64url without padding: every key pair id has this form.
+KEY_PAIR_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _DUMMY_HASH = hashlib.sha256(b"no such key").digest()
 
 
@@ -43,11 +51,13 @@ class Principal(msgspec.Struct, frozen=True):
     key_id: str
     scopes: frozenset[str]
 
-    def require(self, scope: str) -> None:
-        """`*.read` / `*.write` (Gr4vy's wildcards) grant every read / write scope."""
-        wildcard = "*." + scope.rsplit(".", 1)[-1]
-        if scope not in self.scopes and wildcard not in self.scopes:
-            raise PermissionDenied(f"this credential lacks the `{scope}` scope")
+    def require(self, *scopes: str) -> None:
+        """Every one of `scopes`, or a 403 naming those missing (no wildcards: a key's scopes
+        are from ALL_SCOPES, and `check_jwt` turns a JWT's into at most `audit-logs.read`)."""
+        missing = [f"`{s}`" for s in scopes if s not in self.scopes]
+        if missing:
+            plural = "scope" if len(missing) == 1 else "scopes"
+            raise PermissionDenied(f"this credential lacks the {', '.join(missing)} {plural}")
 
 
 def hash_token(token: str) -> bytes:
@@ -150,17 +160,20 @@ def generate_private_key() -> tuple[ec.EllipticCurvePublicKey, str]:
 
 
 def jwt_key_id(token: str) -> str | None:
+    """The JWT's `kid` when it could be a key pair id (anything else can never match one, so
+    it is not looked up: a NUL or an overlong kid is the same 401 as an unknown one)."""
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError:
         return None
-    return kid if isinstance(kid, str) and 0 < len(kid) <= 128 else None
+    return kid if isinstance(kid, str) and KEY_PAIR_ID.match(kid) else None
 
 
 def check_jwt(token: str, pair: KeyPair | None) -> Principal:
-    """Verify an ES512 JWT from a registered key pair: signature, kid, exp, nbf, iat, scopes."""
+    """Verify an ES512 JWT from a registered key pair: signature, kid, exp, nbf, iat (integers,
+    a bounded lifetime), scopes. It grants `audit-logs.read` at most."""
     if pair is None or pair.revoked_at is not None:
-        raise Unauthenticated("unknown or revoked key pair (JWT kid)")
+        raise Unauthenticated("unknown or revoked key pair (JWT kid) in this merchant account")
     try:
         claims = jwt.decode(
             token,
@@ -175,10 +188,26 @@ def check_jwt(token: str, pair: KeyPair | None) -> Principal:
         raise Unauthenticated("token is not valid yet (nbf/iat in the future)") from None
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"invalid token: {exc}") from None
+    _check_lifetime(claims, time.time())
     scopes = claims.get("scopes")
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise Unauthenticated("token scopes must be a list of strings")
-    # Key pairs exist for the read-only Gr4vy dialect: whatever a token claims (the SDK asks
-    # for `*.read *.write` by default), it never gains write access here.
-    readable = frozenset(s for s in scopes if s.endswith(".read"))
-    return Principal(tenant=pair.tenant, key_id=pair.id, scopes=readable)
+    # Key pairs exist for the Gr4vy dialect's one read: whatever a token claims (the SDK asks
+    # for `*.read *.write` by default), it never gains anything else here.
+    granted = frozenset({SCOPE_AUDIT_LOGS_READ}) if _JWT_READ_SCOPES & set(scopes) else frozenset()
+    return Principal(tenant=pair.tenant, key_id=pair.id, scopes=granted)
+
+
+def _check_lifetime(claims: dict[str, Any], now: float) -> None:
+    """exp, iat and nbf are integers (NumericDate as the SDKs send it; PyJWT alone would take
+    `"exp": "99999999999"` or `1e308`), and the token expires within the maximum lifetime."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise Unauthenticated(f"invalid token: `{name}` must be an integer (seconds)")
+    longest = JWT_MAX_LIFETIME_SECONDS + JWT_LEEWAY_SECONDS
+    if claims["exp"] - claims["iat"] > longest or claims["exp"] - now > longest:
+        raise Unauthenticated(
+            f"token lives too long: exp may be at most {JWT_MAX_LIFETIME_SECONDS} s after iat "
+            "and after now"
+        )

@@ -544,13 +544,16 @@ def key_pairs_list(ctx: click.Context, tenant: str | None) -> None:
 # Ids are base64url thumbprints and may start with '-': taken as the id, not as an option.
 @key_pairs.command("revoke", context_settings={"ignore_unknown_options": True})
 @click.argument("key_pair_id")
+@click.option(
+    "--tenant", help="The tenant whose pair to revoke (needed when several registered the key)."
+)
 @click.pass_context
 @_fail_cleanly
-def key_pairs_revoke(ctx: click.Context, key_pair_id: str) -> None:
+def key_pairs_revoke(ctx: click.Context, key_pair_id: str, tenant: str | None) -> None:
     """Revoke a key pair; its tokens get 401 from then on (a running server may accept them
     for up to TRAILKEEPER_CREDENTIAL_CACHE_SECONDS more)."""
     with _service(ctx) as service:
-        service.revoke_key_pair(key_pair_id)
+        service.revoke_key_pair(key_pair_id, tenant)
     click.echo(f"revoked {key_pair_id}", err=True)
 
 

@@ -47,6 +47,7 @@ from trailkeeper.verifier import EMPTY_ROOT
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~-]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class AuditService:
@@ -68,7 +69,7 @@ class AuditService:
         # request (a database round trip each). Revoking through this service drops the entry
         # at once; a revocation made elsewhere (another worker, the CLI) applies within the
         # TTL. Unknown ids are never cached.
-        self._credentials: TTLCache[tuple[str, str], ApiKey | KeyPair] | None = (
+        self._credentials: TTLCache[tuple[str, ...], ApiKey | KeyPair] | None = (
             TTLCache(maxsize=10_000, ttl=credential_cache_seconds)
             if credential_cache_seconds > 0
             else None
@@ -124,7 +125,7 @@ class AuditService:
         return self.store.list_keys(tenant_id)
 
     def revoke_key(self, key_id: str) -> None:
-        self._forget_credential("key", key_id)
+        self._forget_credential(("key", key_id))
         if not self.store.revoke_key(key_id, self._clock()):
             key = self.store.get_key(key_id)
             if key is None:
@@ -132,10 +133,17 @@ class AuditService:
             # already revoked: revoking again is harmless
 
     def add_key_pair(self, tenant_id: str, name: str, public_key_pem: str) -> KeyPair:
-        """Register the public half of a client's key pair; its thumbprint becomes the id."""
+        """Register the public half of a client's key pair; its thumbprint becomes the id.
+
+        Unique per tenant: registering a key this tenant already has (even revoked: a revoked
+        key stays dead) is a 409; whether other tenants hold the same key is never consulted.
+        """
         self.require_tenant(tenant_id)
-        if not 1 <= len(name) <= 100:
-            raise InvalidInput("key pair name must be 1-100 characters")
+        if not 1 <= len(name) <= 100 or _CONTROL.search(name):
+            raise InvalidInput(
+                "key pair name must be 1-100 characters, without control characters (NUL, ...)",
+                details=[{"field": "name", "message": "1-100 characters, no control characters"}],
+            )
         key = auth.load_public_key(public_key_pem)
         pair = KeyPair(
             id=auth.jwk_thumbprint(key),
@@ -156,12 +164,27 @@ class AuditService:
         return self.store.list_key_pairs(tenant_id)
 
     def revoke_key_pair(self, key_id: str, tenant_id: str | None = None) -> None:
-        """Revoke; with `tenant_id`, only that tenant's pair (another tenant's is a 404)."""
-        pair = self.store.get_key_pair(key_id)
-        if pair is None or (tenant_id is not None and pair.tenant != tenant_id):
+        """Revoke the tenant's pair (another tenant's, or an id no pair can have, is a 404).
+        Without `tenant_id` (the CLI): the one tenant holding that id, or a 400 naming them."""
+        if not auth.KEY_PAIR_ID.match(key_id):
             raise NotFound(f"no key pair {key_id!r}")
-        self._forget_credential("key_pair", key_id)
-        self.store.revoke_key_pair(key_id, self._clock())
+        if tenant_id is None:
+            tenant_id = self._only_tenant_with_key_pair(key_id)
+        if self.store.get_key_pair(tenant_id, key_id) is None:
+            raise NotFound(f"no key pair {key_id!r}")
+        self._forget_credential(("key_pair", tenant_id, key_id))
+        self.store.revoke_key_pair(tenant_id, key_id, self._clock())
+
+    def _only_tenant_with_key_pair(self, key_id: str) -> str:
+        tenants = [p.tenant for p in self.store.list_key_pairs(None) if p.id == key_id]
+        if not tenants:
+            raise NotFound(f"no key pair {key_id!r}")
+        if len(tenants) > 1:
+            raise InvalidInput(
+                f"key pair {key_id!r} is registered by tenants {', '.join(tenants)}: "
+                "name the tenant (--tenant)"
+            )
+        return tenants[0]
 
     def bootstrap(self) -> str | None:
         """On an empty database, create tenant `default` and a key; returns its token once."""
@@ -171,8 +194,14 @@ class AuditService:
         _, token = self.create_key("default", "bootstrap")
         return token
 
-    def authenticate(self, authorization: str | None) -> auth.Principal:
-        """Check an `Authorization: Bearer <API key or signed JWT>` header value."""
+    def authenticate(
+        self, authorization: str | None, *, jwt_tenant: str | None = None
+    ) -> auth.Principal:
+        """Check an `Authorization: Bearer <API key or signed JWT>` header value.
+
+        A key-pair JWT is accepted only where the caller names the tenant whose pairs to look
+        in (`jwt_tenant`: the Gr4vy merchant account); everywhere else it is a 401. Key pairs
+        are unique per tenant only, so a kid alone could name several tenants' pairs."""
         if not authorization:
             raise Unauthenticated("missing Authorization header (expected: Bearer <API key>)")
         scheme, _, token = authorization.partition(" ")
@@ -180,32 +209,48 @@ class AuditService:
             raise Unauthenticated("Authorization header must be: Bearer <API key>")
         token = token.strip()
         if auth.looks_like_jwt(token):
-            kid = auth.jwt_key_id(token)
-            pair = self._credential("key_pair", kid, self.store.get_key_pair) if kid else None
-            return auth.check_jwt(token, pair if isinstance(pair, KeyPair) else None)
+            if jwt_tenant is None:
+                raise Unauthenticated(
+                    "key-pair JWTs authenticate only GET /audit-logs; use an API key here"
+                )
+            return auth.check_jwt(token, self._key_pair_of(jwt_tenant, token))
         key_id = auth.key_id_of(token)
-        key = self._credential("key", key_id, self.store.get_key) if key_id else None
+        key = (
+            self._credential(("key", key_id), lambda: self.store.get_key(key_id))
+            if key_id
+            else None
+        )
         return auth.check_token(token, key if isinstance(key, ApiKey) else None)
 
+    def _key_pair_of(self, tenant: str, token: str) -> KeyPair | None:
+        """The tenant's pair named by the JWT's kid; ids no pair can have never reach SQL."""
+        kid = auth.jwt_key_id(token)
+        if kid is None or not _TENANT_ID.match(tenant):
+            return None
+        pair = self._credential(
+            ("key_pair", tenant, kid), lambda: self.store.get_key_pair(tenant, kid)
+        )
+        return pair if isinstance(pair, KeyPair) else None
+
     def _credential(
-        self, kind: str, ident: str, load: Callable[[str], ApiKey | KeyPair | None]
+        self, ident: tuple[str, ...], load: Callable[[], ApiKey | KeyPair | None]
     ) -> ApiKey | KeyPair | None:
         cache = self._credentials
         if cache is None:
-            return load(ident)
+            return load()
         with self._credentials_lock:
-            found = cache.get((kind, ident))
+            found = cache.get(ident)
         if found is None:
-            found = load(ident)
+            found = load()
             if found is not None:
                 with self._credentials_lock:
-                    cache[(kind, ident)] = found
+                    cache[ident] = found
         return found
 
-    def _forget_credential(self, kind: str, ident: str) -> None:
+    def _forget_credential(self, ident: tuple[str, ...]) -> None:
         if self._credentials is not None:
             with self._credentials_lock:
-                self._credentials.pop((kind, ident), None)
+                self._credentials.pop(ident, None)
 
     # ---- events --------------------------------------------------------------------------
 
@@ -295,10 +340,13 @@ class AuditService:
         return f"{self.log_origin}/{tenant}"
 
     def checkpoint(self, tenant: str, size: int | None = None) -> Checkpoint:
-        """The signed checkpoint at `size` (default: the current tree), made on first request.
+        """The signed checkpoint at `size` (default: the current tree).
 
-        Every root is computed from the same append-only tree, so two checkpoints this log
-        signs are always consistent with each other.
+        The current tree's checkpoint is stored when first signed, and served again; so is
+        any size stored before. Any other past size is signed afresh for each request and not
+        stored: a reader choosing sizes must not grow the database (at most one row per size
+        the tree ever had *now*, which writes bound). Every root is computed from the same
+        append-only tree, so any two checkpoints this log signs are consistent.
         """
         head = self.store.ledger_head(tenant)
         current, current_root = head if head else (0, EMPTY_ROOT)
@@ -310,15 +358,15 @@ class AuditService:
         if existing is not None:
             return existing
         if size == current:
-            root = current_root
-        else:
-            ranges = [(0, size)]
-            [root] = hash_ranges(ranges, self.store.ledger_nodes(tenant, nodes_for(ranges)))
+            return self.store.save_checkpoint(self._sign(tenant, size, current_root))
+        ranges = [(0, size)]
+        [root] = hash_ranges(ranges, self.store.ledger_nodes(tenant, nodes_for(ranges)))
+        return self._sign(tenant, size, root)
+
+    def _sign(self, tenant: str, size: int, root: bytes) -> Checkpoint:
         now = self._clock()
         note = self.signer.sign_checkpoint(self.origin(tenant), size, root, now)
-        return self.store.save_checkpoint(
-            Checkpoint(tenant=tenant, size=size, root=root, created_at=now, note=note)
-        )
+        return Checkpoint(tenant=tenant, size=size, root=root, created_at=now, note=note)
 
     def sign_due_checkpoints(self) -> int:
         """Sign the current tree of every tenant whose log grew; returns how many."""

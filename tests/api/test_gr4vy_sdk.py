@@ -176,9 +176,10 @@ def test_auth_errors_are_typed(
         sdk(live_url, private_key, scopes=["buyers.read"]).audit_logs.list()
     assert scope.value.data.code == "forbidden"
 
-    with pytest.raises(errors.Error403):
+    # a JWT is checked against the key pairs of the merchant account it names (only)
+    with pytest.raises(errors.Error401):
         sdk(live_url, private_key, merchant="globex").audit_logs.list()
-    with pytest.raises(errors.Error403):
+    with pytest.raises(errors.Error401):
         sdk(live_url, private_key, merchant="default").audit_logs.list()
 
     pair = service.list_key_pairs("acme")[0]

@@ -12,6 +12,7 @@ from litestar.testing import TestClient
 from tests.api.helpers import assert_error
 from tests.factories import event_payload
 from trailkeeper import verifier
+from trailkeeper.service import AuditService
 
 Headers = Callable[..., dict[str, str]]
 
@@ -103,3 +104,27 @@ def test_empty_log_has_a_checkpoint(client: TestClient[Any], key_for: Headers) -
     checkpoint = verifier.parse_checkpoint(body["note"], vkey(client))
     assert checkpoint.size == 0
     assert checkpoint.root == verifier.EMPTY_ROOT
+
+
+def test_past_sizes_are_signed_on_request_and_never_stored(
+    client: TestClient[Any], acme: dict[str, str], service: AuditService
+) -> None:
+    """A reader choosing sizes must not grow the database (issue 23, item 5)."""
+    key = vkey(client)
+    latest = client.get("/v1/ledger/checkpoint", headers=acme).json()
+    assert latest["size"] == 37
+    roots = {}
+    for size in range(37):
+        body = client.get(f"/v1/ledger/checkpoint?size={size}", headers=acme).json()
+        assert verifier.parse_checkpoint(body["note"], key).size == size
+        roots[size] = body["root"]
+        proof = f"/v1/ledger/consistency?from={size}&to=37"
+        assert client.get(proof, headers=acme).status_code == 200
+        inclusion = f"/v1/events/evt-00000/proof?size={max(size, 1)}"
+        assert client.get(inclusion, headers=acme).status_code == 200
+    assert [n for n in range(38) if service.store.get_checkpoint("acme", n)] == [37]
+    # signed afresh, each answer is the same tree: the same root as before
+    again = client.get("/v1/ledger/checkpoint?size=5", headers=acme).json()
+    assert again["root"] == roots[5]
+    # the current tree's checkpoint is the one stored, and served again as it was
+    assert client.get("/v1/ledger/checkpoint?size=37", headers=acme).json() == latest

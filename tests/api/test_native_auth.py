@@ -28,6 +28,7 @@ ROUTES = [
     ("DELETE", "/v1/key-pairs/nope", None, "key-pairs.write"),
     ("GET", "/audit-events", None, "audit-logs.read"),
     ("GET", "/audit-events/evt-1", None, "audit-logs.read"),
+    ("GET", "/audit-logs", None, "audit-logs.read"),
 ]
 ROUTE_IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 Headers = Callable[..., dict[str, str]]
@@ -157,3 +158,52 @@ def test_health_and_docs_need_no_key(client: TestClient[Any]) -> None:
         spec["paths"]
     )
     assert client.get("/docs").status_code == 200
+
+
+# ---- authentication and scope come before the body and the parameters (issue 23, item 3) ----
+
+BODY_ROUTES = [(m, p, scope) for m, p, body, scope in ROUTES if body is not None]
+BAD_BODIES = {
+    "not-json": b"{",
+    "not-utf8": b'{"action": "\xff"}',
+    "wrong-shape": b'{"events": "x", "name": 5}',
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"), BODY_ROUTES, ids=[p for _, p, _ in BODY_ROUTES]
+)
+@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+def test_a_bad_body_without_a_key_is_401_and_without_the_scope_403(
+    client: TestClient[Any], key_for: Headers, method: str, path: str, scope: str, body: bytes
+) -> None:
+    """Nothing about the body (not even whether it parses) is told to an unauthorised caller."""
+    json_type = {"Content-Type": "application/json"}
+    response = client.request(method, path, content=body, headers=json_type)
+    assert_error(response, 401, "unauthenticated")
+    others = tuple(s for s in auth.ALL_SCOPES if s != scope)
+    response = client.request(
+        method, path, content=body, headers={**json_type, **key_for(scopes=others)}
+    )
+    assert scope in assert_error(response, 403, "forbidden")["message"]
+    # with the scope, the same body is what is wrong
+    response = client.request(method, path, content=body, headers={**json_type, **key_for()})
+    assert_error(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/events?limit=abc",
+        "/v1/events?since=yesterday",
+        "/v1/export?format=xml",
+        "/v1/ledger/checkpoint?size=-1",
+        "/v1/ledger/consistency?from=x",
+        "/audit-events?limit=0",
+        "/audit-logs?limit=0",
+    ],
+)
+def test_bad_parameters_without_a_key_are_401(client: TestClient[Any], path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 401, response.text

@@ -15,7 +15,7 @@ from litestar.params import FromPath, QueryParameter
 
 from trailkeeper import auth
 from trailkeeper.api.errors import error_responses, handler
-from trailkeeper.api.shared import principal, reject_unknown_query, service_of
+from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.formats import EventView, to_view
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventFilter
 
@@ -93,6 +93,7 @@ ERRORS = error_responses(CourierError)
     "/audit-events",
     summary="List audit events (Courier-compatible)",
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_AUDIT_LOGS_READ),
     responses=ERRORS,
 )
 def list_audit_events(
@@ -100,7 +101,7 @@ def list_audit_events(
     cursor: Annotated[str | None, QueryParameter(max_length=256)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> CourierPage:
-    who = principal(request, auth.SCOPE_AUDIT_LOGS_READ)
+    who = caller(request)
     reject_unknown_query(request, {"cursor", "limit"})
     page, next_cursor, _ = service_of(request).list_events(
         who.tenant, _NO_FILTERS, limit, cursor, DIALECT
@@ -115,12 +116,13 @@ def list_audit_events(
     "/audit-events/{audit_event_id:str}",
     summary="Get an audit event",
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_AUDIT_LOGS_READ),
     responses=ERRORS,
 )
 def get_audit_event(
     request: Request[Any, Any, Any], audit_event_id: FromPath[str]
 ) -> CourierAuditEvent:
-    who = principal(request, auth.SCOPE_AUDIT_LOGS_READ)
+    who = caller(request)
     return to_courier(to_view(service_of(request).get_event(who.tenant, audit_event_id)))
 
 

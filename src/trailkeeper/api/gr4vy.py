@@ -12,11 +12,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, Router, get
+from litestar.connection import ASGIConnection
 from litestar.params import HeaderParameter, QueryParameter
 
 from trailkeeper import auth
 from trailkeeper.api.errors import error_responses, handler
-from trailkeeper.api.shared import principal, reject_unknown_query, service_of
+from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.errors import InvalidInput, PermissionDenied
 from trailkeeper.formats import EventView
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventFilter
@@ -131,6 +132,12 @@ def render_gr4vy(
     return Response(body, status_code=status, media_type="application/json")
 
 
+def merchant_account(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The merchant account a request names: the tenant whose key pairs a JWT is checked
+    against (key pairs are unique per tenant only)."""
+    return connection.headers.get(MERCHANT_HEADER) or "default"
+
+
 ERRORS = error_responses(Gr4vyError)
 
 
@@ -138,6 +145,7 @@ ERRORS = error_responses(Gr4vyError)
     "/audit-logs",
     summary="List audit logs (Gr4vy-compatible)",
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_AUDIT_LOGS_READ, jwt_tenant=merchant_account),
     responses=ERRORS,
 )
 def list_audit_logs(
@@ -151,7 +159,7 @@ def list_audit_logs(
         str | None, HeaderParameter(name=MERCHANT_HEADER, max_length=64)
     ] = None,
 ) -> Gr4vyAuditLogs:
-    who = principal(request, auth.SCOPE_AUDIT_LOGS_READ)
+    who = caller(request)
     reject_unknown_query(request, {"limit", "cursor", "user_id", "action", "resource_type"})
     merchant = merchant_account_id or "default"
     if merchant != who.tenant:

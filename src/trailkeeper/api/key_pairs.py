@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from trailkeeper import auth
 from trailkeeper.api.errors import ErrorBody, error_responses
-from trailkeeper.api.shared import principal, service_of
+from trailkeeper.api.shared import caller, requires, service_of
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import KeyPair, format_ts
 
@@ -56,11 +56,13 @@ ERRORS = error_responses(ErrorBody)
     "/key-pairs",
     summary="Register or generate a key pair",
     sync_to_thread=True,
+    # A pair's JWTs read the Gr4vy API: only a key that may read it may mint one.
+    guards=requires(auth.SCOPE_KEY_PAIRS_WRITE, auth.SCOPE_AUDIT_LOGS_READ),
     responses=ERRORS,
     status_code=HTTP_201_CREATED,
 )
 def create_key_pair(request: Request[Any, Any, Any], data: JSONBody[KeyPairIn]) -> KeyPairView:
-    who = principal(request, auth.SCOPE_KEY_PAIRS_WRITE)
+    who = caller(request)
     service = service_of(request)
     if data.generate == (data.public_key is not None):
         raise InvalidInput("give exactly one of public_key or generate: true")
@@ -70,9 +72,15 @@ def create_key_pair(request: Request[Any, Any, Any], data: JSONBody[KeyPairIn]) 
     return _view(pair, private_pem)
 
 
-@get("/key-pairs", summary="List your key pairs", sync_to_thread=True, responses=ERRORS)
+@get(
+    "/key-pairs",
+    summary="List your key pairs",
+    sync_to_thread=True,
+    guards=requires(auth.SCOPE_KEY_PAIRS_WRITE),
+    responses=ERRORS,
+)
 def list_key_pairs(request: Request[Any, Any, Any]) -> list[KeyPairView]:
-    who = principal(request, auth.SCOPE_KEY_PAIRS_WRITE)
+    who = caller(request)
     return [_view(p) for p in service_of(request).list_key_pairs(who.tenant)]
 
 
@@ -80,11 +88,12 @@ def list_key_pairs(request: Request[Any, Any, Any]) -> list[KeyPairView]:
     "/key-pairs/{key_pair_id:str}",
     summary="Revoke a key pair",
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_KEY_PAIRS_WRITE),
     responses=ERRORS,
     status_code=HTTP_204_NO_CONTENT,
 )
 def revoke_key_pair(request: Request[Any, Any, Any], key_pair_id: FromPath[str]) -> Response[None]:
-    who = principal(request, auth.SCOPE_KEY_PAIRS_WRITE)
+    who = caller(request)
     service_of(request).revoke_key_pair(key_pair_id, who.tenant)
     return Response(None, status_code=HTTP_204_NO_CONTENT)
 

@@ -15,7 +15,7 @@ from litestar.params import FromPath, Parameter, QueryParameter
 
 from trailkeeper import auth
 from trailkeeper.api.errors import ErrorBody, error_responses
-from trailkeeper.api.shared import principal, reject_unknown_query, service_of
+from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.model import Checkpoint, format_ts
 
 Size = Annotated[
@@ -80,10 +80,11 @@ ERRORS = error_responses(ErrorBody)
     "/ledger/checkpoint",
     summary="Signed checkpoint of your log",
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_EVENTS_READ),
     responses=ERRORS,
 )
 def get_checkpoint(request: Request[Any, Any, Any], size: Size = None) -> CheckpointView:
-    who = principal(request, auth.SCOPE_EVENTS_READ)
+    who = caller(request)
     reject_unknown_query(request, {"size"})
     return _checkpoint_view(request, service_of(request).checkpoint(who.tenant, size))
 
@@ -92,12 +93,13 @@ def get_checkpoint(request: Request[Any, Any, Any], size: Size = None) -> Checkp
     "/events/{event_id:str}/proof",
     summary="Inclusion proof of one event against a checkpoint",
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_EVENTS_READ),
     responses=ERRORS,
 )
 def get_inclusion_proof(
     request: Request[Any, Any, Any], event_id: FromPath[str], size: Size = None
 ) -> InclusionProofView:
-    who = principal(request, auth.SCOPE_EVENTS_READ)
+    who = caller(request)
     reject_unknown_query(request, {"size"})
     event, checkpoint, proof = service_of(request).inclusion_proof(who.tenant, event_id, size)
     assert event.log_index is not None
@@ -116,6 +118,7 @@ def get_inclusion_proof(
     "/ledger/consistency",
     summary="Consistency proof between two tree sizes",
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_EVENTS_READ),
     responses=ERRORS,
 )
 def get_consistency_proof(
@@ -123,7 +126,7 @@ def get_consistency_proof(
     from_size: Annotated[int, QueryParameter(name="from", ge=0, description="Older tree size.")],
     to_size: Annotated[int, QueryParameter(name="to", ge=0, description="Newer tree size.")],
 ) -> ConsistencyProofView:
-    who = principal(request, auth.SCOPE_EVENTS_READ)
+    who = caller(request)
     reject_unknown_query(request, {"from", "to"})
     older, newer, proof = service_of(request).consistency_proof(who.tenant, from_size, to_size)
     return ConsistencyProofView(

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from trailkeeper import auth
 from trailkeeper.api.errors import ErrorBody, error_responses
-from trailkeeper.api.shared import principal, reject_unknown_query, service_of
+from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.formats import EventView, ingest_view, to_view
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventBatchIn, EventFilter, EventIn
 
@@ -134,10 +134,11 @@ def _replayed(body: type) -> dict[int, Any]:
     "returns the stored event with 200; the same id with other content is a 409.",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_EVENTS_WRITE),
     responses=_replayed(EventView),
 )
 def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
-    who = principal(request, auth.SCOPE_EVENTS_WRITE)
+    who = caller(request)
     [(event, created)] = service_of(request).ingest(
         who.tenant, [data], keep_canonical=True, decoded=True
     )
@@ -149,12 +150,13 @@ def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Re
     summary="Record up to 1000 events, all or nothing",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_EVENTS_WRITE),
     responses=_replayed(BatchResult),
 )
 def create_events(
     request: Request[Any, Any, Any], data: JSONBody[EventBatchIn], prefer: Prefer = None
 ) -> Response[BatchResult | MinimalBatchResult]:
-    who = principal(request, auth.SCOPE_EVENTS_WRITE)
+    who = caller(request)
     in_full = not prefers_minimal(prefer)
     results = service_of(request).ingest(
         who.tenant, data.events, keep_canonical=in_full, decoded=True
@@ -172,14 +174,20 @@ def create_events(
     return Response(body, status_code=status)
 
 
-@get("/events", summary="List events, newest first", sync_to_thread=True, responses=ERRORS)
+@get(
+    "/events",
+    summary="List events, newest first",
+    sync_to_thread=True,
+    guards=requires(auth.SCOPE_EVENTS_READ),
+    responses=ERRORS,
+)
 def list_events(
     request: Request[Any, Any, Any],
     filters: NamedDependency[EventFilter],
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> EventPageView:
-    who = principal(request, auth.SCOPE_EVENTS_READ)
+    who = caller(request)
     reject_unknown_query(request, FILTER_PARAMS | {"limit", "cursor"})
     page, next_cursor, previous_cursor = service_of(request).list_events(
         who.tenant, filters, limit, cursor, DIALECT
@@ -192,9 +200,15 @@ def list_events(
     )
 
 
-@get("/events/{event_id:str}", summary="Get one event", sync_to_thread=True, responses=ERRORS)
+@get(
+    "/events/{event_id:str}",
+    summary="Get one event",
+    sync_to_thread=True,
+    guards=requires(auth.SCOPE_EVENTS_READ),
+    responses=ERRORS,
+)
 def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> EventView:
-    who = principal(request, auth.SCOPE_EVENTS_READ)
+    who = caller(request)
     return to_view(service_of(request).get_event(who.tenant, event_id))
 
 
@@ -202,6 +216,7 @@ def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Event
     "/export",
     summary="Export matching events, oldest first, as JSON lines or CSV (streamed)",
     sync_to_thread=True,
+    guards=requires(auth.SCOPE_EVENTS_READ),
     responses=ERRORS,
 )
 def export_events(
@@ -209,7 +224,7 @@ def export_events(
     filters: NamedDependency[EventFilter],
     format: Annotated[str, Parameter(description="jsonl or csv")] = "jsonl",
 ) -> Stream:
-    who = principal(request, auth.SCOPE_EVENTS_READ)
+    who = caller(request)
     reject_unknown_query(request, FILTER_PARAMS | {"format"})
     chunks = service_of(request).export(who.tenant, filters, format)
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"

@@ -187,16 +187,19 @@ class SqlReads:
     def create_key_pair(self, pair: KeyPair) -> None:
         ph = self.ph
         with self._writer() as db:
-            if db.rows(f"SELECT 1 FROM key_pairs WHERE id = {ph}", (pair.id,)):
-                raise Conflict(f"key pair {pair.id!r} is already registered")
+            if db.rows(
+                f"SELECT 1 FROM key_pairs WHERE tenant = {ph} AND id = {ph}", (pair.tenant, pair.id)
+            ):
+                raise Conflict(f"key pair {pair.id!r} is already registered in this tenant")
             db.rows(
                 f"INSERT INTO key_pairs (id, tenant, name, public_key, created_at) "
                 f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) RETURNING id",
                 (pair.id, pair.tenant, pair.name, pair.public_key, self.to_db(pair.created_at)),
             )
 
-    def get_key_pair(self, key_id: str) -> KeyPair | None:
-        rows = self._fetch(f"{_SELECT_KEY_PAIR} WHERE id = {self.ph}", (key_id,))
+    def get_key_pair(self, tenant: str, key_id: str) -> KeyPair | None:
+        where = f"WHERE tenant = {self.ph} AND id = {self.ph}"
+        rows = self._fetch(f"{_SELECT_KEY_PAIR} {where}", (tenant, key_id))
         return self._key_pair(rows[0]) if rows else None
 
     def list_key_pairs(self, tenant: str | None) -> list[KeyPair]:
@@ -208,13 +211,13 @@ class SqlReads:
             )
         return [self._key_pair(r) for r in rows]
 
-    def revoke_key_pair(self, key_id: str, at: datetime) -> bool:
+    def revoke_key_pair(self, tenant: str, key_id: str, at: datetime) -> bool:
         ph = self.ph
         with self._writer() as db:
             rows = db.rows(
-                f"UPDATE key_pairs SET revoked_at = {ph} WHERE id = {ph} AND revoked_at IS NULL "
-                "RETURNING id",
-                (self.to_db(at), key_id),
+                f"UPDATE key_pairs SET revoked_at = {ph} "
+                f"WHERE tenant = {ph} AND id = {ph} AND revoked_at IS NULL RETURNING id",
+                (self.to_db(at), tenant, key_id),
             )
         return bool(rows)
 
