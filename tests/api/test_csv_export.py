@@ -107,7 +107,9 @@ def test_csv_metadata_column_is_json_and_never_a_formula(
     headers = key_for()
     metadata = {"formula": "=1+2", "minus": "-1", "n": -5}
     response = client.post(
-        "/v1/events", json={**event_with("action", "created"), "metadata": metadata}, headers=headers
+        "/v1/events",
+        json={**event_with("action", "created"), "metadata": metadata},
+        headers=headers,
     )
     assert response.status_code == 201, response.text
     [row] = csv_rows(client.get("/v1/export?format=csv", headers=headers).content)
