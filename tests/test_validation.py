@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -13,18 +14,22 @@ from hypothesis import strategies as st
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import (
     EMAIL_PATTERN,
+    EPOCH,
     EVENT_ID_PATTERN,
     IP_PATTERN,
     Actor,
     Context,
     EventIn,
     Target,
+    from_ms,
+    to_ms,
     utc_now_ms,
 )
 from trailkeeper.validation import is_email, is_event_id, is_ip, normalize_event
 
 _IP_CHARS = st.text(alphabet="0123456789abcdefABCDEF:.", min_size=2, max_size=45)
 _OCTET = st.integers(min_value=0, max_value=255)
+_DAY_MINUTES = 23 * 60 + 59  # the largest offset RFC 3339 can write
 
 
 def _reference_is_ip(text: str) -> bool:
@@ -202,3 +207,27 @@ def test_metadata_non_finite_numbers_from_the_python_api_are_refused(metadata: d
     )
     with pytest.raises(InvalidInput, match="finite"):
         normalize_event("acme", given_event, utc_now_ms())
+
+
+@given(
+    st.datetimes(
+        timezones=st.integers(-_DAY_MINUTES, _DAY_MINUTES).map(
+            lambda minutes: timezone(timedelta(minutes=minutes))
+        )
+    ),
+)
+@example(datetime(1, 1, 1, tzinfo=timezone(timedelta(minutes=1))))
+@example(datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1))))
+def test_occurred_at_anywhere_in_any_offset_is_stored_or_refused(occurred: datetime) -> None:
+    """Never OverflowError: the range is checked before the value is moved to UTC (whose
+    datetime does not exist before year 1 or after 9999)."""
+    given = EventIn(action="a", actor=Actor(id="u"), occurred_at=occurred)
+    received = utc_now_ms()
+    if EPOCH <= occurred <= received + timedelta(days=1):
+        stored = normalize_event("t", given, received).event.occurred_at
+        assert stored.tzinfo is UTC
+        assert stored == from_ms(to_ms(occurred))
+        return
+    with pytest.raises(InvalidInput) as refused:
+        normalize_event("t", given, received)
+    assert [d["field"] for d in refused.value.details] == ["occurred_at"]

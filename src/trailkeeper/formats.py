@@ -161,13 +161,30 @@ def jsonl_chunks(documents: Iterable[bytes], batch: int = 500) -> Iterator[bytes
         yield bytes(buffer)
 
 
+# What makes a spreadsheet read a cell as a formula when it starts one (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as its CSV cell: text a spreadsheet would run as a formula (`=HYPERLINK(...)`)
+    gets a leading `'`, which spreadsheets read as "this is text", as OWASP recommends.
+    Anyone with `events.write` chooses these strings; whoever opens the export must not run
+    them. Numbers and booleans are the server's own and stay as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_chunks(events: Iterable[EventView], batch: int = 500) -> Iterator[bytes]:
-    """Events as CSV with a header row (metadata as a JSON column), a few hundred per chunk."""
+    """Events as CSV (RFC 4180) with a header row (metadata as a JSON column), a few hundred
+    per chunk; every cell through `csv_cell`. Rows end in CRLF, as RFC 4180 has them: Python's
+    writer quotes a field holding CR only when CR ends its rows, and an unquoted CR in a value
+    splits the row for readers and spreadsheets alike."""
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
+    writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for n, event in enumerate(events, 1):
-        writer.writerow(_csv_row(event))
+        writer.writerow([csv_cell(value) for value in _csv_row(event)])
         if n % batch == 0:
             yield text.getvalue().encode("utf-8")
             text.seek(0)

@@ -232,6 +232,19 @@ def from_ms(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
 
 
+_FIRST_MS = to_ms(datetime.min.replace(tzinfo=UTC))
+_LAST_MS = to_ms(datetime.max.replace(tzinfo=UTC))
+
+
+def bound_ms(value: datetime) -> datetime:
+    """A `since`/`until` bound as the stores compare it: truncated to the millisecond, as
+    occurred_at is when stored, and in UTC. So both engines, which keep milliseconds, agree
+    on bounds finer than that (docs/api.md). A bound whose UTC instant falls outside the
+    years 1-9999 (9999-12-31T23:59:59-01:00) has no datetime; it becomes the nearest one,
+    which changes no result: stored events lie between 1970 and tomorrow."""
+    return from_ms(min(max(to_ms(value), _FIRST_MS), _LAST_MS))
+
+
 def format_shared_ms(ms: int) -> str:
     """`format_shared_ts` for milliseconds since the epoch (the stored form)."""
     global _last_ms

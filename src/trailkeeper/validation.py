@@ -239,14 +239,17 @@ def _occurred_at(value: datetime | None, received: datetime, where: str) -> date
         raise _field_error(
             f"{where}occurred_at", "needs a timezone offset, e.g. 2024-05-01T10:00:00.000Z"
         )
-    if value.tzinfo is not UTC:  # msgspec gives UTC itself for "Z" and "+00:00"
-        value = value.astimezone(UTC)
-    if value.microsecond % 1000:
-        value = value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+    # The range is checked before the value is moved to UTC: comparing instants never
+    # overflows, but 0001-01-01T00:00:00+00:01 or 9999-12-31T23:59:59-01:00 have no UTC
+    # datetime (OverflowError), and neither is in range anyway.
     if value < EPOCH:
         raise _field_error(f"{where}occurred_at", "must not be before 1970-01-01")
     if value > received + MAX_FUTURE_SKEW:
         raise _field_error(f"{where}occurred_at", "must not be more than 1 day in the future")
+    if value.tzinfo is not UTC:  # msgspec gives UTC itself for "Z" and "+00:00"
+        value = value.astimezone(UTC)
+    if value.microsecond % 1000:
+        value = value.replace(microsecond=value.microsecond - value.microsecond % 1000)
     return value
 
 

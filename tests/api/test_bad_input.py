@@ -55,6 +55,9 @@ BAD_BODIES: list[tuple[str, bytes, int]] = [
     ("occurred_at garbage", with_(occurred_at="yesterday"), 400),
     ("occurred_at far future", with_(occurred_at="2999-01-01T00:00:00Z"), 400),
     ("occurred_at before 1970", with_(occurred_at="1969-12-31T23:59:59Z"), 400),
+    # No UTC datetime exists for these (OverflowError, a 500, before they were refused).
+    ("occurred_at before year 1 in UTC", with_(occurred_at="0001-01-01T00:00:00+00:01"), 400),
+    ("occurred_at after 9999 in UTC", with_(occurred_at="9999-12-31T23:59:59-01:00"), 400),
     ("bad ip", with_(context={"ip": "999.1.1.1"}), 400),
     ("nul in ip", with_(context={"ip": "1.2.3.4\x00"}), 400),
     ("ip with newline", with_(context={"ip": "1.2.3.4\n"}), 400),
@@ -116,6 +119,10 @@ BAD_QUERIES = [
     "limit=-5",
     "limit=ten",
     "limit=1.5",
+    "limit=1e2",
+    "limit=20.0",
+    "since=1700000000",
+    "until=1700000000.5",
     "since=yesterday",
     "since=2024-01-01T00:00:00",
     "until=2024-13-01T00:00:00Z",
@@ -160,3 +167,83 @@ def test_unknown_or_odd_ids_are_404(
     client: TestClient[Any], key_for: Headers, event_id: str
 ) -> None:
     assert_error(client.get(f"/v1/events/{event_id}", headers=key_for()), 404)
+
+
+# ---- exactly the documented forms (docs/events.md, docs/api.md) ----------------------------
+
+LOOSE_BODIES = [
+    ({"occurred_at": 1700000000}, "occurred_at"),
+    ({"occurred_at": 1700000000.5}, "occurred_at"),
+    ({"occurred_at": "1700000000"}, "occurred_at"),
+    ({"actor": {"id": "u", "staff": "true"}}, "actor.staff"),
+    ({"actor": {"id": "u", "staff": "false"}}, "actor.staff"),
+    ({"actor": {"id": "u", "staff": "1"}}, "actor.staff"),
+    ({"actor": {"id": "u", "staff": 1}}, "actor.staff"),
+    ({"actor": {"id": "u", "staff": 0}}, "actor.staff"),
+]
+
+
+@pytest.mark.parametrize(("change", "field"), LOOSE_BODIES, ids=[str(c) for c, _ in LOOSE_BODIES])
+def test_loose_body_values_are_refused_naming_the_field(
+    client: TestClient[Any], key_for: Headers, change: dict[str, Any], field: str
+) -> None:
+    headers = key_for()
+    error = assert_error(client.post("/v1/events", content=with_(**change), headers=headers), 400)
+    assert [d["field"] for d in error["details"]] == [field]
+    batch = {"events": [OK, {**OK, **change}]}
+    error = assert_error(client.post("/v1/events/batch", json=batch, headers=headers), 400)
+    assert [d["field"] for d in error["details"]] == [f"events[1].{field}"]
+    assert client.get("/v1/events", headers=headers).json()["items"] == []
+
+
+def test_documented_body_forms_are_accepted(client: TestClient[Any], key_for: Headers) -> None:
+    headers = key_for()
+    for change in [
+        {"actor": {"id": "u", "staff": True}},
+        {"actor": {"id": "u", "staff": False}},
+        {"occurred_at": "2024-05-01T10:00:00Z"},
+        {"occurred_at": "2024-05-01T12:00:00.123456+02:00"},
+    ]:
+        response = client.post("/v1/events", content=with_(**change), headers=headers)
+        assert response.status_code == 201, response.text
+
+
+NATIVE_LOOSE_QUERIES = [
+    ("/v1/events", "limit", "1e2"),
+    ("/v1/events", "limit", "20.0"),
+    ("/v1/events", "since", "1700000000"),
+    ("/v1/events", "until", "1700000000.5"),
+    ("/v1/export", "since", "1700000000"),
+    ("/v1/export", "until", "0"),
+    ("/v1/ledger/checkpoint", "size", "1e3"),
+    ("/v1/ledger/checkpoint", "size", "0.0"),
+    ("/v1/ledger/consistency?to=0", "from", "0e0"),
+    ("/v1/ledger/consistency?from=0", "to", "1e0"),
+]
+
+
+@pytest.mark.parametrize(("path", "name", "value"), NATIVE_LOOSE_QUERIES)
+def test_loose_query_values_are_refused_naming_the_parameter(
+    client: TestClient[Any], key_for: Headers, path: str, name: str, value: str
+) -> None:
+    """Litestar converts query text leniently (`1e2` -> 100, `1700000000` -> a Unix time)."""
+    joiner = "&" if "?" in path else "?"
+    error = assert_error(client.get(f"{path}{joiner}{name}={value}", headers=key_for()), 400)
+    assert [d["field"] for d in error["details"]] == [name]
+    assert name in error["message"]
+
+
+def test_loose_query_values_are_refused_by_the_compatible_apis(
+    client: TestClient[Any], key_for: Headers
+) -> None:
+    headers = key_for()
+    courier = client.get("/audit-events?limit=1e2", headers=headers)
+    assert courier.status_code == 400, courier.text
+    assert courier.json()["type"] == "invalid_request_error"
+    assert courier.json()["message"].startswith("limit ")
+    gr4vy_headers = {**headers, "x-gr4vy-merchant-account-id": "acme"}
+    gr4vy = client.get("/audit-logs?limit=1e2", headers=gr4vy_headers)
+    assert gr4vy.status_code == 400, gr4vy.text
+    assert [d["pointer"] for d in gr4vy.json()["details"]] == ["limit"]
+    for path in ["/audit-events?limit=20", "/audit-logs?limit=20"]:
+        assert client.get(path, headers=gr4vy_headers).status_code == 200

@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.factories import event_payload
 from trailkeeper.errors import Conflict, InvalidInput
@@ -25,6 +27,7 @@ from trailkeeper.model import (
     Tenant,
     format_ms,
     from_ms,
+    to_ms,
     utc_now_ms,
 )
 from trailkeeper.service import AuditService
@@ -626,3 +629,105 @@ def test_opening_a_store_leaves_no_connection_behind(database_url: str, tmp_path
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchone()
     assert row == (0,), "a connection outlived the store"
+
+
+# ---- time bounds finer than the stored millisecond (docs/api.md: "Time bounds") -------------
+
+BOUND_TIMES = ["2024-05-01T00:00:00.000Z", "2024-05-01T00:00:00.001Z", "2024-05-01T00:00:00.002Z"]
+
+
+def _ids_everywhere(service: AuditService, filters: EventFilter) -> list[str]:
+    """The ids a filter selects, oldest first, as listing, JSON export and CSV export each
+    give them: all three must agree."""
+    page, _, _ = service.list_events("acme", filters, 100, None, "native")
+    listed = [view.id for view in reversed(page.events)]
+    jsonl = b"".join(service.export("acme", filters, "jsonl"))
+    exported = [msgspec.json.decode(line)["id"] for line in jsonl.splitlines()]
+    csv_text = b"".join(service.export("acme", filters, "csv")).decode()
+    in_csv = [line.split(",", 1)[0] for line in csv_text.splitlines()[1:]]
+    assert listed == exported == in_csv
+    return listed
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_sub_millisecond_bounds_are_truncated_to_the_millisecond(service: AuditService) -> None:
+    """SQLite kept `since=...00.0004Z` as .000 and PostgreSQL as .0004, so they disagreed."""
+    service.ingest("acme", [event_in(n, occurred_at=at) for n, at in enumerate(BOUND_TIMES)])
+    ids = ["evt-00000", "evt-00001", "evt-00002"]
+    cases = [
+        ({"since": "2024-05-01T00:00:00.0004Z"}, ids),
+        ({"since": "2024-05-01T00:00:00.0009999Z"}, ids),
+        ({"since": "2024-05-01T00:00:00.001Z"}, ids[1:]),
+        ({"until": "2024-05-01T00:00:00.0006Z"}, []),
+        ({"until": "2024-05-01T00:00:00.0016Z"}, ids[:1]),
+        ({"until": "2024-05-01T00:00:00.001Z"}, ids[:1]),
+        ({"since": "2024-05-01T00:00:00.0004Z", "until": "2024-05-01T00:00:00.0006Z"}, []),
+        ({"since": "2024-05-01T00:00:00.0004Z", "until": "2024-05-01T00:00:00.0016Z"}, ids[:1]),
+        ({"since": "2024-05-01T02:00:00.0014+02:00"}, ids[1:]),
+        ({"until": "2024-04-30T23:00:00.0024-01:00"}, ids[:2]),
+    ]
+    for bounds, expected in cases:
+        filters = EventFilter(**{name: _at(value) for name, value in bounds.items()})
+        assert _ids_everywhere(service, filters) == expected, bounds
+
+
+@st.composite
+def _bounds(draw: st.DrawFn) -> tuple[datetime | None, datetime | None]:
+    """since/until within a few ms of the stored events, in any offset, to the microsecond."""
+    base = _at(BOUND_TIMES[0])
+
+    def one() -> datetime | None:
+        if not draw(st.booleans()):
+            return None
+        micros = draw(st.integers(min_value=-1500, max_value=3500))
+        minutes = draw(st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59))
+        zone = UTC if minutes == 0 else timezone(timedelta(minutes=minutes))
+        return (base + timedelta(microseconds=micros)).astimezone(zone)
+
+    return one(), one()
+
+
+def test_time_bounds_select_the_same_events_on_every_engine(service: AuditService) -> None:
+    """Every path selects exactly the events whose stored millisecond m has
+    truncate(since) <= m < truncate(until), on both engines."""
+    service.ingest("acme", [event_in(n, occurred_at=at) for n, at in enumerate(BOUND_TIMES)])
+    stored = [(f"evt-{n:05d}", to_ms(_at(at))) for n, at in enumerate(BOUND_TIMES)]
+
+    @settings(max_examples=60, deadline=None)
+    @given(_bounds())
+    def check(bounds: tuple[datetime | None, datetime | None]) -> None:
+        since, until = bounds
+        if since is not None and until is not None and since >= until:
+            return  # a 400 (since must be earlier than until), tested elsewhere
+        expected = [
+            ident
+            for ident, ms in stored
+            if (since is None or to_ms(since) <= ms) and (until is None or ms < to_ms(until))
+        ]
+        assert _ids_everywhere(service, EventFilter(since=since, until=until)) == expected
+
+    check()
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "found"),
+    [
+        ("0001-01-01T00:00:00+00:01", None, True),
+        (None, "9999-12-31T23:59:59-01:00", True),
+        ("0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59.999999-23:59", True),
+        ("9999-12-31T23:59:59.999999-23:59", None, False),
+        (None, "0001-01-01T00:00:00.000001+23:59", False),
+    ],
+)
+def test_bounds_beyond_the_datetime_range_in_utc_are_no_error(
+    service: AuditService, since: str | None, until: str | None, found: bool
+) -> None:
+    """Bounds whose UTC instant is before year 1 or after 9999 raised OverflowError (a 500)."""
+    service.ingest("acme", [event_in(0, occurred_at=BOUND_TIMES[0])])
+    filters = EventFilter(
+        since=None if since is None else _at(since), until=None if until is None else _at(until)
+    )
+    assert _ids_everywhere(service, filters) == (["evt-00000"] if found else [])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Set
+from datetime import datetime
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
@@ -55,8 +57,16 @@ def caller(request: Request[Any, Any, Any]) -> Principal:
     return who
 
 
+# Query parameters that mean the same on every route, with the one form each is documented
+# in (docs/api.md). Litestar converts query strings leniently (`limit=1e2` is 100, and
+# `since=1700000000` a Unix time); these take exactly the documented form.
+INTEGER_QUERY = frozenset({"limit", "size", "from", "to"})
+TIME_QUERY = frozenset({"since", "until"})
+
+
 def reject_unknown_query(request: Request[Any, Any, Any], allowed: Set[str]) -> None:
-    """A misspelt filter must not silently widen a query: unknown or repeated names are 400s."""
+    """A misspelt filter must not silently widen a query: unknown or repeated names are 400s.
+    Integers and times must be written as documented (`_refuse_loose_forms`)."""
     params = request.query_params
     unknown = sorted(set(params.keys()) - allowed)
     if unknown:
@@ -70,3 +80,30 @@ def reject_unknown_query(request: Request[Any, Any, Any], allowed: Set[str]) -> 
             f"query parameter(s) given more than once: {', '.join(repeated)}",
             details=[{"field": name, "message": "given more than once"} for name in repeated],
         )
+    _refuse_loose_forms(request)
+
+
+def _refuse_loose_forms(request: Request[Any, Any, Any]) -> None:
+    """Integers as decimal digits, times as RFC 3339 with an offset: what Litestar's lenient
+    conversion accepted besides (`1e2`, `100.0`, `1700000000`) is a 400 naming the field."""
+    for name, value in request.query_params.items():
+        if name in INTEGER_QUERY and not (value.isascii() and value.isdigit()):
+            raise _query_error(name, "must be a whole number written in digits (e.g. 20)")
+        if name in TIME_QUERY and not _is_rfc3339(value):
+            raise _query_error(
+                name, "must be an RFC 3339 time with an offset (e.g. 2024-05-01T10:00:00Z)"
+            )
+
+
+def _is_rfc3339(value: str) -> bool:
+    try:
+        parsed = msgspec.convert(value, datetime)  # strict: text in RFC 3339 only
+    except msgspec.ValidationError:
+        return False
+    return parsed.tzinfo is not None
+
+
+def _query_error(name: str, message: str) -> InvalidInput:
+    return InvalidInput(
+        f"{name} {message}", details=[{"field": name, "message": message, "in": "query"}]
+    )

@@ -25,6 +25,7 @@ from trailkeeper.model import (
     NewEvent,
     Position,
     Target,
+    bound_ms,
     format_ms,
     format_shared_ms,
     to_ms,
@@ -233,10 +234,10 @@ def filter_clause(
             params.append(value)
     if filters.since is not None:
         terms.append(f"occurred_at >= {ph}")
-        params.append(to_db(filters.since))
+        params.append(to_db(bound_ms(filters.since)))
     if filters.until is not None:
         terms.append(f"occurred_at < {ph}")
-        params.append(to_db(filters.until))
+        params.append(to_db(bound_ms(filters.until)))
     return terms, params
 
 
