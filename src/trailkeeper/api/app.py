@@ -2,31 +2,124 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Response
+from litestar.types import Message, Scope, Send
+from litestar.utils import normalize_path
 
 from trailkeeper import __version__
 from trailkeeper.api.checkpointer import PeriodicCheckpoints
 from trailkeeper.api.courier import courier_router
+from trailkeeper.api.docs_ui import LocalSwaggerUI, docs_router
 from trailkeeper.api.errors import handler, render_native
 from trailkeeper.api.gr4vy import gr4vy_router
 from trailkeeper.api.key_pairs import key_pairs_router
 from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
 from trailkeeper.api.ratelimit import RateLimiter
+from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
 from trailkeeper.config import Settings
 from trailkeeper.service import AuditService
 
+_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
-@get("/healthz", summary="Liveness and database check", sync_to_thread=True, tags=["health"])
+
+class App(Litestar):
+    """Litestar, with the HEAD and OPTIONS of RFC 9110 on every route.
+
+    Litestar answers HEAD on a GET route with 405, and its OPTIONS lists only the methods of
+    the first handler registered on a path. Here HEAD runs the GET and sends its status and
+    headers without the body, and OPTIONS (and a 405's `Allow`) lists every method of the path.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        method = scope.get("method") if scope["type"] == "http" else None
+        if method not in ("HEAD", "OPTIONS"):
+            if method is not None:
+                send = _with_allow(send, lambda: self.allowed_methods(scope))
+            await super().__call__(scope, receive, send)
+            return
+        allowed = self.allowed_methods(scope)
+        if method == "OPTIONS" and allowed:
+            await _no_content(send, allowed)
+        elif method == "HEAD" and "GET" in allowed:
+            # A copy: the server must still see HEAD (and so send no body itself).
+            head_as_get = cast("Scope", {**scope, "method": "GET"})
+            await super().__call__(head_as_get, receive, _bodiless(send))
+        else:
+            await super().__call__(scope, receive, _with_allow(send, lambda: allowed))
+
+    def allowed_methods(self, scope: Scope) -> list[str]:
+        """The methods the path answers (with HEAD and OPTIONS), or [] for an unknown path."""
+        path = scope["path"]
+        if root_path := scope.get("root_path", ""):
+            path = path.split(root_path, maxsplit=1)[-1]
+        found = []
+        for method in _METHODS:
+            try:
+                self.asgi_router.handle_routing(path=normalize_path(path), method=method)
+            except (NotFoundException, MethodNotAllowedException):
+                continue
+            found.append(method)
+        if not found:
+            return []
+        return sorted({*found, "OPTIONS", *(["HEAD"] if "GET" in found else [])})
+
+
+async def _no_content(send: Send, allowed: list[str]) -> None:
+    headers = [(b"allow", ", ".join(allowed).encode()), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _bodiless(send: Send) -> Send:
+    """Pass the response start on; replace the body with one empty final message."""
+    done = False
+
+    async def send_head(message: Message) -> None:
+        nonlocal done
+        if message["type"] != "http.response.body":
+            await send(message)
+        elif not done:
+            done = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return send_head
+
+
+def _with_allow(send: Send, allowed: Callable[[], list[str]]) -> Send:
+    """A 405's `Allow` header: every method of the path (looked up only for a 405)."""
+
+    async def send_allow(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            allow = ", ".join(allowed()).encode()
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+            message = {**message, "headers": [*headers, (b"allow", allow)]}
+        await send(message)
+
+    return send_allow
+
+
+@get(
+    "/healthz",
+    summary="Liveness and database check",
+    description="200 when the server runs and its database answers a query; 503 when the "
+    "database is unreachable or busy (a load balancer should take this instance out). Needs no "
+    "credential.",
+    sync_to_thread=True,
+    tags=["health"],
+    responses=NATIVE.errors(503),
+    operation_class=documented(response={"status": "ok"}),
+)
 def healthz(request: Request[Any, Any, Any]) -> dict[str, str]:
     service_of(request).check_health()
     return {"status": "ok"}
@@ -45,12 +138,23 @@ def create_app(
     openapi = OpenAPIConfig(
         title="trailkeeper",
         version=__version__,
-        description="Self-hosted audit log service.",
+        description="Self-hosted audit log service: record audit events, read them back with "
+        "filters and cursor paging, export them, and prove with signed checkpoints that the "
+        "log was never rewritten. Courier- and Gr4vy-compatible read APIs are included. "
+        "Every error has one body per dialect; the native one is "
+        '`{"error": {"code", "message", "status", "details"}}`.',
         path="/docs",
-        render_plugins=[ScalarRenderPlugin()],
+        render_plugins=[LocalSwaggerUI()],
+        openapi_router=docs_router("/docs"),
         components=Components(
             security_schemes={
-                "bearer": SecurityScheme(type="http", scheme="bearer", description="API key")
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key (`tk_...`, made with `trailkeeper keys create`). "
+                    "`GET /audit-logs` also takes an ES512 JWT signed with a registered key "
+                    "pair, as the Gr4vy SDK sends.",
+                )
             }
         ),
     )
@@ -61,7 +165,7 @@ def create_app(
         if owns_service:
             service.close()
 
-    return Litestar(
+    return App(
         route_handlers=[
             healthz,
             openapi_json,

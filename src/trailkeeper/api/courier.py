@@ -14,7 +14,9 @@ from litestar import Request, Response, Router, get
 from litestar.params import FromPath, QueryParameter
 
 from trailkeeper import auth
-from trailkeeper.api.errors import error_responses, handler
+from trailkeeper.api import examples
+from trailkeeper.api.errors import handler
+from trailkeeper.api.reference import Dialect, documented
 from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.formats import EventView, to_view
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventFilter
@@ -86,15 +88,22 @@ def render_courier(
     )
 
 
-ERRORS = error_responses(CourierError)
+COURIER = Dialect(CourierError, render_courier)
+_EVENT_EXAMPLE = msgspec.to_builtins(to_courier(examples.EVENT_VIEW))
+_PAGE_EXAMPLE = {"paging": {"cursor": examples.CURSOR, "more": True}, "results": [_EVENT_EXAMPLE]}
 
 
 @get(
     "/audit-events",
     summary="List audit events (Courier-compatible)",
+    description="Courier's `GET /audit-events`: the tenant's events, newest first, in Courier's "
+    "shape (docs/compatibility.md). Pass `paging.cursor` as `cursor` for the next page; "
+    "`paging.more` is false on the last. Errors are Courier's `{message, type}`. "
+    "Scope `audit-logs.read`.",
     sync_to_thread=True,
     guards=requires(auth.SCOPE_AUDIT_LOGS_READ),
-    responses=ERRORS,
+    responses=COURIER.errors(400, 401, 403, 429, 503),
+    operation_class=documented(response=_PAGE_EXAMPLE),
 )
 def list_audit_events(
     request: Request[Any, Any, Any],
@@ -115,9 +124,12 @@ def list_audit_events(
 @get(
     "/audit-events/{audit_event_id:str}",
     summary="Get an audit event",
+    description="Courier's `GET /audit-events/{auditEventId}`: one event in Courier's shape, or "
+    "404 (also for another tenant's event). Scope `audit-logs.read`.",
     sync_to_thread=True,
     guards=requires(auth.SCOPE_AUDIT_LOGS_READ),
-    responses=ERRORS,
+    responses=COURIER.errors(401, 403, 404, 429, 503),
+    operation_class=documented(response=_EVENT_EXAMPLE),
 )
 def get_audit_event(
     request: Request[Any, Any, Any], audit_event_id: FromPath[str]

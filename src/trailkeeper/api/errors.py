@@ -48,30 +48,6 @@ class ErrorBody(msgspec.Struct, frozen=True):
     error: ErrorDetail
 
 
-_DESCRIPTIONS = {
-    400: "Invalid request (bad JSON, field, parameter or cursor)",
-    401: "Missing, unknown, expired or revoked credential",
-    403: "The credential lacks the scope, or the merchant account",
-    404: "Not found (or another tenant's)",
-    409: "Conflict (an id exists with other content)",
-    413: "Request body too large",
-    429: "Rate limited (see Retry-After)",
-    503: "Database unavailable; safe to retry",
-}
-
-
-def error_responses(body: type, statuses: tuple[int, ...] = tuple(_DESCRIPTIONS)) -> dict[int, Any]:
-    """OpenAPI documentation of a dialect's error responses (its own body type)."""
-    from litestar.openapi.datastructures import ResponseSpec
-
-    return {
-        status: ResponseSpec(
-            data_container=body, description=_DESCRIPTIONS[status], generate_examples=False
-        )
-        for status in statuses
-    }
-
-
 Renderer = Callable[[int, str, str, list[dict[str, Any]]], Response[Any]]
 
 

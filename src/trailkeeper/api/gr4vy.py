@@ -16,7 +16,9 @@ from litestar.connection import ASGIConnection
 from litestar.params import HeaderParameter, QueryParameter
 
 from trailkeeper import auth
-from trailkeeper.api.errors import error_responses, handler
+from trailkeeper.api import examples
+from trailkeeper.api.errors import handler
+from trailkeeper.api.reference import Dialect, documented
 from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.errors import InvalidInput, PermissionDenied
 from trailkeeper.formats import EventView
@@ -138,23 +140,42 @@ def merchant_account(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return connection.headers.get(MERCHANT_HEADER) or "default"
 
 
-ERRORS = error_responses(Gr4vyError)
+GR4VY = Dialect(Gr4vyError, render_gr4vy)
+_PAGE_EXAMPLE = {
+    "items": [msgspec.to_builtins(to_gr4vy(examples.EVENT_VIEW))],
+    "limit": 1,
+    "next_cursor": examples.CURSOR,
+    "previous_cursor": None,
+}
+# Filter values: 1-256 characters, no NUL (the same rule as the native filters).
+_FILTER = r"^[^\x00]*$"
 
 
 @get(
     "/audit-logs",
     summary="List audit logs (Gr4vy-compatible)",
+    description="Gr4vy's `GET /audit-logs` (docs/compatibility.md): the merchant account's "
+    "events, newest first, in Gr4vy's shape, filtered by `user_id`, `action` and "
+    "`resource_type`. The merchant account is the `x-gr4vy-merchant-account-id` header "
+    "(default `default`) and must be the credential's tenant (else 403). Authenticates with an "
+    "API key or an ES512 JWT signed with a registered key pair (as the Gr4vy SDK does). Errors "
+    "are Gr4vy's `{type: error, code, status, message, details}`. Scope `audit-logs.read`.",
     sync_to_thread=True,
     guards=requires(auth.SCOPE_AUDIT_LOGS_READ, jwt_tenant=merchant_account),
-    responses=ERRORS,
+    responses=GR4VY.errors(400, 401, 403, 429, 503),
+    operation_class=documented(response=_PAGE_EXAMPLE),
 )
 def list_audit_logs(
     request: Request[Any, Any, Any],
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: Annotated[str | None, QueryParameter(max_length=1000)] = None,
-    user_id: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
+    user_id: Annotated[
+        str | None, QueryParameter(min_length=1, max_length=256, pattern=_FILTER)
+    ] = None,
     action: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
-    resource_type: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
+    resource_type: Annotated[
+        str | None, QueryParameter(min_length=1, max_length=256, pattern=_FILTER)
+    ] = None,
     merchant_account_id: Annotated[
         str | None, HeaderParameter(name=MERCHANT_HEADER, max_length=64)
     ] = None,

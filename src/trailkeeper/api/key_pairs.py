@@ -10,7 +10,8 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from trailkeeper import auth
-from trailkeeper.api.errors import ErrorBody, error_responses
+from trailkeeper.api import examples
+from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.shared import caller, requires, service_of
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import KeyPair, format_ts
@@ -49,17 +50,38 @@ def _view(pair: KeyPair, private_key: str | None = None) -> KeyPairView:
     )
 
 
-ERRORS = error_responses(ErrorBody)
+_NO_PAIR = {404: "no key pair 'rn1vzy7JlTu3cFL25YII0WxfF33i4hAlPE9l0iaHVTM'"}
+_EXISTS = {409: "key pair 'rn1vzy7JlTu3cFL25YII0WxfF33i4hAlPE9l0iaHVTM' is already registered"}
+_PAIR_EXAMPLE = {
+    "id": "rn1vzy7JlTu3cFL25YII0WxfF33i4hAlPE9l0iaHVTM",
+    "tenant": "acme",
+    "name": "gr4vy-sdk",
+    "public_key": examples.PUBLIC_KEY_PEM,
+    "created_at": "2024-05-01T09:00:00.000Z",
+    "revoked_at": None,
+    "private_key": None,
+}
 
 
 @post(
     "/key-pairs",
     summary="Register or generate a key pair",
+    description="Registers an EC P-521 public key (PEM) whose holder may then sign ES512 JWTs "
+    "for the Gr4vy-compatible API, or, with `generate: true`, makes a new pair and returns its "
+    "private key once (it is never stored). The pair's `id` is its RFC 7638 JWK thumbprint, the "
+    "`kid` its JWTs carry. 409 when the key is already registered. Scope `key-pairs.write`.",
     sync_to_thread=True,
     # A pair's JWTs read the Gr4vy API: only a key that may read it may mint one.
     guards=requires(auth.SCOPE_KEY_PAIRS_WRITE, auth.SCOPE_AUDIT_LOGS_READ),
-    responses=ERRORS,
+    responses=NATIVE.errors(400, 401, 403, 409, 413, 429, 503, messages=_EXISTS),
     status_code=HTTP_201_CREATED,
+    operation_class=documented(
+        requests={
+            "register a public key": {"name": "gr4vy-sdk", "public_key": examples.PUBLIC_KEY_PEM},
+            "generate a pair": {"name": "gr4vy-sdk", "generate": True},
+        },
+        response=_PAIR_EXAMPLE,
+    ),
 )
 def create_key_pair(request: Request[Any, Any, Any], data: JSONBody[KeyPairIn]) -> KeyPairView:
     who = caller(request)
@@ -75,9 +97,12 @@ def create_key_pair(request: Request[Any, Any, Any], data: JSONBody[KeyPairIn]) 
 @get(
     "/key-pairs",
     summary="List your key pairs",
-    sync_to_thread=True,
     guards=requires(auth.SCOPE_KEY_PAIRS_WRITE),
-    responses=ERRORS,
+    description="Every key pair of the credential's tenant, revoked ones included (with "
+    "`revoked_at`); private keys are never returned here. Scope `key-pairs.write`.",
+    sync_to_thread=True,
+    responses=NATIVE.errors(401, 403, 429, 503),
+    operation_class=documented(response=[_PAIR_EXAMPLE]),
 )
 def list_key_pairs(request: Request[Any, Any, Any]) -> list[KeyPairView]:
     who = caller(request)
@@ -87,10 +112,13 @@ def list_key_pairs(request: Request[Any, Any, Any]) -> list[KeyPairView]:
 @delete(
     "/key-pairs/{key_pair_id:str}",
     summary="Revoke a key pair",
+    description="Revokes the pair at once: JWTs it signed are refused from then on. "
+    "404 for an unknown id or another tenant's pair. Scope `key-pairs.write`.",
     sync_to_thread=True,
     guards=requires(auth.SCOPE_KEY_PAIRS_WRITE),
-    responses=ERRORS,
+    responses=NATIVE.errors(401, 403, 404, 429, 503, messages=_NO_PAIR),
     status_code=HTTP_204_NO_CONTENT,
+    operation_class=documented(),
 )
 def revoke_key_pair(request: Request[Any, Any, Any], key_pair_id: FromPath[str]) -> Response[None]:
     who = caller(request)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import FromPath, HeaderParameter, JSONBody, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from trailkeeper import auth
-from trailkeeper.api.errors import ErrorBody, error_responses
+from trailkeeper.api import examples
+from trailkeeper.api.reference import NATIVE, Alternative, documented
 from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.formats import EventView, ingest_view, to_view
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventBatchIn, EventFilter, EventIn
@@ -112,10 +114,12 @@ def prefers_minimal(prefer: str | None) -> bool:
     return False
 
 
-ERRORS = error_responses(ErrorBody)
+WRITE_ERRORS = NATIVE.errors(400, 401, 403, 409, 413, 429, 503)
+QUERY_ERRORS = NATIVE.errors(400, 401, 403, 429, 503)
+ONE_ERRORS = NATIVE.errors(401, 403, 404, 429, 503)
 
 
-def _replayed(body: type) -> dict[int, Any]:
+def _replayed(body: Any) -> dict[int, Any]:
     """The 200 of an idempotent replay: everything was already stored, nothing was created."""
     return {
         HTTP_200_OK: ResponseSpec(
@@ -123,19 +127,41 @@ def _replayed(body: type) -> dict[int, Any]:
             description="Already stored: the same id(s) and content were sent before",
             generate_examples=False,
         ),
-        **ERRORS,
+        **WRITE_ERRORS,
     }
+
+
+_PAGE_EXAMPLE = {
+    "items": [examples.EVENT],
+    "limit": 1,
+    "next_cursor": examples.CURSOR,
+    "previous_cursor": None,
+}
+_BATCH_EXAMPLE = {"items": [examples.EVENT], "created": 1, "existing": 0}
+_MINIMAL_EXAMPLE = {
+    "stored": [{"id": examples.EVENT["id"], "log_index": examples.EVENT["log_index"]}],
+    "created": 1,
+    "existing": 0,
+}
+_TEXT = Schema(type=OpenAPIType.STRING)
 
 
 @post(
     "/events",
     summary="Record one event",
-    description="Idempotent when the event carries an `id`: re-sending the same id and content "
-    "returns the stored event with 200; the same id with other content is a 409.",
+    description="Stores one event (docs/events.md) and returns it as stored, with its "
+    "`log_index` in the tenant's Merkle log and its `leaf_hash`. Only `action` and `actor.id` "
+    "are required; `occurred_at` defaults to the time received. Idempotent when the event "
+    "carries an `id`: re-sending the same id and content returns the stored event with 200; the "
+    "same id with other content is a 409. Scope `events.write`.",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
     guards=requires(auth.SCOPE_EVENTS_WRITE),
     responses=_replayed(EventView),
+    operation_class=documented(
+        requests={"full event": examples.EVENT_IN, "smallest event": examples.MINIMAL_EVENT_IN},
+        response=examples.EVENT,
+    ),
 )
 def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
     who = caller(request)
@@ -148,10 +174,19 @@ def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Re
 @post(
     "/events/batch",
     summary="Record up to 1000 events, all or nothing",
+    description="Stores 1-1000 events in one transaction: one invalid event (400, its place "
+    "named as `events[n]`) or one conflicting id (409) stores none of them. The answer lists "
+    "the stored events in request order; with `Prefer: return=minimal` only their `id` and "
+    "`log_index` (as `stored`). 201 when any event was new, 200 when all were already stored "
+    "with the same content. Scope `events.write`.",
     status_code=HTTP_201_CREATED,
     sync_to_thread=True,
     guards=requires(auth.SCOPE_EVENTS_WRITE),
-    responses=_replayed(BatchResult),
+    responses=_replayed(BatchResult | MinimalBatchResult),
+    operation_class=documented(
+        request={"events": [examples.EVENT_IN, examples.MINIMAL_EVENT_IN]},
+        responses={"stored events": _BATCH_EXAMPLE, "Prefer: return=minimal": _MINIMAL_EXAMPLE},
+    ),
 )
 def create_events(
     request: Request[Any, Any, Any], data: JSONBody[EventBatchIn], prefer: Prefer = None
@@ -177,9 +212,14 @@ def create_events(
 @get(
     "/events",
     summary="List events, newest first",
-    sync_to_thread=True,
     guards=requires(auth.SCOPE_EVENTS_READ),
-    responses=ERRORS,
+    description="One page of the tenant's events, newest first, optionally filtered (filters "
+    "combine with AND; unknown or repeated parameters are a 400). Follow `next_cursor` for older "
+    "events and `previous_cursor` to go back; keep the same filters when following a cursor. "
+    "Scope `events.read`.",
+    sync_to_thread=True,
+    responses=QUERY_ERRORS,
+    operation_class=documented(response=_PAGE_EXAMPLE),
 )
 def list_events(
     request: Request[Any, Any, Any],
@@ -203,9 +243,12 @@ def list_events(
 @get(
     "/events/{event_id:str}",
     summary="Get one event",
-    sync_to_thread=True,
     guards=requires(auth.SCOPE_EVENTS_READ),
-    responses=ERRORS,
+    description="The event with this id, as stored. Another tenant's event is a 404, like one "
+    "that does not exist. Scope `events.read`.",
+    sync_to_thread=True,
+    responses=ONE_ERRORS,
+    operation_class=documented(response=examples.EVENT),
 )
 def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> EventView:
     who = caller(request)
@@ -215,19 +258,33 @@ def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Event
 @get(
     "/export",
     summary="Export matching events, oldest first, as JSON lines or CSV (streamed)",
+    response_description="The matching events, as an attachment (`events.jsonl` or `events.csv`)",
+    description="Every event matching the filters, oldest first, streamed in constant memory "
+    "as a file download. `format=jsonl` (default): one event per line, as `GET "
+    "/v1/events/{event_id}` returns it (`trailkeeper import` and `verify` read it). "
+    "`format=csv`: a header row, then one row per event, nested fields flattened "
+    "(`actor_id`, `target_type`, ...) and `metadata` as JSON. Scope `events.read`.",
     sync_to_thread=True,
     guards=requires(auth.SCOPE_EVENTS_READ),
-    responses=ERRORS,
+    responses=QUERY_ERRORS,
+    operation_class=documented(
+        media=(
+            Alternative("application/x-ndjson", examples.NDJSON, _TEXT),
+            Alternative("text/csv", examples.CSV, _TEXT),
+        )
+    ),
 )
 def export_events(
     request: Request[Any, Any, Any],
     filters: NamedDependency[EventFilter],
-    format: Annotated[str, Parameter(description="jsonl or csv")] = "jsonl",
+    format: Annotated[
+        Literal["jsonl", "csv"], Parameter(description="`jsonl` (JSON lines) or `csv`.")
+    ] = "jsonl",
 ) -> Stream:
     who = caller(request)
     reject_unknown_query(request, FILTER_PARAMS | {"format"})
     chunks = service_of(request).export(who.tenant, filters, format)
-    media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv"  # Litestar adds the charset
     return Stream(
         chunks,
         media_type=media,
