@@ -325,7 +325,7 @@ class _Scanner:
             char = self.text[self.i]
             if char == '"':
                 raise _fail(
-                    self.i,
+                    start,
                     self.text[start : self.i + 1],
                     "quote inside a value",
                     'quote the whole value, or write \\" for a literal quote',
