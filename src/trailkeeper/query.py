@@ -286,7 +286,7 @@ def _fail(position: int, token: str, reason: str, hint: str = "") -> InvalidInpu
 
 
 def _after_quote(position: int, char: str) -> InvalidInput:
-    return _fail(position, char, "unexpected", "a closing quote ends a value or phrase")
+    return _fail(position, char, "unexpected character", "a closing quote ends a value or phrase")
 
 
 @dataclass(frozen=True, slots=True)
