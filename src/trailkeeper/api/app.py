@@ -19,6 +19,7 @@ from trailkeeper.api.gr4vy import gr4vy_router
 from trailkeeper.api.key_pairs import key_pairs_router
 from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
+from trailkeeper.api.observability import instrument
 from trailkeeper.api.ratelimit import RateLimiter
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
@@ -61,7 +62,7 @@ def create_app(
         if owns_service:
             service.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             openapi_json,
@@ -87,3 +88,5 @@ def create_app(
         on_shutdown=[shutdown],
         logging_config=None,
     )
+    instrument(app, service, settings.metrics_max_tenants, settings.metrics_token)
+    return app

@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from trailkeeper import auth
 from trailkeeper.api.errors import ErrorBody, error_responses
+from trailkeeper.api.observability import note_ingested
 from trailkeeper.api.shared import principal, reject_unknown_query, service_of
 from trailkeeper.formats import EventView, ingest_view, to_view
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventBatchIn, EventFilter, EventIn
@@ -141,6 +142,7 @@ def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Re
     [(event, created)] = service_of(request).ingest(
         who.tenant, [data], keep_canonical=True, decoded=True
     )
+    note_ingested(1, int(created))
     return Response(ingest_view(event), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
@@ -160,6 +162,7 @@ def create_events(
         who.tenant, data.events, keep_canonical=in_full, decoded=True
     )
     created = sum(is_new for _, is_new in results)
+    note_ingested(len(results), created)
     status = HTTP_201_CREATED if created else HTTP_200_OK
     if not in_full:
         refs = [StoredRef(event.id, event.log_index) for event, _ in results]

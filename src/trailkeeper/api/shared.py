@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 
+from trailkeeper.api.observability import note_caller
 from trailkeeper.api.ratelimit import RateLimiter
 from trailkeeper.auth import Principal
 from trailkeeper.errors import InvalidInput
@@ -21,6 +22,7 @@ def service_of(request: Request[Any, Any, Any]) -> AuditService:
 def principal(request: Request[Any, Any, Any], scope: str) -> Principal:
     """Authenticate the bearer credential, apply its rate limit, require `scope`."""
     who = service_of(request).authenticate(request.headers.get("authorization"))
+    note_caller(who.tenant, who.key_id)
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.hit(who.key_id)
     who.require(scope)
