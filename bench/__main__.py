@@ -674,6 +674,9 @@ def main() -> None:
                     url = fresh_url(engine, tmp, f"data{size}")
                     service_ingest(url, iter_batches(size, 1000), analyze=True)
                     read_benchmarks(engine, url, tmp, size, floor_url, args.load_seconds)
+                from bench import observability
+
+                observability.report(engine, say)
     finally:
         floor.send_signal(signal.SIGTERM)
         floor.wait(timeout=10)

@@ -150,7 +150,7 @@ def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
 
 def test_the_environment_names_its_variable_over_a_file(tmp_path: Path) -> None:
     path = write(tmp_path, "port = 9000\n")
-    with pytest.raises(InvalidInput, match="^TRAILKEEPER_PORT must be between"):
+    with pytest.raises(InvalidInput, match=r"^TRAILKEEPER_PORT must be between"):
         load_settings({"TRAILKEEPER_PORT": "0"}, config_file=path)
 
 

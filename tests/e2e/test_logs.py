@@ -119,4 +119,3 @@ registry = CollectorRegistry()
 multiprocess.MultiProcessCollector(registry)
 print(generate_latest(registry).decode())
 """
-
