@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import tomllib
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from trailkeeper.cli import main
-from trailkeeper.config import load_settings
+from trailkeeper.config import SETTINGS, load_settings, load_settings_with_sources
 from trailkeeper.errors import InvalidInput
 
 
@@ -52,6 +57,9 @@ BAD_VALUES = [
     ("SIGNING_KEY", "not base64!", "must be a base64-encoded 32-byte Ed25519 seed"),
     ("SIGNING_KEY", "AAAA", "must be a base64-encoded 32-byte Ed25519 seed"),
     ("SECRET", "short", "must be at least 16 characters"),
+    ("LOG_FORMAT", "xml", "must be json or text"),
+    ("METRICS_TOKEN", "short", "must be at least 16 characters"),
+    ("METRICS_MAX_TENANTS", "-1", "must not be negative"),
 ]
 
 
@@ -79,3 +87,112 @@ def test_a_bad_port_flag_names_the_flag() -> None:
     result = CliRunner().invoke(main, ["serve", "--port", "70000"])
     assert result.exit_code == 2
     assert "'--port'" in result.stderr
+
+
+# ---- config file ----------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "trailkeeper.toml"
+    path.write_text(text)
+    return path
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'port = 9000\nhost = "0.0.0.0"\nlog_level = "DEBUG"\nrate_limit_burst = 50\n'
+        'log_format = "text"\n',
+    )
+    settings, sources = load_settings_with_sources(
+        {"TRAILKEEPER_HOST": "10.0.0.1", "TRAILKEEPER_PORT": "9100"}, config_file=path, port=9200
+    )
+    assert (settings.port, settings.host, settings.log_level) == (9200, "10.0.0.1", "debug")
+    assert settings.rate_limit_burst == 50.0  # an integer is fine where a number is wanted
+    assert settings.log_format == "text"
+    assert sources["port"] == "flag"
+    assert sources["host"] == "environment TRAILKEEPER_HOST"
+    assert sources["log_level"] == f"file {path}"
+    assert sources["secret"] == "default"
+
+
+BAD_FILES = [
+    ("prot = 80\n", "unknown setting 'prot' (did you mean 'port'?)"),
+    ("[server]\nport = 80\n", "unknown setting 'server'"),
+    ('port = "80"\n', "port must be an integer, got '80'"),
+    ("port = 80.0\n", "port must be an integer, got 80.0"),
+    ("port = true\n", "port must be an integer, got True"),
+    ("port = 70000\n", "port must be between 1 and 65535"),
+    ("db_timeout_seconds = nan\n", "db_timeout_seconds must be a number, got nan"),
+    ('db_timeout_seconds = "5s"\n', "db_timeout_seconds must be a number, got '5s'"),
+    ("db_timeout_seconds = 0\n", "db_timeout_seconds must be positive"),
+    ("log_level = 3\n", "log_level must be a string, got 3"),
+    ('log_format = "xml"\n', "log_format must be json or text"),
+    ('metrics_token = "short"\n', "metrics_token must be at least 16 characters"),
+    ("metrics_max_tenants = -1\n", "metrics_max_tenants must not be negative"),
+    ("port = \n", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_FILES)
+def test_bad_files_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InvalidInput) as caught:
+        load_settings({}, config_file=path)
+    assert caught.value.message.startswith(f"{path}: {message}"), caught.value.message
+    assert "\n" not in caught.value.message
+
+
+def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"nope\.toml: cannot read the config file"):
+        load_settings({}, config_file=tmp_path / "nope.toml")
+
+
+def test_the_environment_names_its_variable_over_a_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "port = 9000\n")
+    with pytest.raises(InvalidInput, match=r"^TRAILKEEPER_PORT must be between"):
+        load_settings({"TRAILKEEPER_PORT": "0"}, config_file=path)
+
+
+def test_cli_reads_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, 'prot = 80\ndatabase_url = "sqlite:///x.db"\n')
+    result = CliRunner().invoke(main, ["--config", str(path), "tenants", "list"])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {path}: unknown setting 'prot' (did you mean 'port'?)\n"
+    monkeypatch.setenv("TRAILKEEPER_CONFIG", str(path))
+    assert CliRunner().invoke(main, ["serve"]).stderr.startswith(f"Error: {path}: unknown")
+
+
+def test_config_show_masks_secrets_and_says_where_values_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("TRAILKEEPER_"):
+            monkeypatch.delenv(name)
+    path = write(
+        tmp_path,
+        'secret = "cursor-secret-0123456789"\n'
+        'metrics_token = "metrics-token-0123456789"\n'
+        'database_url = "postgresql://audit:hunter2hunter2@db:5432/tk"\n'
+        'log_origin = "audit.example.com"\n',
+    )
+    seed = base64.b64encode(bytes(range(32))).decode()
+    monkeypatch.setenv("TRAILKEEPER_SIGNING_KEY", seed)
+    result = CliRunner().invoke(main, ["--config", str(path), "config", "show"])
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    for secret in ("cursor-secret-0123456789", "metrics-token-0123456789", "hunter2", seed):
+        assert secret not in out
+    shown = tomllib.loads(out)  # the output is TOML
+    assert set(shown) == set(SETTINGS)
+    assert shown["secret"] == shown["metrics_token"] == shown["signing_key"] == "***"
+    assert shown["database_url"] == "postgresql://audit:***@db:5432/tk"
+    assert shown["log_origin"] == "audit.example.com"
+    assert shown["port"] == 8000
+    lines = dict(line.split(" = ", 1) for line in out.splitlines())
+    assert lines["log_origin"].endswith(f"# file {path}")
+    assert lines["signing_key"].endswith("# environment TRAILKEEPER_SIGNING_KEY")
+    assert lines["port"].endswith("# default")
+    flagged = CliRunner().invoke(main, ["--database-url", "sqlite:///y.db", "config", "show"])
+    assert 'database_url = "sqlite:///y.db"  # flag' in flagged.stdout

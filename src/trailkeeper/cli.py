@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import socket
 import sys
@@ -16,7 +15,13 @@ from typing import IO, Any, TypeVar
 import click
 
 from trailkeeper import __version__, auth
-from trailkeeper.config import Settings, load_settings
+from trailkeeper.config import (
+    Settings,
+    load_settings,
+    load_settings_with_sources,
+    masked,
+    redact_url,
+)
 from trailkeeper.errors import Conflict, InvalidInput, TrailkeeperError
 from trailkeeper.formats import EXPORT_FORMATS, parse_event_line
 from trailkeeper.model import MAX_BATCH, EventFilter, EventIn, format_ts
@@ -50,7 +55,9 @@ def _os_error(exc: OSError) -> str:
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    return load_settings(database_url=ctx.obj.get("database_url"), **overrides)
+    return load_settings(
+        config_file=ctx.obj.get("config"), database_url=ctx.obj.get("database_url"), **overrides
+    )
 
 
 @contextlib.contextmanager
@@ -113,11 +120,20 @@ def _connect(settings: Settings) -> AuditService:
     help="sqlite:///path.db or postgresql://... (default: $TRAILKEEPER_DATABASE_URL or "
     "sqlite:///data/trailkeeper.db).",
 )
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    envvar="TRAILKEEPER_CONFIG",
+    help="TOML file of settings (keys as in docs/configuration.md; the environment and flags "
+    "override it). Default: $TRAILKEEPER_CONFIG, else none.",
+)
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None) -> None:
+def main(ctx: click.Context, database_url: str | None, config_file: str | None) -> None:
     """trailkeeper: a self-hosted audit log service."""
     ctx.ensure_object(dict)
     ctx.obj["database_url"] = database_url
+    ctx.obj["config"] = config_file
 
 
 # ---- serve ----------------------------------------------------------------------------------
@@ -133,17 +149,22 @@ def main(ctx: click.Context, database_url: str | None) -> None:
     "if needed, revoking the previous such key) and print it. Meant for local development "
     "(`make run`).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    help="json (default: one object per line) or text (for development).",
+)
 @click.pass_context
 @_fail_cleanly
-def serve(ctx: click.Context, host: str | None, port: int | None, print_key: bool) -> None:
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, print_key: bool, log_format: str | None
+) -> None:
     """Run the HTTP server. On an empty database, creates tenant 'default' and prints a key."""
     from trailkeeper.api.app import create_app
+    from trailkeeper.api.observability import configure_logging, process_exited
 
-    settings = _settings(ctx, host=host, port=port)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    settings = _settings(ctx, host=host, port=port, log_format=log_format)
+    configure_logging(settings.log_level, settings.log_format)
     # Listen before anything is minted: a key printed "once" by a server that then cannot
     # start would be lost, and the next start would print none.
     sockets = _listen(settings.host, settings.port)
@@ -157,6 +178,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, print_key: boo
             _run(create_app(service, settings, owns_service=True), settings, sockets)
         finally:
             service.close()
+            process_exited()
     finally:
         for sock in sockets:
             sock.close()
@@ -197,7 +219,8 @@ def _run(app: Any, settings: Settings, sockets: list[socket.socket]) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
+        log_config=None,  # configure_logging's handler formats uvicorn's records too
+        access_log=False,  # the access line is trailkeeper's own (api/observability.py)
         server_header=False,
     )
     server = uvicorn.Server(config)
@@ -227,7 +250,7 @@ def _fresh_quickstart_key(service: AuditService) -> str:
 def _print_banner(settings: Settings, token: str | None, *, has_default: bool) -> None:
     base = f"http://{settings.host}:{settings.port}"
     echo = functools.partial(click.echo, err=True)
-    echo(f"trailkeeper {__version__} on {base}  (database: {_redact(settings.database_url)})")
+    echo(f"trailkeeper {__version__} on {base}  (database: {redact_url(settings.database_url)})")
     if token is None:
         tenant = "default" if has_default else "TENANT"
         echo(f"Create an API key with: trailkeeper keys create --tenant {tenant} --name NAME")
@@ -247,13 +270,36 @@ def _print_banner(settings: Settings, token: str | None, *, has_default: bool) -
     echo("")
 
 
-def _redact(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+# ---- config ---------------------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the settings in effect."""
+
+
+@config_group.command("show")
+@click.pass_context
+@_fail_cleanly
+def config_show(ctx: click.Context) -> None:
+    """Print the effective settings as TOML, secrets masked, each with where it came from
+    (default, the config file, an environment variable or a flag)."""
+    settings, sources = load_settings_with_sources(
+        config_file=ctx.obj.get("config"), database_url=ctx.obj.get("database_url")
+    )
+    for name, value in masked(settings).items():
+        click.echo(f"{name} = {_toml_value(value)}  # {sources[name]}")
+
+
+def _toml_value(value: object) -> str:
+    """A TOML literal for a setting's value (strings escaped as TOML basic strings)."""
+    if isinstance(value, str):
+        escaped = "".join(
+            f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F or c in '"\\' else c
+            for c in value
+        )
+        return f'"{escaped}"'
+    return repr(value)
 
 
 # ---- import / export ------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Settings, read once from the environment (and overridden by CLI flags).
+"""Settings, read once from defaults, a TOML file, the environment and CLI flags (in that
+order, each overriding the one before).
 
 Every setting is listed in `SETTINGS` with its default and meaning; `docs/configuration.md` is
 checked against this table by the test suite, so the two cannot drift apart.
@@ -7,10 +8,13 @@ checked against this table by the test suite, so the two cannot drift apart.
 from __future__ import annotations
 
 import base64
+import difflib
 import math
 import os
-from collections.abc import Mapping
+import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from trailkeeper.errors import InvalidInput
@@ -37,6 +41,9 @@ class Settings:
     rate_limit_per_second: float = 100.0
     rate_limit_burst: float = 200.0
     credential_cache_seconds: float = 5.0
+    log_format: str = "json"
+    metrics_token: str = ""
+    metrics_max_tenants: int = 50
 
 
 SETTINGS: dict[str, str] = {
@@ -67,28 +74,104 @@ SETTINGS: dict[str, str] = {
     "instead of reading it for every request. Revoking through this server applies at once; "
     "a revocation made elsewhere (another server process, the CLI) within this time. 0: read "
     "it for every request.",
+    "log_format": "`json` (one JSON object per line, for log collectors) or `text` (for "
+    "development). Also `serve --log-format`.",
+    "metrics_token": "Bearer token that Prometheus must send to read `/metrics` (at least 16 "
+    "characters). Empty: `/metrics` answers 404.",
+    "metrics_max_tenants": "How many tenants get their own `tenant` label on per-tenant metrics, "
+    'per server process (the first ones seen); the rest are counted as `tenant="_other"`. '
+    "0: no per-tenant label.",
 }
 
+SECRET_SETTINGS = frozenset({"secret", "signing_key", "metrics_token"})
+"""Never printed: `config show` masks them (and the password in `database_url`)."""
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Build settings from defaults, then the environment, then explicit overrides (CLI flags)."""
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from defaults, then `config_file`, then the environment, then explicit
+    overrides (CLI flags)."""
+    return load_settings_with_sources(environ, config_file=config_file, **overrides)[0]
+
+
+def load_settings_with_sources(
+    environ: Mapping[str, str] | None = None,
+    *,
+    config_file: str | Path | None = None,
+    **overrides: Any,
+) -> tuple[Settings, dict[str, str]]:
+    """Settings and, for each, where its value came from (`config show` prints both)."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    sources = {field.name: "default" for field in fields(Settings)}
+    if config_file is not None:
+        for name, value in read_config_file(Path(config_file)).items():
+            values[name], sources[name] = value, f"file {config_file}"
     for field in fields(Settings):
-        raw = env.get(ENV_PREFIX + field.name.upper())
-        if raw is None:
-            continue
-        values[field.name] = _coerce(field.name, raw, type(getattr(Settings(), field.name)))
+        raw = env.get(_env(field.name))
+        if raw is not None:
+            values[field.name] = _coerce(field.name, raw, _kind(field.name))
+            sources[field.name] = f"environment {_env(field.name)}"
+    for name, value in overrides.items():
+        if value is not None:
+            values[name], sources[name] = value, "flag"
     settings = replace(Settings(), **values)
-    given = {k: v for k, v in overrides.items() if v is not None}
-    settings = replace(settings, **given)
     settings = replace(
         settings,
         log_level=settings.log_level.lower(),
+        log_format=settings.log_format.lower(),
         sqlite_synchronous=settings.sqlite_synchronous.upper(),
     )
-    _validate(settings)
-    return settings
+    _validate(settings, lambda name: _describe(name, sources[name]))
+    return settings, sources
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings a TOML file sets, typed; errors name the file and the key."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: the config file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid TOML: {exc}") from None
+    known = [field.name for field in fields(Settings)]
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidInput(f"{path}: unknown setting {name!r}{hint}")
+        values[name] = _from_toml(path, name, value)
+    return values
+
+
+def _from_toml(path: Path, name: str, value: Any) -> Any:
+    """A TOML value as the setting's type: an int where a number is wanted is fine; a string
+    for a number, or a bool for anything, is refused rather than guessed."""
+    kind = _kind(name)
+    ok = (
+        isinstance(value, str)
+        if kind is str
+        else isinstance(value, int | float) and not isinstance(value, bool)
+    )
+    if kind is int and isinstance(value, float):
+        ok = False
+    if kind is float and ok and not math.isfinite(value):
+        ok = False
+    if not ok:
+        wanted = _KIND_NAMES.get(kind, "a string")
+        raise InvalidInput(f"{path}: {name} must be {wanted}, got {value!r}")
+    return kind(value)
+
+
+def _kind(name: str) -> type:
+    return type(getattr(Settings(), name))
 
 
 _KIND_NAMES = {int: "an integer", float: "a number"}
@@ -96,8 +179,10 @@ _KIND_NAMES = {int: "an integer", float: "a number"}
 
 def _coerce(name: str, raw: str, kind: type) -> Any:
     """The environment's text as the setting's type; errors name the variable."""
+    if kind is str:
+        return raw
     try:
-        value = kind(raw.strip()) if kind in _KIND_NAMES else kind(raw)
+        value = kind(raw.strip())
     except ValueError:
         value = None
     if value is None or (kind is float and not math.isfinite(value)):
@@ -109,14 +194,46 @@ def _env(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def _check(ok: bool, name: str, rule: str) -> None:
-    if not ok:
-        raise InvalidInput(f"{_env(name)} {rule}")
+def _describe(name: str, source: str) -> str:
+    """How an error names a setting: as it was given (variable, file key or flag)."""
+    if source.startswith("file "):
+        return f"{source.removeprefix('file ')}: {name}"
+    if source == "flag":
+        return "--" + name.replace("_", "-")
+    return _env(name)
 
 
-def _validate(settings: Settings) -> None:
-    """Rules each setting must follow; a failure names the environment variable (for the
-    settings that also have a flag, click checks the flag's value first)."""
+def redact_url(url: str) -> str:
+    """A database URL without its password."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """Every setting's value, secrets replaced by `***` (empty ones stay empty)."""
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        value = getattr(settings, field.name)
+        if field.name in SECRET_SETTINGS and value:
+            value = "***"
+        elif field.name == "database_url":
+            value = redact_url(value)
+        values[field.name] = value
+    return values
+
+
+def _validate(settings: Settings, describe: Callable[[str], str]) -> None:
+    """Rules each setting must follow; a failure names the setting as it was given: the
+    environment variable, the file and key, or the flag (click checks most flags first)."""
+
+    def _check(ok: bool, name: str, rule: str) -> None:
+        if not ok:
+            raise InvalidInput(f"{describe(name)} {rule}")
+
     _check(
         settings.sqlite_synchronous in {"FULL", "NORMAL", "EXTRA"},
         "sqlite_synchronous",
@@ -156,6 +273,13 @@ def _validate(settings: Settings) -> None:
         "secret",
         "must be at least 16 characters (or empty to generate one)",
     )
+    _check(settings.log_format in {"json", "text"}, "log_format", "must be json or text")
+    _check(
+        not settings.metrics_token or len(settings.metrics_token) >= 16,
+        "metrics_token",
+        "must be at least 16 characters (or empty to turn /metrics off)",
+    )
+    _check(settings.metrics_max_tenants >= 0, "metrics_max_tenants", "must not be negative")
 
 
 def _seed_length(value: str) -> int:

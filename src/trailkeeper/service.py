@@ -86,6 +86,10 @@ class AuditService:
     def close(self) -> None:
         self.store.close()
 
+    def database_stats(self) -> dict[str, int]:
+        """Connection-pool and write-queue figures, for metrics."""
+        return self.store.stats()
+
     def check_health(self) -> None:
         self.store.ping()
 

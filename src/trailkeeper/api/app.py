@@ -23,6 +23,7 @@ from trailkeeper.api.gr4vy import gr4vy_router
 from trailkeeper.api.key_pairs import key_pairs_router
 from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
+from trailkeeper.api.observability import instrument
 from trailkeeper.api.ratelimit import RateLimiter
 from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.request import SafeRequest
@@ -165,7 +166,7 @@ def create_app(
         if owns_service:
             service.close()
 
-    return App(
+    app = App(
         route_handlers=[
             healthz,
             openapi_json,
@@ -191,3 +192,5 @@ def create_app(
         on_shutdown=[shutdown],
         logging_config=None,
     )
+    instrument(app, service, settings.metrics_max_tenants, settings.metrics_token)
+    return app

@@ -16,6 +16,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from trailkeeper import auth
 from trailkeeper.api import examples
+from trailkeeper.api.observability import note_ingested
 from trailkeeper.api.reference import NATIVE, Alternative, documented
 from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.formats import EventView, ingest_view, to_view
@@ -168,6 +169,7 @@ def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Re
     [(event, created)] = service_of(request).ingest(
         who.tenant, [data], keep_canonical=True, decoded=True
     )
+    note_ingested(1, int(created))
     return Response(ingest_view(event), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
@@ -197,6 +199,7 @@ def create_events(
         who.tenant, data.events, keep_canonical=in_full, decoded=True
     )
     created = sum(is_new for _, is_new in results)
+    note_ingested(len(results), created)
     status = HTTP_201_CREATED if created else HTTP_200_OK
     if not in_full:
         refs = [StoredRef(event.id, event.log_index) for event, _ in results]

@@ -12,6 +12,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
+from trailkeeper.api.observability import note_caller
 from trailkeeper.api.ratelimit import RateLimiter
 from trailkeeper.auth import Principal
 from trailkeeper.errors import InvalidInput
@@ -41,6 +42,7 @@ def requires(
         service: AuditService = connection.app.state.service
         tenant = jwt_tenant(connection) if jwt_tenant is not None else None
         who = service.authenticate(connection.headers.get("authorization"), jwt_tenant=tenant)
+        note_caller(who.tenant, who.key_id)
         limiter: RateLimiter = connection.app.state.rate_limiter
         limiter.hit(f"{who.tenant}/{who.key_id}")
         who.require(*scopes)

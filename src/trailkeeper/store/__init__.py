@@ -36,6 +36,10 @@ class Store(Protocol):
     def ping(self) -> None:
         """Raise `Unavailable` when the database cannot answer."""
 
+    def stats(self) -> dict[str, int]:
+        """Figures for metrics, cheap to read: PostgreSQL's pool (psycopg_pool's
+        `get_stats()` names), SQLite's `writer_queue` (batches waiting for the write lock)."""
+
     def analyze(self) -> None:
         """Refresh the query planner's statistics, e.g. after a bulk load: without them
         PostgreSQL may scan a whole tenant instead of walking the keyset index."""

@@ -80,6 +80,11 @@ class GroupCommit(Generic[Conn]):
                 self._lock.release()
         return job.outcome()
 
+    def waiting(self) -> int:
+        """Batches queued for the next transaction (for metrics)."""
+        with self._queue_lock:
+            return len(self._queue)
+
     def _give_up(self, job: _Job[Conn, Result]) -> None:
         """Timed out waiting for the lock: withdraw the job, unless a writer already took it,
         in which case it is answered as soon as that writer's commit returns."""

@@ -159,6 +159,9 @@ class PostgresStore(SqlReads):
     def close(self) -> None:
         self._pool.close()
 
+    def stats(self) -> dict[str, int]:
+        return self._pool.get_stats()
+
     def ping(self) -> None:
         self._fetch("SELECT 1", ())
 

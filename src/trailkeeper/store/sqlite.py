@@ -196,6 +196,9 @@ class SQLiteStore(SqlReads):
                 conn.execute("ROLLBACK")
             raise
 
+    def stats(self) -> dict[str, int]:
+        return {"writer_queue": self._group.waiting()}
+
     def close(self) -> None:
         if self._closed:
             return
