@@ -329,7 +329,7 @@ def import_events(
         with _progress(total) as advance:
             for batch, lines in _batches(source, batch_size, advance):
                 try:
-                    results = service.ingest(tenant, batch, decoded=True)
+                    results = service.ingest(tenant, batch)
                 except InvalidInput as exc:
                     raise click.ClickException(
                         f"{_at_line(exc, lines)} (events before this batch were imported)"
