@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 from tests.factories import event_payload
 from tests.helpers import tamper
 from trailkeeper import verifier
-from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.api.native import to_view
-from trailkeeper.model import FIELDS, Event
-from trailkeeper.model import EventFilter, EventIn
+from trailkeeper.errors import Conflict, InvalidInput
+from trailkeeper.model import FIELDS, Event, EventFilter, EventIn
 from trailkeeper.service import AuditService
 from trailkeeper.store import Store, open_store
 

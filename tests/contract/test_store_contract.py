@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import event_payload
-from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.api.native import EventView, to_view
+from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.formats import event_document
 from trailkeeper.ledger import canonical_event
 from trailkeeper.model import (
@@ -423,9 +423,9 @@ def test_event_reads_keep_every_millisecond_around_the_engines_epochs(
     lines = store.iter_event_json("acme", EventFilter(), chunk=2)
     assert [msgspec.json.decode(line)["occurred_at"] for line in lines] == EDGE_TIMES
     since = EventFilter(since=datetime(2000, 1, 1, tzinfo=UTC))
-    assert [
-        v.occurred_at for _, v in listing(store, "acme", since, None, Direction.OLDER, 9)
-    ] == (EDGE_TIMES[:2:-1])
+    assert [v.occurred_at for _, v in listing(store, "acme", since, None, Direction.OLDER, 9)] == (
+        EDGE_TIMES[:2:-1]
+    )
 
 
 def test_concurrent_writers_lose_nothing(store: Store, service: AuditService) -> None:
