@@ -24,7 +24,7 @@ from trailkeeper.config import (
 )
 from trailkeeper.errors import Conflict, InvalidInput, TrailkeeperError
 from trailkeeper.formats import EXPORT_FORMATS, parse_event_line
-from trailkeeper.model import MAX_BATCH, EventFilter, EventIn, format_ts
+from trailkeeper.model import MAX_BATCH, OUTCOMES, EventFilter, EventIn, Outcome, format_ts
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
 
@@ -397,6 +397,7 @@ def _filter_options(func: F) -> F:
     options = [
         click.option("--actor-id"),
         click.option("--action"),
+        click.option("--outcome", type=click.Choice(OUTCOMES)),
         click.option("--type", "type_"),
         click.option("--target-type"),
         click.option("--target-id"),
@@ -446,6 +447,7 @@ def export_events(
     output: IO[bytes],
     actor_id: str | None,
     action: str | None,
+    outcome: Outcome | None,
     type_: str | None,
     target_type: str | None,
     target_id: str | None,
@@ -457,6 +459,7 @@ def export_events(
     selection = EventFilter(
         actor_id=actor_id,
         action=action,
+        outcome=outcome,
         type=type_,
         target_type=target_type,
         target_id=target_id,

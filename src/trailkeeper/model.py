@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -113,6 +113,10 @@ class Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False)
     user_agent: UserAgent | None = None
 
 
+# Whether the action succeeded: "failed logins" are `action:user.login outcome:failure`.
+Outcome = Literal["success", "failure"]
+OUTCOMES: tuple[Outcome, ...] = ("success", "failure")
+
 # All fields empty: what code reads when an event has no target or no context. Stored, such
 # an object is all NULLs, so it reads back as none (store/idempotency.py counts them the same).
 NO_TARGET = Target()
@@ -124,6 +128,7 @@ class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False)
 
     action: ShortText
     actor: Actor
+    outcome: Outcome = "success"
     id: EventId | None = None
     occurred_at: datetime | None = None
     type: ShortText | None = None
@@ -152,6 +157,7 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     received_at: datetime
     action: str
     actor: Actor
+    outcome: Outcome = "success"
     type: str | None = None
     target: Target | None = None
     source: str | None = None
@@ -180,6 +186,7 @@ FIELDS: tuple[Field, ...] = (
     Field("occurred_at", "occurred_at", "time"),
     Field("received_at", "received_at", "time", server=True),
     Field("action", "action", "text", filter=True),
+    Field("outcome", "outcome", "text", filter=True),
     Field("type", "type", "text", filter=True),
     Field("actor.id", "actor_id", "text", filter=True),
     Field("actor.name", "actor_name", "text"),
@@ -231,6 +238,7 @@ class EventFilter(msgspec.Struct, frozen=True):
 
     actor_id: str | None = None
     action: str | None = None
+    outcome: Outcome | None = None
     type: str | None = None
     target_type: str | None = None
     target_id: str | None = None

@@ -29,6 +29,7 @@ from trailkeeper.model import (
     EventBatchIn,
     EventFilter,
     EventIn,
+    Outcome,
     Target,
     format_ts,
 )
@@ -48,13 +49,24 @@ Until = Annotated[
     datetime | None, Parameter(description="Only events before this time (RFC 3339).")
 ]
 FILTER_PARAMS = frozenset(
-    {"actor_id", "action", "type", "target_type", "target_id", "source", "since", "until"}
+    {
+        "actor_id",
+        "action",
+        "outcome",
+        "type",
+        "target_type",
+        "target_id",
+        "source",
+        "since",
+        "until",
+    }
 )
 
 
 def provide_filters(
     actor_id: Text = None,
     action: Text = None,
+    outcome: Annotated[Outcome | None, Parameter(description="`success` or `failure`.")] = None,
     type: Text = None,
     target_type: Text = None,
     target_id: Text = None,
@@ -66,6 +78,7 @@ def provide_filters(
     return EventFilter(
         actor_id=actor_id,
         action=action,
+        outcome=outcome,
         type=type,
         target_type=target_type,
         target_id=target_id,
@@ -84,6 +97,7 @@ class EventView(msgspec.Struct, frozen=True, gc=False):
     occurred_at: str
     received_at: str
     action: str
+    outcome: Outcome
     type: str | None
     actor: Actor
     target: Target | None
@@ -101,6 +115,7 @@ def to_view(event: Event) -> EventView:
         occurred_at=format_ts(event.occurred_at),
         received_at=format_ts(event.received_at),
         action=event.action,
+        outcome=event.outcome,
         type=event.type,
         actor=event.actor,
         target=event.target,
