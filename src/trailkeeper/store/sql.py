@@ -71,20 +71,37 @@ def _from_column(field: Field, value: Any, from_db: TsFromDb) -> Any:
     return value
 
 
+# Where each column's value goes: (nested object or None, attribute).
+_PLACES = [
+    (head, rest) if rest else (None, head)
+    for head, _, rest in (field.path.partition(".") for field in FIELDS)
+]
+# The struct of each nested object, from the Event's own annotations.
+_EVENT_INFO = msgspec.inspect.type_info(Event)
+assert isinstance(_EVENT_INFO, msgspec.inspect.StructType)
+_GROUP_TYPES: dict[str, Any] = {
+    field.name: kind.cls
+    for field in _EVENT_INFO.fields
+    for kind in (getattr(field.type, "types", None) or (field.type,))
+    if isinstance(kind, msgspec.inspect.StructType)
+}
+
+
 def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
     """The `Event` of a row selected with `SELECT_EVENT`; a nested object whose columns are
     all NULL is none."""
     fields: dict[str, Any] = {"seq": row[0]}
-    for field, value in zip(FIELDS, row[1:], strict=True):
-        head, _, rest = field.path.partition(".")
-        if rest:
-            fields.setdefault(head, {})[rest] = _from_column(field, value, from_db)
+    groups: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
+    for field, (group, name), value in zip(FIELDS, _PLACES, row[1:], strict=True):
+        value = _from_column(field, value, from_db)
+        if group is None:
+            fields[name] = value
         else:
-            fields[head] = _from_column(field, value, from_db)
-    for group in GROUPS:
-        if all(value is None for value in fields[group].values()):
-            fields[group] = None
-    return msgspec.convert(fields, Event)
+            groups[group][name] = value
+    for group, values in groups.items():
+        empty = all(value is None for value in values.values())
+        fields[group] = None if empty else _GROUP_TYPES[group](**values)
+    return Event(**fields)
 
 
 def filter_clause(
