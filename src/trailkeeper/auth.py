@@ -30,7 +30,14 @@ SCOPE_EVENTS_WRITE = "events.write"
 SCOPE_EVENTS_READ = "events.read"
 SCOPE_AUDIT_LOGS_READ = "audit-logs.read"
 SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
-ALL_SCOPES = (SCOPE_EVENTS_WRITE, SCOPE_EVENTS_READ, SCOPE_AUDIT_LOGS_READ, SCOPE_KEY_PAIRS_WRITE)
+SCOPE_VIEWER_CREATE = "viewer.create"
+ALL_SCOPES = (
+    SCOPE_EVENTS_WRITE,
+    SCOPE_EVENTS_READ,
+    SCOPE_AUDIT_LOGS_READ,
+    SCOPE_KEY_PAIRS_WRITE,
+    SCOPE_VIEWER_CREATE,
+)
 JWT_LEEWAY_SECONDS = 30
 # The longest a key-pair JWT may live (exp - iat, and exp - now), leeway aside: what the Gr4vy
 # SDKs sign by default (`expires_in=3600`). A longer-lived token is a 401.

@@ -15,6 +15,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from trailkeeper import __version__, auth
+from trailkeeper.api import viewer
 from trailkeeper.config import (
     Settings,
     load_settings,
@@ -472,6 +473,48 @@ def export_events(
 
 
 # ---- keys and tenants -----------------------------------------------------------------------
+
+
+@main.command("viewer-link")
+@click.option("--tenant", required=True, help="Whose events the link shows.")
+@click.option("--query", default="", help="Pin the link to a query (ANDed with every search).")
+@click.option(
+    "--ttl",
+    type=click.IntRange(60, 86400),
+    default=900,
+    show_default=True,
+    help="Seconds the link stays valid (at most 24 h).",
+)
+@click.option(
+    "--allowed-origin",
+    "origins",
+    multiple=True,
+    help="An origin allowed to frame the viewer (repeatable), e.g. https://app.example.com.",
+)
+@click.option(
+    "--base-url",
+    default=None,
+    help="Where this server is reached. Default: http://<host>:<port> from the settings.",
+)
+@click.pass_context
+@_fail_cleanly
+def viewer_link(
+    ctx: click.Context,
+    tenant: str,
+    query: str,
+    ttl: int,
+    origins: tuple[str, ...],
+    base_url: str | None,
+) -> None:
+    """Print a link that opens the event viewer on one tenant's events (docs/viewer.md)."""
+    settings = _settings(ctx)
+    with _service(ctx) as service:
+        _, path, expires = viewer.mint(
+            service, tenant, ttl_seconds=ttl, pinned_query=query, allowed_origins=origins
+        )
+    base = (base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    click.echo(base + path)
+    click.echo(f"valid until {format_ts(expires)} for tenant {tenant!r}", err=True)
 
 
 @main.group()

@@ -8,6 +8,7 @@ through validation.py, checks beyond types) live here once.
 from __future__ import annotations
 
 import base64
+import hmac
 import re
 import secrets
 import threading
@@ -77,6 +78,8 @@ class AuditService:
         self._credentials_lock = threading.Lock()
         key = secret or store.get_or_create_setting("cursor_secret", secrets.token_hex(32))
         self._cursors = CursorCodec(key.encode("utf-8"))
+        # Viewer tokens are signed with a key derived from the same secret (api/viewer.py).
+        self.viewer_key = hmac.new(key.encode(), b"trailkeeper viewer tokens", "sha256").digest()
         seed = signing_key or store.get_or_create_setting(
             "checkpoint_signing_key", base64.b64encode(secrets.token_bytes(32)).decode()
         )

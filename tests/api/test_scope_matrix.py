@@ -12,6 +12,7 @@ from gr4vy import auth as gr4vy_auth
 from litestar.testing import TestClient
 
 from trailkeeper import auth
+from trailkeeper.api.viewer import viewer_session
 from trailkeeper.errors import Unauthenticated
 from trailkeeper.service import AuditService
 
@@ -36,6 +37,7 @@ class Route:
 
 WRITE, READ = {auth.SCOPE_EVENTS_WRITE}, {auth.SCOPE_EVENTS_READ}
 AUDIT, PAIRS = {auth.SCOPE_AUDIT_LOGS_READ}, {auth.SCOPE_KEY_PAIRS_WRITE}
+VIEWER = {auth.SCOPE_VIEWER_CREATE}
 ROUTES = [
     Route("POST", "/v1/events", WRITE, EVENT),
     Route("POST", "/v1/events/batch", WRITE, {"events": [EVENT]}),
@@ -53,6 +55,7 @@ ROUTES = [
     Route("GET", "/audit-events", AUDIT),
     Route("GET", "/audit-events/evt-1", AUDIT),
     Route("GET", "/audit-logs", AUDIT),
+    Route("POST", "/v1/viewer-tokens", VIEWER, {}),
 ]
 JWT_ROUTE = "GET /audit-logs"
 
@@ -118,6 +121,8 @@ def test_a_jwt_grants_audit_logs_read_at_most(service: AuditService) -> None:
 
 
 PUBLIC = {"GET /healthz", "GET /openapi.json", "GET /v1/ledger/public-key"}
+# The viewer page, its assets, and the token exchange (the token in the body is the credential).
+VIEWER_PUBLIC = {"GET /viewer", "GET /viewer/assets/{name:str}", "POST /viewer/api/session"}
 
 
 def test_every_route_but_the_public_ones_is_guarded_and_in_the_matrix(
@@ -131,6 +136,11 @@ def test_every_route_but_the_public_ones_is_guarded_and_in_the_matrix(
                 label = f"{method} {route.path}"
                 if label in PUBLIC or route.path.startswith("/docs"):
                     assert not handler.resolve_guards(), label
+                    continue
+                if route.path.startswith("/viewer"):
+                    # Cookie-authenticated (tests/api/test_viewer_api.py), never a bearer key.
+                    guards = [getattr(g, "func", g) for g in handler.resolve_guards()]
+                    assert (label in VIEWER_PUBLIC) == (viewer_session not in guards), label
                     continue
                 assert handler.resolve_guards(), f"{label} has no `requires` guard"
                 pattern = re.sub(r"\{[^}]+\}", "[^/]+", route.path)

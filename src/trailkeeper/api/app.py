@@ -28,6 +28,7 @@ from trailkeeper.api.ratelimit import RateLimiter
 from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
+from trailkeeper.api.viewer import viewer_api_router, viewer_router, viewer_tokens_router
 from trailkeeper.config import Settings
 from trailkeeper.service import AuditService
 
@@ -175,6 +176,9 @@ def create_app(
             key_pairs_router,
             courier_router,
             gr4vy_router,
+            viewer_tokens_router,
+            viewer_router,
+            viewer_api_router,
         ],
         request_class=SafeRequest,
         request_max_body_size=settings.max_body_bytes,
