@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.browser.conftest import Embedder, screenshot
@@ -35,8 +36,6 @@ def _event(n: int, **fields: Any) -> EventIn:
         "metadata": {"amount": n + 0.5, "outcome": "success", "note": "café ☕ \u2028"},
     }
     base.update(fields)
-    import msgspec
-
     return msgspec.convert(base, EventIn)
 
 
@@ -69,7 +68,9 @@ def test_open_with_a_token_shows_events_newest_first_and_drops_the_token(
     assert first_time.get_attribute("title") == "UTC: 2026-01-05T09:44:00.000Z"  # newest
     assert "token" not in page.url
     cookie = next(c for c in page.context.cookies() if c["name"] == viewer.COOKIE)
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/viewer"
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/viewer"
     painted = page.evaluate("performance.getEntriesByName('rows-painted')[0].startTime")
     print(f"\nfirst rows painted {painted:.0f} ms after navigation start (45 events)")
     screenshot(page, "list")
@@ -135,7 +136,8 @@ def test_open_an_event_and_verify_it_then_see_a_tampered_one_fail(
     page.locator("#rows tr").first.click()
     page.locator("#detail").wait_for(state="visible")
     detail = json.loads(page.locator("#json").inner_text())
-    assert detail["id"] == "evt-044" and detail["metadata"]["amount"] == 44.5
+    assert detail["id"] == "evt-044"
+    assert detail["metadata"]["amount"] == 44.5
     assert "target.name" in page.locator("#fields").inner_text()
     page.click("#detail-verify")
     result = page.locator("#verify-result.ok")
@@ -168,12 +170,14 @@ def test_export_the_current_query_as_csv_and_jsonl(
     with open(csv_download.value.path(), encoding="utf-8", newline="") as file:
         header, *rows = list(csv.reader(file))
     assert header[:3] == ["id", "tenant", "occurred_at"]
-    assert len(rows) == 15 and {row[header.index("action")] for row in rows} == {"invoice.deleted"}
+    assert len(rows) == 15
+    assert {row[header.index("action")] for row in rows} == {"invoice.deleted"}
     with page.expect_download() as jsonl_download:
         page.click("#export-jsonl")
     text = open(jsonl_download.value.path(), encoding="utf-8").read()  # noqa: SIM115
     exported = [json.loads(line) for line in text.split("\n") if line]
-    assert len(exported) == 15 and {e["tenant"] for e in exported} == {"acme"}
+    assert len(exported) == 15
+    assert {e["tenant"] for e in exported} == {"acme"}
 
 
 def test_an_expired_link_says_so(page: Any, base_url: str, events: AuditService) -> None:
@@ -197,7 +201,8 @@ def test_a_link_for_one_tenant_never_shows_another(
         }"""
     )
     assert fetched[0] == 404
-    assert "globex" not in fetched[1] and fetched[1].count("\n") == 45
+    assert "globex" not in fetched[1]
+    assert fetched[1].count("\n") == 45
 
 
 def test_a_pinned_link_shows_only_its_slice(page: Any, base_url: str, events: AuditService) -> None:

@@ -210,6 +210,7 @@
     state.open = event;
     $("detail").hidden = false;
     $("detail-title").textContent = event.action + " · " + event.id;
+    $("detail").scrollIntoView({ block: "start" });
     const list = $("fields");
     list.replaceChildren();
     for (const [name, value] of flatten(event, "", [])) {
