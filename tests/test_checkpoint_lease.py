@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from trailkeeper.api.checkpointer import LEASE, PeriodicCheckpoints
 import msgspec
 
+from trailkeeper.api.checkpointer import LEASE, PeriodicCheckpoints
 from trailkeeper.model import EventIn
 from trailkeeper.service import AuditService
 from trailkeeper.store import Store, open_store
-
 
 EVENT = msgspec.convert({"action": "a.b", "actor": {"id": "u"}}, EventIn)
 
