@@ -34,7 +34,7 @@ import msgspec
 import psycopg
 from tests.e2e.server import clean_env, free_port, start_serve, wait_healthy
 
-from bench import observability, verify_export
+from bench import observability, verify_export, workers
 from bench.data import batches, iter_batches, json_batches, with_amounts
 from trailkeeper.cursor import cursor_scope
 from trailkeeper.ledger import event_leaves
@@ -677,6 +677,7 @@ def main() -> None:
                     service_ingest(url, iter_batches(size, 1000), analyze=True)
                     read_benchmarks(engine, url, tmp, size, floor_url, args.load_seconds)
                 observability.report(engine, say)
+                workers.report(engine, say)
             say()
             say(verify_export.measure(tmp, VERIFY_EVENTS, os.cpu_count() or 1))
     finally:

@@ -74,8 +74,9 @@ SETTINGS: dict[str, str] = {
     "one is generated once and kept in the database. Set it to keep the key out of the database.",
     "checkpoint_interval_seconds": "How often `serve` signs a checkpoint for every tenant whose "
     "log grew (0: only on request).",
-    "rate_limit_per_second": "Requests per second allowed per API key or key pair, per server "
-    "process (0: no limit). Past it: 429 with Retry-After.",
+    "rate_limit_per_second": "Requests per second allowed per API key or key pair: per server "
+    "process, or across all of them with `redis_url` (0: no limit). Past it: 429 with "
+    "Retry-After.",
     "rate_limit_burst": "Requests a key may make at once before the per-second rate applies.",
     "credential_cache_seconds": "How long `serve` keeps an API key or key pair it looked up, "
     "instead of reading it for every request. Revoking through this server applies at once; "
