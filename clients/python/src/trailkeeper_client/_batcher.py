@@ -239,9 +239,9 @@ class Batcher:
         )
         try:
             response = self._transport.send(
-                request, max_attempts=None, deadline=lambda: self._deadline, stop=self._stop
+                request, forever=True, deadline=lambda: self._deadline, stop=self._stop
             )
-        except httpx.TransportError:  # only with a finite max_attempts, which we never set
+        except httpx.TransportError:  # cannot happen while retrying forever; never lose a batch
             raise Abandoned from None
         response.close()
 

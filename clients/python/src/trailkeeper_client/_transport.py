@@ -45,14 +45,15 @@ class Transport:
         request: httpx.Request,
         *,
         stream: bool = False,
-        max_attempts: int | None = None,
+        forever: bool = False,
         deadline: Callable[[], float | None] = lambda: None,
         stop: threading.Event | None = None,
     ) -> httpx.Response:
-        """The response to `request`, retried on connection errors, 5xx and 429; raises
-        ApiError for any other 4xx (or when attempts run out), Abandoned past `deadline()`."""
+        """The response to `request`, retried on connection errors, 5xx and 429 (`forever`, or
+        up to the policy's attempts); raises ApiError for any other 4xx (or when attempts run
+        out), Abandoned past `deadline()`."""
         attempt = 0
-        limit = max_attempts if max_attempts is not None else self.retry.max_attempts
+        limit = None if forever else self.retry.max_attempts
         while True:
             attempt += 1
             wait: float | None = None
