@@ -17,7 +17,6 @@ import httpx
 
 from trailkeeper_client.errors import ApiError
 
-
 MAX_RETRY_AFTER = 300.0
 
 
