@@ -29,6 +29,7 @@ class Recorder:
         overflow: Overflow,
         on_error: Callable[[DeliveryError], None] | None,
         close_timeout: float,
+        senders: int,
         request_id_key: str | None,
     ) -> None:
         self._source, self._request_id_key = source, request_id_key
@@ -40,6 +41,7 @@ class Recorder:
             overflow=overflow,
             on_error=on_error or log_error,
             close_timeout=close_timeout,
+            senders=senders,
         )
 
     @property

@@ -41,6 +41,7 @@ class Settings(TypedDict, total=False):
     overflow: Overflow
     on_error: Callable[[DeliveryError], None] | None
     close_timeout: float
+    senders: int
     request_id_key: str | None
     timeout: float
     retry: RetryPolicy
@@ -55,6 +56,7 @@ def _split(settings: Settings) -> tuple[float, RetryPolicy, dict[str, Any]]:
         "overflow": "block",
         "on_error": None,
         "close_timeout": 10.0,
+        "senders": 2,
         "request_id_key": "request_id",
     }
     recorder.update({k: v for k, v in settings.items() if k not in ("timeout", "retry")})
