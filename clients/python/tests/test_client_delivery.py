@@ -126,7 +126,8 @@ def test_interpreter_exit_delivers_what_is_queued(
 
 def test_5xx_429_and_lost_answers_are_retried_once_stored(server: Server, api_key: str) -> None:
     """503, 429 (with Retry-After: 1), a refused connection, and a batch the server stored
-    whose answer was lost: all retried, every event stored exactly once, nothing reported."""
+    whose answer was lost: all retried, every event stored exactly once, nothing reported.
+    One sender, so that the script's steps meet the batches in order."""
     flaky = Flaky("503", "429", "refused", "lost", "502", "lost")
     errors: list[DeliveryError] = []
     with Client(
@@ -135,6 +136,7 @@ def test_5xx_429_and_lost_answers_are_retried_once_stored(server: Server, api_ke
         transport=flaky,
         retry=FAST_RETRY,
         batch_size=50,
+        senders=1,
         on_error=errors.append,
     ) as audit:
         ids = [audit.record("retry.test", actor={"id": f"u{n}"}) for n in range(400)]
@@ -262,3 +264,15 @@ def test_reads_retry_and_raise_api_errors(server: Server, api_key: str) -> None:
         assert bad.value.code == "invalid_request"
         with pytest.raises(ValueError, match="timezone"):
             audit.page(since=__import__("datetime").datetime(2024, 1, 1))
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    code = (
+        "import sys, trailkeeper_client, trailkeeper_client.asgi\n"
+        "bad = {'trailkeeper', 'litestar', 'psycopg', 'msgspec', 'uuid_utils'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in bad))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    )
+    assert found.stdout.strip() == "[]"
