@@ -34,6 +34,7 @@ import msgspec
 import psycopg
 from tests.e2e.server import clean_env, free_port, start_serve, wait_healthy
 
+from bench import client as client_bench
 from bench import observability, verify_export, workers
 from bench.data import batches, iter_batches, json_batches, with_amounts
 from trailkeeper.cursor import cursor_scope
@@ -672,6 +673,7 @@ def main() -> None:
                     f"{http_minimal / http_raw:.0%} of raw "
                     f"(>= 50%: {verdict(http_minimal >= 0.5 * http_raw)})",
                 )
+                client_bench.report(engine, tmp, say)  # the Python client: bench/client.py
                 for size in sizes:
                     url = fresh_url(engine, tmp, f"data{size}")
                     service_ingest(url, iter_batches(size, 1000), analyze=True)
