@@ -110,7 +110,9 @@ def test_each_route_lists_only_the_errors_it_can_return(document: dict[str, Any]
         if method == "get":
             assert not errors & {409, 413}, where
         if method == "post":
-            assert {400, 409, 413} <= errors, where
+            assert {400, 413} <= errors, where
+            # Minting a viewer token stores nothing, so nothing can conflict.
+            assert (409 in errors) == (path != "/v1/viewer-tokens"), where
         takes_input = bool(operation.get("requestBody")) or any(
             p["in"] == "query" for p in operation.get("parameters", [])
         )
