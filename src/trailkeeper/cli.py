@@ -550,7 +550,8 @@ def keys_create(
     tenant = auth.SYSTEM_TENANT if admin else tenant or "default"
     if admin:
         scopes = tuple(dict.fromkeys((auth.SCOPE_ADMIN, *scopes)))
-    with _service(ctx) as service:
+    # An operator key is the first thing a new install may need: it may make the database.
+    with _service(ctx, create=admin) as service:
         key, token = service.create_key(
             tenant,
             name,

@@ -44,9 +44,11 @@ def test_admin_creates_lists_gets_and_renames_tenants(
 ) -> None:
     created = client.post("/v1/tenants", json={"id": "initech", "name": "Initech"}, headers=admin)
     assert created.status_code == 201, created.text
-    assert created.json()["active"] is True and created.json()["name"] == "Initech"
+    assert created.json()["active"] is True
+    assert created.json()["name"] == "Initech"
     again = client.post("/v1/tenants", json={"id": "initech"}, headers=admin)
-    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "conflict"
 
     seen, cursor = [], None
     while True:
@@ -59,7 +61,8 @@ def test_admin_creates_lists_gets_and_renames_tenants(
     assert seen == ["_system", "acme", "globex", "initech"]
 
     renamed = client.patch("/v1/tenants/initech", json={"name": "Initech Ltd"}, headers=admin)
-    assert renamed.status_code == 200 and renamed.json()["name"] == "Initech Ltd"
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "Initech Ltd"
     assert client.get("/v1/tenants/initech", headers=admin).json()["name"] == "Initech Ltd"
     assert client.get("/v1/tenants/nope", headers=admin).status_code == 404
 
@@ -169,8 +172,11 @@ def test_admin_creates_lists_and_revokes_keys(
     listed = client.get("/v1/tenants/acme/keys", headers=admin)
     assert listed.status_code == 200
     [row] = [k for k in listed.json()["items"] if k["id"] == key_id]
-    assert "key" not in row and token not in listed.text and "secret" not in listed.text
-    assert row["scopes"] == ["events.write"] and row["revoked_at"] is None
+    assert "key" not in row
+    assert token not in listed.text
+    assert "secret" not in listed.text
+    assert row["scopes"] == ["events.write"]
+    assert row["revoked_at"] is None
 
     # Another tenant's path does not reach the key.
     assert client.delete(f"/v1/tenants/globex/keys/{key_id}", headers=admin).status_code == 404
@@ -195,7 +201,8 @@ def test_deactivation_refuses_keys_and_jwts_keeps_data_and_reactivation_restores
     assert client.get("/audit-logs", headers=gr4vy).status_code == 200
 
     off = client.patch("/v1/tenants/acme", json={"active": False}, headers=admin)
-    assert off.status_code == 200 and off.json()["active"] is False
+    assert off.status_code == 200
+    assert off.json()["active"] is False
     assert off.json()["deactivated_at"] is not None
     for response in (
         client.get("/v1/events", headers=acme),
@@ -208,7 +215,8 @@ def test_deactivation_refuses_keys_and_jwts_keeps_data_and_reactivation_restores
     assert service.get_event("acme", "evt-1").action == "created"  # the data stays
 
     on = client.patch("/v1/tenants/acme", json={"active": True}, headers=admin)
-    assert on.status_code == 200 and on.json()["deactivated_at"] is None
+    assert on.status_code == 200
+    assert on.json()["deactivated_at"] is None
     assert client.get("/v1/events/evt-1", headers=acme).status_code == 200
     assert client.get("/audit-logs", headers=gr4vy).status_code == 200
 
@@ -257,7 +265,8 @@ def test_an_expired_key_gets_401(clocked: tuple[AuditService, Clock, Any]) -> No
     assert client.get("/v1/events", headers=temp).status_code == 200
     clock.now += timedelta(hours=1)
     expired = client.get("/v1/events", headers=temp)
-    assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["error"]["message"]
 
 
 def test_an_expired_key_stored_by_any_path_is_refused(service: AuditService) -> None:
@@ -295,7 +304,8 @@ def test_last_used_at_is_written_at_most_once_a_minute(
 
     clock.now = first_use + LAST_USED_INTERVAL
     assert client.get("/v1/events", headers=headers).status_code == 200
-    assert len(writes) == 2 and writes[1] == {key.id: clock.now}
+    assert len(writes) == 2
+    assert writes[1] == {key.id: clock.now}
     [stored] = service.store.list_keys("acme")
     assert stored.last_used_at == clock.now
 
@@ -334,9 +344,11 @@ def test_the_operator_log_records_each_admin_action_with_actor_and_context(
         ("api_key.revoked", made["id"]),
     ]
     for event in log:
-        assert event["actor"]["id"] == ops_key.id and event["actor"]["type"] == "api_key"
+        assert event["actor"]["id"] == ops_key.id
+        assert event["actor"]["type"] == "api_key"
         assert event["context"]["user_agent"] == UA["User-Agent"]
-        assert event["source"] == "admin-api" and event["log_index"] is not None
+        assert event["source"] == "admin-api"
+        assert event["log_index"] is not None
     assert log[0]["metadata"] == {"tenant": "acme", "scopes": list(auth.ALL_SCOPES)}
     assert made["key"] not in str(log)  # never the secret
     assert log[2]["metadata"] == {"from": "initech", "to": "Initech"}
