@@ -155,39 +155,114 @@ def main(ctx: click.Context, database_url: str | None, config_file: str | None) 
     type=click.Choice(["json", "text"]),
     help="json (default: one object per line) or text (for development).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (default 1; see docs/operations.md).",
+)
 @click.pass_context
 @_fail_cleanly
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, print_key: bool, log_format: str | None
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    print_key: bool,
+    log_format: str | None,
+    workers: int | None,
 ) -> None:
     """Run the HTTP server. On an empty database, creates tenant 'default' and prints a key."""
-    from trailkeeper.api.app import create_app
-    from trailkeeper.api.observability import configure_logging, process_exited
+    settings = _settings(ctx, host=host, port=port, log_format=log_format, workers=workers)
+    _refuse_unsafe_workers(settings)
+    with _metrics_dir(settings.workers):
+        # Imported once PROMETHEUS_MULTIPROC_DIR is set: prometheus-client reads it on import.
+        from trailkeeper.api.observability import configure_logging
 
-    settings = _settings(ctx, host=host, port=port, log_format=log_format)
-    configure_logging(settings.log_level, settings.log_format)
-    # Listen before anything is minted: a key printed "once" by a server that then cannot
-    # start would be lost, and the next start would print none.
-    sockets = _listen(settings.host, settings.port)
-    try:
-        service = _open(settings, create=True)
+        configure_logging(settings.log_level, settings.log_format)
+        # Listen before anything is minted: a key printed "once" by a server that then cannot
+        # start would be lost, and the next start would print none.
+        sockets = _listen(settings.host, settings.port)
         try:
-            by = AdminActor.cli("trailkeeper serve")
-            token = service.bootstrap(by=by)
-            admin_token = None
-            if print_key:
-                token = token or _fresh_quickstart_key(service, by)
-                admin_token = _fresh_admin_key(service, by)
-            _print_banner(settings, token, has_default=_has_default(service))
-            if admin_token is not None:
-                _print_admin_banner(settings, admin_token)
-            _run(create_app(service, settings, owns_service=True), settings, sockets)
+            service = _open(settings, create=True)
+            try:
+                by = AdminActor.cli("trailkeeper serve")
+                token = service.bootstrap(by=by)
+                admin_token = None
+                if print_key:
+                    token = token or _fresh_quickstart_key(service, by)
+                    admin_token = _fresh_admin_key(service, by)
+                _print_banner(settings, token, has_default=_has_default(service))
+                if admin_token is not None:
+                    _print_admin_banner(settings, admin_token)
+            except BaseException:
+                service.close()
+                raise
+            if settings.workers == 1:
+                _serve_one(settings, sockets, service)
+            else:
+                service.close()  # before forking: each worker opens its own
+                _serve_many(settings, sockets)
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def _refuse_unsafe_workers(settings: Settings) -> None:
+    """Several workers on one SQLite file are safe (every write takes the database's write
+    lock with BEGIN IMMEDIATE, and log indexes and sequence numbers are read under it); on an
+    in-memory database each worker would have a log of its own."""
+    url = settings.database_url
+    if settings.workers > 1 and url.startswith("sqlite:") and _sqlite_file(url) is None:
+        raise click.ClickException(
+            "--workers > 1 needs a database file or PostgreSQL: with an in-memory SQLite "
+            "database every worker would keep a separate log"
+        )
+
+
+@contextlib.contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """With several workers, a PROMETHEUS_MULTIPROC_DIR for their metrics (a fresh temporary
+    one, removed at exit, unless one is set)."""
+    if workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="trailkeeper-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _serve_one(settings: Settings, sockets: list[socket.socket], service: AuditService) -> None:
+    """Serve in this process (the service is closed by the app's shutdown)."""
+    from trailkeeper.api.observability import process_exited
+
+    try:
+        if not _run(service, settings, sockets):
+            raise click.ClickException("the server did not start (see the log above)")
+    finally:
+        service.close()
+        process_exited()
+
+
+def _serve_many(settings: Settings, sockets: list[socket.socket]) -> None:
+    """Fork `settings.workers` processes on the same sockets (api/server.py supervises)."""
+    from trailkeeper.api.observability import process_exited
+    from trailkeeper.api.server import supervise
+
+    def worker() -> int:
+        service = _connect(settings)
+        try:
+            return 0 if _run(service, settings, sockets) else 1
         finally:
             service.close()
             process_exited()
-    finally:
-        for sock in sockets:
-            sock.close()
+
+    if supervise(settings.workers, worker) != 0:
+        raise click.ClickException("a worker did not stop cleanly (see the log above)")
 
 
 def _listen(host: str, port: int) -> list[socket.socket]:
@@ -216,24 +291,17 @@ def _listen(host: str, port: int) -> list[socket.socket]:
     return sockets
 
 
-def _run(app: Any, settings: Settings, sockets: list[socket.socket]) -> None:
-    """Serve `app` on sockets already bound (uvicorn.run would bind them itself, too late)."""
-    import uvicorn
+def _run(service: AuditService, settings: Settings, sockets: list[socket.socket]) -> bool:
+    """Serve on sockets already bound (uvicorn.run would bind them itself, too late) until
+    SIGTERM; whether the server started."""
+    import threading
 
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,  # configure_logging's handler formats uvicorn's records too
-        access_log=False,  # the access line is trailkeeper's own (api/observability.py)
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run(sockets=sockets)
-    if not server.started:
-        raise click.ClickException("the server did not start (see the log above)")
+    from trailkeeper.api.app import create_app
+    from trailkeeper.api.server import run_server
+
+    draining = threading.Event()
+    app = create_app(service, settings, owns_service=True, draining=draining)
+    return run_server(app, settings, sockets, draining)
 
 
 def _has_default(service: AuditService) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -25,11 +26,12 @@ from trailkeeper.api.key_pairs import key_pairs_router
 from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
 from trailkeeper.api.observability import instrument
-from trailkeeper.api.ratelimit import RateLimiter
+from trailkeeper.api.ratelimit import rate_limiter
 from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
 from trailkeeper.config import Settings
+from trailkeeper.errors import Unavailable
 from trailkeeper.service import AuditService
 
 _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
@@ -115,14 +117,17 @@ def _with_allow(send: Send, allowed: Callable[[], list[str]]) -> Send:
     "/healthz",
     summary="Liveness and database check",
     description="200 when the server runs and its database answers a query; 503 when the "
-    "database is unreachable or busy (a load balancer should take this instance out). Needs no "
-    "credential.",
+    "database is unreachable or busy, or the server is shutting down (a load balancer should "
+    "take this instance out). Needs no credential.",
     sync_to_thread=True,
     tags=["health"],
     responses=NATIVE.errors(503),
     operation_class=documented(response={"status": "ok"}),
 )
 def healthz(request: Request[Any, Any, Any]) -> dict[str, str]:
+    draining: threading.Event | None = request.app.state.get("draining")
+    if draining is not None and draining.is_set():
+        raise Unavailable("shutting down: send requests to another instance")
     service_of(request).check_health()
     return {"status": "ok"}
 
@@ -133,10 +138,14 @@ def openapi_json(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 
 
 def create_app(
-    service: AuditService, settings: Settings, *, owns_service: bool = False
+    service: AuditService,
+    settings: Settings,
+    *,
+    owns_service: bool = False,
+    draining: threading.Event | None = None,
 ) -> Litestar:
-    """The ASGI app. With `owns_service`, shutting the app down also closes the service
-    (what `serve` wants: uvicorn re-raises SIGTERM after shutdown, so nothing runs later)."""
+    """The ASGI app. With `owns_service`, shutting the app down also closes the service.
+    While `draining` is set, /healthz answers 503 (the server is about to stop)."""
     openapi = OpenAPIConfig(
         title="trailkeeper",
         version=__version__,
@@ -187,9 +196,8 @@ def create_app(
         state=State(
             {
                 "service": service,
-                "rate_limiter": RateLimiter(
-                    settings.rate_limit_per_second, settings.rate_limit_burst
-                ),
+                "rate_limiter": rate_limiter(settings),
+                "draining": draining,
             }
         ),
         on_startup=[checkpoints.start],

@@ -47,6 +47,11 @@ class Store(Protocol):
     def get_or_create_setting(self, name: str, default: str) -> str:
         """The stored value, or store `default` first (race-free across processes)."""
 
+    def claim_lease(self, name: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
+        """Take or renew a lease (one holder across processes and hosts until it expires)."""
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
     # tenants and keys
     def create_tenant(self, tenant: Tenant) -> None: ...
     def get_tenant(self, tenant_id: str) -> Tenant | None: ...

@@ -194,6 +194,35 @@ class SqlReads:
             rows = db.rows(f"SELECT value FROM settings WHERE name = {ph}", (name,))
         return str(rows[0][0])
 
+    def claim_lease(self, name: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
+        """Take or renew the lease `name` for `holder` until `now_ms + ttl_ms`, unless someone
+        else holds it unexpired. Kept as a settings row, decided under the write lock of a name
+        no tenant can have (PostgreSQL's advisory lock; SQLite's database lock), so exactly one
+        process of any host wins."""
+        ph, row = self.ph, f"lease:{name}"
+        with self._writer() as db:
+            db.lock_tenant(row)
+            found = db.rows(f"SELECT value FROM settings WHERE name = {ph}", (row,))
+            if found:
+                current, _, until = str(found[0][0]).rpartition(" ")
+                if current != holder and int(until) > now_ms:
+                    return False
+            db.rows(
+                f"INSERT INTO settings (name, value) VALUES ({ph}, {ph}) ON CONFLICT (name) "
+                "DO UPDATE SET value = excluded.value RETURNING name",
+                (row, f"{holder} {now_ms + ttl_ms}"),
+            )
+        return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (if `holder` has it), so another process need not wait it out."""
+        ph = self.ph
+        with self._writer() as db:
+            db.rows(
+                f"DELETE FROM settings WHERE name = {ph} AND value LIKE {ph} RETURNING name",
+                (f"lease:{name}", f"{holder} %"),
+            )
+
     def create_key(self, key: ApiKey) -> None:
         ph = self.ph
         with self._writer() as db:
