@@ -22,16 +22,16 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml clients/python/pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e 'clients/python[test]'
 	@touch $@
 
 run: $(VENV)/.installed
 	$(BIN)/trailkeeper serve --host $(HOST) --port $(PORT) --print-key
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench clients/python
+	$(BIN)/ruff format --check src tests bench clients/python
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-test

@@ -34,7 +34,8 @@ import msgspec
 import psycopg
 from tests.e2e.server import clean_env, free_port, start_serve, wait_healthy
 
-from bench import observability, verify_export
+from bench import client as client_bench
+from bench import observability, verify_export, workers
 from bench.data import batches, iter_batches, json_batches, with_amounts
 from trailkeeper.cursor import cursor_scope
 from trailkeeper.ledger import event_leaves
@@ -721,11 +722,13 @@ def main() -> None:
                     f"{http_minimal / http_raw:.0%} of raw "
                     f"(>= 50%: {verdict(http_minimal >= 0.5 * http_raw)})",
                 )
+                client_bench.report(engine, tmp, say)  # the Python client: bench/client.py
                 for size in sizes:
                     url = fresh_url(engine, tmp, f"data{size}")
                     service_ingest(url, iter_batches(size, 1000), analyze=True)
                     read_benchmarks(engine, url, tmp, size, floor_url, args.load_seconds)
                 observability.report(engine, say)
+                workers.report(engine, say)
             say()
             say(verify_export.measure(tmp, VERIFY_EVENTS, os.cpu_count() or 1))
     finally:

@@ -44,6 +44,13 @@ class Settings:
     log_format: str = "json"
     metrics_token: str = ""
     metrics_max_tenants: int = 50
+    workers: int = 1
+    redis_url: str = ""
+    limit_concurrency: int = 1000
+    keep_alive_seconds: int = 5
+    header_timeout_seconds: float = 10.0
+    shutdown_timeout_seconds: float = 30.0
+    shutdown_drain_seconds: float = 0.0
 
 
 SETTINGS: dict[str, str] = {
@@ -67,8 +74,9 @@ SETTINGS: dict[str, str] = {
     "one is generated once and kept in the database. Set it to keep the key out of the database.",
     "checkpoint_interval_seconds": "How often `serve` signs a checkpoint for every tenant whose "
     "log grew (0: only on request).",
-    "rate_limit_per_second": "Requests per second allowed per API key or key pair, per server "
-    "process (0: no limit). Past it: 429 with Retry-After.",
+    "rate_limit_per_second": "Requests per second allowed per API key or key pair: per server "
+    "process, or across all of them with `redis_url` (0: no limit). Past it: 429 with "
+    "Retry-After.",
     "rate_limit_burst": "Requests a key may make at once before the per-second rate applies.",
     "credential_cache_seconds": "How long `serve` keeps an API key or key pair it looked up, "
     "instead of reading it for every request. Revoking through this server applies at once; "
@@ -81,9 +89,27 @@ SETTINGS: dict[str, str] = {
     "metrics_max_tenants": "How many tenants get their own `tenant` label on per-tenant metrics, "
     'per server process (the first ones seen); the rest are counted as `tenant="_other"`. '
     "0: no per-tenant label.",
+    "workers": "Server processes `serve` runs on this machine, sharing its port (also `serve "
+    "--workers`). Each has its own database pool (`pg_pool_size`) and, without `redis_url`, "
+    "its own rate limits. A worker that dies is started again.",
+    "redis_url": "`redis://host:6379/0`: keep rate limits in Redis, so they hold across "
+    "workers and hosts. Empty: per process, in memory. If Redis cannot be reached, each "
+    "process falls back to its own in-memory limit (fail open, logged) and retries Redis "
+    "a few seconds later.",
+    "limit_concurrency": "Connections and requests one server process handles at once; past "
+    "it, new requests get 503 at once instead of queueing (bounds a flood).",
+    "keep_alive_seconds": "How long an idle keep-alive connection stays open between requests.",
+    "header_timeout_seconds": "How long a client may take to send a request's line and "
+    "headers; slower connections are closed (bounds slowloris clients).",
+    "shutdown_timeout_seconds": "On SIGTERM, how long in-flight requests may take to finish "
+    "before they are cancelled and the process exits.",
+    "shutdown_drain_seconds": "On SIGTERM, how long to keep serving while `/healthz` answers "
+    "503, so a load balancer takes this process out first (set it above the balancer's "
+    "health-check interval times its fall count). 0: stop accepting at once.",
 }
 
 SECRET_SETTINGS = frozenset({"secret", "signing_key", "metrics_token"})
+URL_SETTINGS = frozenset({"database_url", "redis_url"})
 """Never printed: `config show` masks them (and the password in `database_url`)."""
 
 
@@ -220,7 +246,7 @@ def masked(settings: Settings) -> dict[str, Any]:
         value = getattr(settings, field.name)
         if field.name in SECRET_SETTINGS and value:
             value = "***"
-        elif field.name == "database_url":
+        elif field.name in URL_SETTINGS:
             value = redact_url(value)
         values[field.name] = value
     return values
@@ -280,6 +306,18 @@ def _validate(settings: Settings, describe: Callable[[str], str]) -> None:
         "must be at least 16 characters (or empty to turn /metrics off)",
     )
     _check(settings.metrics_max_tenants >= 0, "metrics_max_tenants", "must not be negative")
+    _check(1 <= settings.workers <= 64, "workers", "must be between 1 and 64")
+    _check(
+        not settings.redis_url
+        or settings.redis_url.startswith(("redis://", "rediss://", "unix://")),
+        "redis_url",
+        "must start with redis://, rediss:// or unix:// (or be empty)",
+    )
+    _check(settings.limit_concurrency >= 1, "limit_concurrency", "must be at least 1")
+    _check(settings.keep_alive_seconds >= 1, "keep_alive_seconds", "must be at least 1")
+    _check(settings.header_timeout_seconds > 0, "header_timeout_seconds", "must be positive")
+    _check(settings.shutdown_timeout_seconds > 0, "shutdown_timeout_seconds", "must be positive")
+    _check(settings.shutdown_drain_seconds >= 0, "shutdown_drain_seconds", "must not be negative")
 
 
 def _seed_length(value: str) -> int:

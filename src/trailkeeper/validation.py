@@ -25,6 +25,7 @@ from trailkeeper.model import (
     MAX_METADATA_DEPTH,
     NO_CONTEXT,
     NO_TARGET,
+    OUTCOMES,
     Event,
     EventFilter,
     EventIn,
@@ -49,6 +50,11 @@ def check_filters(filters: EventFilter) -> None:
                 f"{field} must be 1-256 characters without NUL",
                 details=[{"field": field, "message": "1-256 characters, no NUL"}],
             )
+    if filters.outcome is not None and filters.outcome not in OUTCOMES:
+        raise InvalidInput(
+            f"outcome must be one of {', '.join(OUTCOMES)}",
+            details=[{"field": "outcome", "message": "unknown outcome"}],
+        )
     for field in ("since", "until"):
         value = getattr(filters, field)
         if value is not None and value.tzinfo is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -15,6 +16,7 @@ from litestar.types import Message, Scope, Send
 from litestar.utils import normalize_path
 
 from trailkeeper import __version__
+from trailkeeper.api.admin import admin_router
 from trailkeeper.api.checkpointer import PeriodicCheckpoints
 from trailkeeper.api.courier import courier_router
 from trailkeeper.api.docs_ui import LocalSwaggerUI, docs_router
@@ -24,11 +26,13 @@ from trailkeeper.api.key_pairs import key_pairs_router
 from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
 from trailkeeper.api.observability import instrument
-from trailkeeper.api.ratelimit import RateLimiter
+from trailkeeper.api.ratelimit import rate_limiter
 from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
+from trailkeeper.api.viewer import viewer_api_router, viewer_router, viewer_tokens_router
 from trailkeeper.config import Settings
+from trailkeeper.errors import Unavailable
 from trailkeeper.service import AuditService
 
 _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
@@ -114,14 +118,17 @@ def _with_allow(send: Send, allowed: Callable[[], list[str]]) -> Send:
     "/healthz",
     summary="Liveness and database check",
     description="200 when the server runs and its database answers a query; 503 when the "
-    "database is unreachable or busy (a load balancer should take this instance out). Needs no "
-    "credential.",
+    "database is unreachable or busy, or the server is shutting down (a load balancer should "
+    "take this instance out). Needs no credential.",
     sync_to_thread=True,
     tags=["health"],
     responses=NATIVE.errors(503),
     operation_class=documented(response={"status": "ok"}),
 )
 def healthz(request: Request[Any, Any, Any]) -> dict[str, str]:
+    draining: threading.Event | None = request.app.state.get("draining")
+    if draining is not None and draining.is_set():
+        raise Unavailable("shutting down: send requests to another instance")
     service_of(request).check_health()
     return {"status": "ok"}
 
@@ -132,10 +139,14 @@ def openapi_json(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 
 
 def create_app(
-    service: AuditService, settings: Settings, *, owns_service: bool = False
+    service: AuditService,
+    settings: Settings,
+    *,
+    owns_service: bool = False,
+    draining: threading.Event | None = None,
 ) -> Litestar:
-    """The ASGI app. With `owns_service`, shutting the app down also closes the service
-    (what `serve` wants: uvicorn re-raises SIGTERM after shutdown, so nothing runs later)."""
+    """The ASGI app. With `owns_service`, shutting the app down also closes the service.
+    While `draining` is set, /healthz answers 503 (the server is about to stop)."""
     openapi = OpenAPIConfig(
         title="trailkeeper",
         version=__version__,
@@ -152,7 +163,9 @@ def create_app(
                 "bearer": SecurityScheme(
                     type="http",
                     scheme="bearer",
-                    description="An API key (`tk_...`, made with `trailkeeper keys create`). "
+                    description="An API key (`tk_...`, made with `trailkeeper keys create`, or "
+                    "`POST /v1/tenants/{tenant_id}/keys`; admin routes need a key with scope "
+                    "`admin`, made with `trailkeeper keys create --admin`). "
                     "`GET /audit-logs` also takes an ES512 JWT signed with a registered key "
                     "pair, as the Gr4vy SDK sends.",
                 )
@@ -173,8 +186,12 @@ def create_app(
             native_router,
             ledger_router,
             key_pairs_router,
+            admin_router,
             courier_router,
             gr4vy_router,
+            viewer_tokens_router,
+            viewer_router,
+            viewer_api_router,
         ],
         request_class=SafeRequest,
         request_max_body_size=settings.max_body_bytes,
@@ -183,9 +200,8 @@ def create_app(
         state=State(
             {
                 "service": service,
-                "rate_limiter": RateLimiter(
-                    settings.rate_limit_per_second, settings.rate_limit_burst
-                ),
+                "rate_limiter": rate_limiter(settings),
+                "draining": draining,
             }
         ),
         on_startup=[checkpoints.start],

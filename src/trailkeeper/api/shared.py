@@ -13,7 +13,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import Guard
 
 from trailkeeper.api.observability import note_caller
-from trailkeeper.api.ratelimit import RateLimiter
+from trailkeeper.api.ratelimit import Limiter
 from trailkeeper.auth import Principal
 from trailkeeper.errors import InvalidInput
 from trailkeeper.service import AuditService
@@ -43,7 +43,7 @@ def requires(
         tenant = jwt_tenant(connection) if jwt_tenant is not None else None
         who = service.authenticate(connection.headers.get("authorization"), jwt_tenant=tenant)
         note_caller(who.tenant, who.key_id)
-        limiter: RateLimiter = connection.app.state.rate_limiter
+        limiter: Limiter = connection.app.state.rate_limiter
         limiter.hit(f"{who.tenant}/{who.key_id}")
         who.require(*scopes)
         connection.state[_CALLER] = who

@@ -46,14 +46,26 @@ class Store(Protocol):
     def get_or_create_setting(self, name: str, default: str) -> str:
         """The stored value, or store `default` first (race-free across processes)."""
 
+    def claim_lease(self, name: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
+        """Take or renew a lease (one holder across processes and hosts until it expires)."""
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
     # tenants and keys
     def create_tenant(self, tenant: Tenant) -> None: ...
     def get_tenant(self, tenant_id: str) -> Tenant | None: ...
-    def list_tenants(self) -> list[Tenant]: ...
+    def list_tenants(self, after: str | None = None, limit: int | None = None) -> list[Tenant]:
+        """Tenants ordered by id, only those after `after`; at most `limit` (None: all)."""
+
+    def update_tenant(self, tenant: Tenant) -> bool:
+        """Store name and deactivation time; False when the tenant does not exist."""
+
     def create_key(self, key: ApiKey) -> None: ...
     def get_key(self, key_id: str) -> ApiKey | None: ...
     def list_keys(self, tenant: str | None) -> list[ApiKey]: ...
     def revoke_key(self, key_id: str, at: datetime) -> bool: ...
+    def touch_keys(self, used: dict[str, datetime]) -> None:
+        """Set `last_used_at` of several keys in one transaction (never moving one back)."""
 
     # events
     def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:

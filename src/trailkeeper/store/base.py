@@ -28,9 +28,18 @@ from trailkeeper.model import (
 from trailkeeper.store import ledger_state, sql
 
 _json = msgspec.json.Encoder()
-_SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
-_SELECT_TENANT = "SELECT id, name, created_at FROM tenants"
-_SELECT_KEY_PAIR = "SELECT id, tenant, name, public_key, created_at, revoked_at FROM key_pairs"
+# Credentials are read with their tenant's state: a deactivated tenant's keys are refused
+# without a second query.
+_SELECT_KEY = (
+    "SELECT k.id, k.tenant, k.name, k.scopes, k.secret_hash, k.created_at, k.revoked_at, "
+    "k.expires_at, k.last_used_at, t.deactivated_at IS NULL "
+    "FROM api_keys k JOIN tenants t ON t.id = k.tenant"
+)
+_SELECT_TENANT = "SELECT id, name, created_at, deactivated_at FROM tenants"
+_SELECT_KEY_PAIR = (
+    "SELECT k.id, k.tenant, k.name, k.public_key, k.created_at, k.revoked_at, "
+    "t.deactivated_at IS NULL FROM key_pairs k JOIN tenants t ON t.id = k.tenant"
+)
 
 
 class SqlReads:
@@ -116,21 +125,50 @@ class SqlReads:
         rows = self._fetch(f"{_SELECT_TENANT} WHERE id = {self.ph}", (tenant_id,))
         return self._tenant(rows[0]) if rows else None
 
-    def list_tenants(self) -> list[Tenant]:
-        return [self._tenant(r) for r in self._fetch(f"{_SELECT_TENANT} ORDER BY id", ())]
+    def list_tenants(self, after: str | None = None, limit: int | None = None) -> list[Tenant]:
+        """Tenants by id, those after `after` only; at most `limit` (None: all)."""
+        where, params = ("", []) if after is None else (f" WHERE id > {self.ph}", [after])
+        bound = "" if limit is None else f" LIMIT {int(limit)}"
+        rows = self._fetch(f"{_SELECT_TENANT}{where} ORDER BY id{bound}", params)
+        return [self._tenant(r) for r in rows]
+
+    def update_tenant(self, tenant: Tenant) -> bool:
+        """Store the tenant's name and deactivation time; False when there is no such tenant."""
+        ph = self.ph
+        deactivated = None if tenant.deactivated_at is None else self.to_db(tenant.deactivated_at)
+        with self._writer() as db:
+            rows = db.rows(
+                f"UPDATE tenants SET name = {ph}, deactivated_at = {ph} WHERE id = {ph} "
+                "RETURNING id",
+                (tenant.name, deactivated, tenant.id),
+            )
+        return bool(rows)
 
     def get_key(self, key_id: str) -> ApiKey | None:
-        rows = self._fetch(f"{_SELECT_KEY} WHERE id = {self.ph}", (key_id,))
+        rows = self._fetch(f"{_SELECT_KEY} WHERE k.id = {self.ph}", (key_id,))
         return self._key(rows[0]) if rows else None
 
     def list_keys(self, tenant: str | None) -> list[ApiKey]:
         if tenant is None:
-            rows = self._fetch(f"{_SELECT_KEY} ORDER BY tenant, created_at", ())
+            rows = self._fetch(f"{_SELECT_KEY} ORDER BY k.tenant, k.created_at, k.id", ())
         else:
             rows = self._fetch(
-                f"{_SELECT_KEY} WHERE tenant = {self.ph} ORDER BY created_at", (tenant,)
+                f"{_SELECT_KEY} WHERE k.tenant = {self.ph} ORDER BY k.created_at, k.id", (tenant,)
             )
         return [self._key(r) for r in rows]
+
+    def touch_keys(self, used: dict[str, datetime]) -> None:
+        """Record when keys were last used, all in one transaction (never moving a time back)."""
+        if not used:
+            return
+        ph = self.ph
+        rows = [(self.to_db(at), key_id, self.to_db(at)) for key_id, at in sorted(used.items())]
+        with self._writer() as db:
+            db.update_rows(
+                f"UPDATE api_keys SET last_used_at = {ph} WHERE id = {ph} "
+                f"AND (last_used_at IS NULL OR last_used_at < {ph})",
+                rows,
+            )
 
     # ---- settings and API keys (writes shared by both engines) --------------------------
 
@@ -145,12 +183,42 @@ class SqlReads:
             rows = db.rows(f"SELECT value FROM settings WHERE name = {ph}", (name,))
         return str(rows[0][0])
 
+    def claim_lease(self, name: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
+        """Take or renew the lease `name` for `holder` until `now_ms + ttl_ms`, unless someone
+        else holds it unexpired. Kept as a settings row, decided under the write lock of a name
+        no tenant can have (PostgreSQL's advisory lock; SQLite's database lock), so exactly one
+        process of any host wins."""
+        ph, row = self.ph, f"lease:{name}"
+        with self._writer() as db:
+            db.lock_tenant(row)
+            found = db.rows(f"SELECT value FROM settings WHERE name = {ph}", (row,))
+            if found:
+                current, _, until = str(found[0][0]).rpartition(" ")
+                if current != holder and int(until) > now_ms:
+                    return False
+            db.rows(
+                f"INSERT INTO settings (name, value) VALUES ({ph}, {ph}) ON CONFLICT (name) "
+                "DO UPDATE SET value = excluded.value RETURNING name",
+                (row, f"{holder} {now_ms + ttl_ms}"),
+            )
+        return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (if `holder` has it), so another process need not wait it out."""
+        ph = self.ph
+        with self._writer() as db:
+            db.rows(
+                f"DELETE FROM settings WHERE name = {ph} AND value LIKE {ph} RETURNING name",
+                (f"lease:{name}", f"{holder} %"),
+            )
+
     def create_key(self, key: ApiKey) -> None:
         ph = self.ph
         with self._writer() as db:
             db.rows(
-                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at) "
-                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}) RETURNING id",
+                "INSERT INTO api_keys "
+                "(id, tenant, name, scopes, secret_hash, created_at, expires_at) "
+                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}, {ph}) RETURNING id",
                 (
                     key.id,
                     key.tenant,
@@ -158,6 +226,7 @@ class SqlReads:
                     " ".join(key.scopes),
                     key.secret_hash,
                     self.to_db(key.created_at),
+                    None if key.expires_at is None else self.to_db(key.expires_at),
                 ),
             )
 
@@ -187,16 +256,16 @@ class SqlReads:
             )
 
     def get_key_pair(self, tenant: str, key_id: str) -> KeyPair | None:
-        where = f"WHERE tenant = {self.ph} AND id = {self.ph}"
+        where = f"WHERE k.tenant = {self.ph} AND k.id = {self.ph}"
         rows = self._fetch(f"{_SELECT_KEY_PAIR} {where}", (tenant, key_id))
         return self._key_pair(rows[0]) if rows else None
 
     def list_key_pairs(self, tenant: str | None) -> list[KeyPair]:
         if tenant is None:
-            rows = self._fetch(f"{_SELECT_KEY_PAIR} ORDER BY tenant, created_at", ())
+            rows = self._fetch(f"{_SELECT_KEY_PAIR} ORDER BY k.tenant, k.created_at", ())
         else:
             rows = self._fetch(
-                f"{_SELECT_KEY_PAIR} WHERE tenant = {self.ph} ORDER BY created_at", (tenant,)
+                f"{_SELECT_KEY_PAIR} WHERE k.tenant = {self.ph} ORDER BY k.created_at", (tenant,)
             )
         return [self._key_pair(r) for r in rows]
 
@@ -218,6 +287,7 @@ class SqlReads:
             public_key=row[3],
             created_at=self.from_db(row[4]),
             revoked_at=None if row[5] is None else self.from_db(row[5]),
+            tenant_active=bool(row[6]),
         )
 
     def get_event(self, tenant: str, event_id: str) -> Event | None:
@@ -302,7 +372,12 @@ class SqlReads:
             after = upto
 
     def _tenant(self, row: Sequence[Any]) -> Tenant:
-        return Tenant(id=row[0], name=row[1], created_at=self.from_db(row[2]))
+        return Tenant(
+            id=row[0],
+            name=row[1],
+            created_at=self.from_db(row[2]),
+            deactivated_at=None if row[3] is None else self.from_db(row[3]),
+        )
 
     def _key(self, row: Sequence[Any]) -> ApiKey:
         return ApiKey(
@@ -313,6 +388,9 @@ class SqlReads:
             secret_hash=bytes(row[4]),
             created_at=self.from_db(row[5]),
             revoked_at=None if row[6] is None else self.from_db(row[6]),
+            expires_at=None if row[7] is None else self.from_db(row[7]),
+            last_used_at=None if row[8] is None else self.from_db(row[8]),
+            tenant_active=bool(row[9]),
         )
 
 
