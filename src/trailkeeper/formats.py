@@ -11,12 +11,12 @@ from __future__ import annotations
 import binascii
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
 
-from trailkeeper.model import FIELDS, Event, EventIn, Field, field_values, format_ts
+from trailkeeper.model import FIELDS, LAYOUT, Event, EventIn, Field, field_values, format_ts
 
 EXPORT_FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = tuple(field.column for field in FIELDS)
@@ -38,21 +38,28 @@ def public_value(field: Field, value: Any) -> Any:
     return value
 
 
+# Nested objects hold text and booleans only, which the document holds as they are.
+assert all(f.kind in ("text", "bool") for _, nested in LAYOUT for f in nested or ())
+_TOP_KINDS = {field.path: field.kind for field in FIELDS if "." not in field.path}
+_PUBLIC: dict[str, Callable[[Any], Any]] = {"time": format_ts, "bytes": encode_leaf}
+
+
 def event_document(event: Event, *, leaf: bool = True) -> dict[str, Any]:
     """The event's public document (docs/events.md), keys in `FIELDS` order; `leaf=False`
     leaves out `leaf_hash`: the object whose RFC 8785 encoding is the leaf. A nested object
     the event does not have is null."""
     document: dict[str, Any] = {}
-    for field, value in zip(FIELDS, field_values(event), strict=True):
-        if not leaf and field.kind == "bytes":
-            continue
-        head, _, rest = field.path.partition(".")
-        if not rest:
-            document[head] = public_value(field, value)
-        elif getattr(event, head) is not None:
-            document.setdefault(head, {})[rest] = public_value(field, value)
+    for name, nested in LAYOUT:
+        value = getattr(event, name)
+        if nested is not None:
+            value = None if value is None else msgspec.structs.asdict(value)
         else:
-            document[head] = None
+            kind = _TOP_KINDS[name]
+            if kind == "bytes" and not leaf:
+                continue
+            if value is not None and kind in _PUBLIC:
+                value = _PUBLIC[kind](value)
+        document[name] = value
     return document
 
 

@@ -208,17 +208,52 @@ FIELDS: tuple[Field, ...] = (
 FILTER_FIELDS = tuple(field for field in FIELDS if field.filter)
 
 
-_PATHS = tuple(tuple(field.path.split(".")) for field in FIELDS)
+def _layout() -> list[tuple[str, tuple[Field, ...] | None]]:
+    """`FIELDS` as the Event holds them: (attribute, None) for a value of its own, (attribute,
+    its fields) for a nested object, whose struct must have exactly those fields, in order."""
+    layout: list[tuple[str, tuple[Field, ...] | None]] = []
+    for field in FIELDS:
+        head, _, rest = field.path.partition(".")
+        if not rest:
+            layout.append((head, None))
+        elif not layout or layout[-1][0] != head:
+            layout.append((head, (field,)))
+        else:
+            layout[-1] = (head, (*(layout[-1][1] or ()), field))
+    return layout
+
+
+def _nested_types() -> dict[str, Any]:
+    """The struct of each nested object, from the Event's own annotations."""
+    info = msgspec.inspect.type_info(Event)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {
+        field.name: kind.cls
+        for field in info.fields
+        for kind in (getattr(field.type, "types", None) or (field.type,))
+        if isinstance(kind, msgspec.inspect.StructType)
+    }
+
+
+LAYOUT = _layout()
+NESTED_TYPES = _nested_types()
+for _name, _nested in LAYOUT:  # the table and the structs agree, field for field
+    if _nested is not None:
+        _names = tuple(field.path.split(".")[1] for field in _nested)
+        assert NESTED_TYPES[_name].__struct_fields__ == _names, _name
 
 
 def field_values(event: Event) -> list[Any]:
     """The event's value for each of `FIELDS`, in order (None inside an absent object)."""
-    values = []
-    for path in _PATHS:
-        value: Any = event
-        for part in path:
-            value = None if value is None else getattr(value, part)
-        values.append(value)
+    values: list[Any] = []
+    for name, nested in LAYOUT:
+        value = getattr(event, name)
+        if nested is None:
+            values.append(value)
+        elif value is None:
+            values += [None] * len(nested)
+        else:
+            values += msgspec.structs.astuple(value)
     return values
 
 
@@ -332,8 +367,13 @@ def format_ms(ms: int) -> str:
 
 def format_ts(value: datetime) -> str:
     """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`."""
-    text = value.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.removesuffix("+00:00") + "Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    v = value
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        f".{v.microsecond // 1000:03d}Z"
+    )
 
 
 def utc_now_ms() -> datetime:

@@ -18,6 +18,8 @@ from trailkeeper.formats import encode_leaf
 from trailkeeper.model import (
     FIELDS,
     FILTER_FIELDS,
+    LAYOUT,
+    NESTED_TYPES,
     Direction,
     Event,
     EventFilter,
@@ -44,63 +46,55 @@ TsToDb = Callable[[datetime], Any]
 TsFromDb = Callable[[Any], datetime]
 
 
-def event_row(event: Event, occurred_given: bool, to_db: TsToDb) -> tuple[Any, ...]:
+_TIME_COLUMNS = [n for n, field in enumerate(FIELDS, 1) if field.kind == "time"]
+_JSON_COLUMNS = [n for n, field in enumerate(FIELDS, 1) if field.kind == "json"]
+
+
+def event_row(event: Event, occurred_given: bool, to_db: TsToDb) -> list[Any]:
     """The INSERT parameters for one event, in `INSERT_COLUMNS` order."""
-    row: list[Any] = [event.seq]
-    for field, value in zip(FIELDS, field_values(event), strict=True):
-        if value is not None and field.kind == "time":
-            value = to_db(value)
-        elif field.kind == "json":
-            value = _encoder.encode(value).decode("utf-8")
-        row.append(value)
-    row.append(occurred_given)
-    return tuple(row)
+    row = [event.seq, *field_values(event), occurred_given]
+    for n in _TIME_COLUMNS:
+        row[n] = to_db(row[n])
+    for n in _JSON_COLUMNS:
+        row[n] = _encoder.encode(row[n]).decode("utf-8")
+    return row
 
 
-def _from_column(field: Field, value: Any, from_db: TsFromDb) -> Any:
-    if value is None:
-        return None
-    if field.kind == "time":
-        return from_db(value)
-    if field.kind == "json":
-        return _metadata_decoder.decode(value)
-    if field.kind == "bool":
-        return bool(value)
-    if field.kind == "bytes":
-        return bytes(value)
-    return value
+# Where each column of `SELECT_EVENT` goes: (attribute, index, kind) of the event's own
+# values; (attribute, struct, [(index, kind)]) of its nested objects.
+_OWN: list[tuple[str, int, str]] = []
+_NESTED: list[tuple[str, Any, list[tuple[int, str]]]] = []
+for _name, _nested in LAYOUT:
+    _at = len(_OWN) + sum(len(columns) for _, _, columns in _NESTED) + 1  # after seq
+    if _nested is None:
+        _OWN.append((_name, _at, FIELDS[_at - 1].kind))
+    else:
+        _columns = [(_at + n, field.kind) for n, field in enumerate(_nested)]
+        _NESTED.append((_name, NESTED_TYPES[_name], _columns))
 
 
-# Where each column's value goes: (nested object or None, attribute).
-_PLACES = [
-    (head, rest) if rest else (None, head)
-    for head, _, rest in (field.path.partition(".") for field in FIELDS)
-]
-# The struct of each nested object, from the Event's own annotations.
-_EVENT_INFO = msgspec.inspect.type_info(Event)
-assert isinstance(_EVENT_INFO, msgspec.inspect.StructType)
-_GROUP_TYPES: dict[str, Any] = {
-    field.name: kind.cls
-    for field in _EVENT_INFO.fields
-    for kind in (getattr(field.type, "types", None) or (field.type,))
-    if isinstance(kind, msgspec.inspect.StructType)
-}
+def _readers(from_db: TsFromDb) -> dict[str, Callable[[Any], Any]]:
+    """How a stored value of each kind that needs it becomes the Event's (None stays None)."""
+    return {"time": from_db, "json": _metadata_decoder.decode, "bool": bool, "bytes": bytes}
 
 
 def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
     """The `Event` of a row selected with `SELECT_EVENT`; a nested object whose columns are
     all NULL is none."""
+    read = _readers(from_db)
     fields: dict[str, Any] = {"seq": row[0]}
-    groups: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
-    for field, (group, name), value in zip(FIELDS, _PLACES, row[1:], strict=True):
-        value = _from_column(field, value, from_db)
-        if group is None:
-            fields[name] = value
-        else:
-            groups[group][name] = value
-    for group, values in groups.items():
-        empty = all(value is None for value in values.values())
-        fields[group] = None if empty else _GROUP_TYPES[group](**values)
+    for name, index, kind in _OWN:
+        value = row[index]
+        fields[name] = read[kind](value) if value is not None and kind in read else value
+    for name, struct, columns in _NESTED:
+        values = [row[index] for index, _ in columns]
+        if all(value is None for value in values):
+            fields[name] = None
+            continue
+        for n, (_, kind) in enumerate(columns):
+            if values[n] is not None and kind in read:
+                values[n] = read[kind](values[n])
+        fields[name] = struct(*values)
     return Event(**fields)
 
 
