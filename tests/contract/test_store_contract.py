@@ -770,8 +770,6 @@ def test_racing_inserts_of_one_row_give_one_success_and_conflicts(
     """Every insert that two requests can race on ends in one row and `Conflict`s (a 409),
     never the engine's unique violation (a 500 on PostgreSQL)."""
     once = ["conflict"] * (RACERS - 1) + ["ok"]
-    pair = KeyPair(f"kid-{round_}", "acme", "ci", "PEM", NOW)
-    assert _race(RACERS, lambda: store.create_key_pair(pair)) == once
     tenant = Tenant(f"racing-{round_}", "Racing", NOW)
     assert _race(RACERS, lambda: store.create_tenant(tenant)) == once
     key = ApiKey(f"key-{round_}", "acme", "ci", ("events.read",), b"hash", NOW)
@@ -784,4 +782,6 @@ def test_racing_inserts_of_one_row_give_one_success_and_conflicts(
     assert values == ["v"] * RACERS
     checkpoint = Checkpoint("acme", 1 + round_, b"r" * 32, NOW, "note")
     assert _race(RACERS, lambda: store.save_checkpoint(checkpoint)) == ["ok"] * RACERS
+    pair = KeyPair(f"kid-{round_}", "acme", "ci", "PEM", NOW)
+    assert _race(RACERS, lambda: store.create_key_pair(pair)) == once
     assert [p.id for p in store.list_key_pairs("acme")] == [f"kid-{round_}"]
