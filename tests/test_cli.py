@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import PG_ADMIN_URL
 from tests.factories import event_payload
 from tests.helpers import secret_of
 from trailkeeper.cli import main
@@ -446,3 +452,48 @@ def test_online_export_lines_split_on_lf_only(chunk_size: int) -> None:
     chunks = [body[i : i + chunk_size] for i in range(0, len(body), chunk_size)]
     assert list(_ndjson_lines(chunks)) == lines
     assert list(_ndjson_lines([body.rstrip(b"\n")])) == lines, "a last line without LF counts"
+
+
+# ---- databases that are not trailkeeper's ---------------------------------------------------
+
+DB_COMMANDS = [["tenants", "list"], ["serve"], ["export"], ["import", "-"]]
+
+
+@pytest.mark.parametrize("command", DB_COMMANDS)
+def test_a_file_that_is_not_sqlite_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "text.db"
+    path.write_text("hello\n")
+    code, _, err = run(f"sqlite:///{path}", *command, input="")
+    assert code == 1
+    assert err == f"Error: {path} is not an SQLite database (file is not a database)\n"
+
+
+@pytest.fixture
+def foreign_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A database of another application, holding a table named like one of ours."""
+    if database_url.startswith("sqlite:"):
+        path = tmp_path / "other.db"
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE TABLE tenants (x)")
+        yield f"sqlite:///{path}"
+        return
+    name = f"trailkeeper_foreign_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE events (x int)")
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("command", DB_COMMANDS)
+def test_a_database_of_another_application_is_one_line(
+    foreign_database_url: str, command: list[str]
+) -> None:
+    code, _, err = run(foreign_database_url, *command, input="")
+    assert code == 1
+    assert err.startswith("Error: not a trailkeeper database: "), err
+    assert "already exists, but trailkeeper did not create it" in err
+    assert err.count("\n") == 1
