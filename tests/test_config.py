@@ -213,7 +213,10 @@ def test_config_show_masks_secrets_and_says_where_values_came_from(
         ("host=h password = 's3 cret' dbname=tk", "host=h password = *** dbname=tk"),
         # Nothing to hide: shown as given.
         ("postgresql://postgres@localhost/tk", "postgresql://postgres@localhost/tk"),
-        ("postgresql://h/db?user=a@b&sslmode=require", "postgresql://h/db?user=a@b&sslmode=require"),
+        (
+            "postgresql://h/db?user=a@b&sslmode=require",
+            "postgresql://h/db?user=a@b&sslmode=require",
+        ),
         ("sqlite:///data/trailkeeper.db", "sqlite:///data/trailkeeper.db"),
     ],
 )
@@ -229,9 +232,7 @@ def test_redact_url_masks_every_password_and_nothing_else(url: str, shown: str) 
         "host=127.0.0.1 port=1 password=s3cret dbname=tk",
     ],
 )
-def test_no_command_prints_a_database_password(
-    url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_command_prints_a_database_password(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/configuration.md: the password is never printed (config show, errors)."""
     monkeypatch.setenv("TRAILKEEPER_DATABASE_URL", url)
     monkeypatch.setenv("TRAILKEEPER_DB_TIMEOUT_SECONDS", "1")

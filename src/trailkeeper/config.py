@@ -233,7 +233,7 @@ def _describe(name: str, source: str) -> str:
 # Connection parameters that hold a secret, in a URL's query string or a libpq keyword
 # conninfo (`host=db password=...`): libpq's `password` and `sslpassword` (the client key's
 # passphrase).
-_SECRET_PARAMS = r"(?:password|sslpassword)"
+_SECRET_PARAMS = r"(?:password|sslpassword)"  # noqa: S105 - names, not a password
 _QUERY_SECRET = re.compile(rf"(?i)([?&]{_SECRET_PARAMS}=)[^&#]*")
 _MASK = r"\1***"
 _CONNINFO_SECRET = re.compile(rf"(?i)(\b{_SECRET_PARAMS}\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)")

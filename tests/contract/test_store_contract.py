@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-from datetime import UTC, datetime, timedelta, timezone
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
@@ -776,9 +776,10 @@ def test_racing_inserts_of_one_row_give_one_success_and_conflicts(
     assert _race(RACERS, lambda: store.create_key(key)) == once
     values: list[str] = []
     setting = f"racing-{round_}"
-    assert _race(RACERS, lambda: values.append(store.get_or_create_setting(setting, "v"))) == [
-        "ok"
-    ] * RACERS
+    assert (
+        _race(RACERS, lambda: values.append(store.get_or_create_setting(setting, "v")))
+        == ["ok"] * RACERS
+    )
     assert values == ["v"] * RACERS
     checkpoint = Checkpoint("acme", 1 + round_, b"r" * 32, NOW, "note")
     assert _race(RACERS, lambda: store.save_checkpoint(checkpoint)) == ["ok"] * RACERS

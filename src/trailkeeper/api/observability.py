@@ -390,11 +390,11 @@ class TextFormatter(logging.Formatter):
             line = f"{first} [{extra}]{newline}{rest}"
         return line
 
-    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+    def formatException(self, ei: Any) -> str:
         text = super().formatException(ei)
         return "\n".join("    " + escape_controls(part) for part in text.splitlines())
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
+    def formatStack(self, stack_info: str) -> str:
         return "\n".join("    " + escape_controls(part) for part in stack_info.splitlines())
 
 
