@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -30,7 +31,20 @@ SCOPE_EVENTS_WRITE = "events.write"
 SCOPE_EVENTS_READ = "events.read"
 SCOPE_AUDIT_LOGS_READ = "audit-logs.read"
 SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
-ALL_SCOPES = (SCOPE_EVENTS_WRITE, SCOPE_EVENTS_READ, SCOPE_AUDIT_LOGS_READ, SCOPE_KEY_PAIRS_WRITE)
+SCOPE_VIEWER_CREATE = "viewer.create"
+# Every scope a tenant's key may have (and what it gets by default).
+ALL_SCOPES = (
+    SCOPE_EVENTS_WRITE,
+    SCOPE_EVENTS_READ,
+    SCOPE_AUDIT_LOGS_READ,
+    SCOPE_KEY_PAIRS_WRITE,
+    SCOPE_VIEWER_CREATE,
+)
+# The operator's scope: the admin API (tenants and their keys). Only keys of the reserved
+# operator tenant hold it, beside at most `events.read` (to read and verify the operator log).
+SCOPE_ADMIN = "admin"
+SYSTEM_TENANT = "_system"
+SYSTEM_SCOPES = (SCOPE_ADMIN, SCOPE_EVENTS_READ)
 JWT_LEEWAY_SECONDS = 30
 # The longest a key-pair JWT may live (exp - iat, and exp - now), leeway aside: what the Gr4vy
 # SDKs sign by default (`expires_in=3600`). A longer-lived token is a 401.
@@ -64,19 +78,46 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+def validate_scopes(scopes: Iterable[str], tenant: str = "") -> tuple[str, ...]:
+    """The scopes a key of `tenant` may hold: `admin` only in the operator tenant, whose keys
+    hold nothing that writes (the operator log is written by the service alone)."""
     chosen = tuple(dict.fromkeys(scopes))
-    unknown = [s for s in chosen if s not in ALL_SCOPES]
+    allowed = SYSTEM_SCOPES if tenant == SYSTEM_TENANT else ALL_SCOPES
+    unknown = [s for s in chosen if s not in (*ALL_SCOPES, SCOPE_ADMIN)]
     if unknown:
         raise InvalidInput(
-            f"unknown scope(s) {', '.join(unknown)}; known scopes: {', '.join(ALL_SCOPES)}"
+            f"unknown scope(s) {', '.join(unknown)}; known scopes: "
+            f"{', '.join((*ALL_SCOPES, SCOPE_ADMIN))}",
+            details=[{"field": "scopes", "message": f"unknown scope {s!r}"} for s in unknown],
+        )
+    refused = [s for s in chosen if s not in allowed]
+    if refused:
+        where = (
+            f"keys of the operator tenant {SYSTEM_TENANT} may only have"
+            if tenant == SYSTEM_TENANT
+            else f"only keys of the operator tenant {SYSTEM_TENANT} may have `admin`; "
+            "a tenant's keys may have"
+        )
+        raise InvalidInput(
+            f"scope(s) {', '.join(refused)} not allowed here: {where} {', '.join(allowed)}",
+            details=[{"field": "scopes", "message": f"{s!r} not allowed"} for s in refused],
         )
     if not chosen:
-        raise InvalidInput("a key needs at least one scope")
+        raise InvalidInput(
+            "a key needs at least one scope",
+            details=[{"field": "scopes", "message": "at least one scope"}],
+        )
     return chosen
 
 
-def new_key(tenant: str, name: str, scopes: Iterable[str]) -> tuple[ApiKey, str]:
+def new_key(
+    tenant: str,
+    name: str,
+    scopes: Iterable[str],
+    *,
+    created_at: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
     """Make a key; returns the record to store and the token to show the user once."""
     key_id = secrets.token_hex(8)
     token = f"tk_{key_id}_{secrets.token_urlsafe(32)}"
@@ -84,9 +125,10 @@ def new_key(tenant: str, name: str, scopes: Iterable[str]) -> tuple[ApiKey, str]
         id=key_id,
         tenant=tenant,
         name=name,
-        scopes=validate_scopes(scopes),
+        scopes=validate_scopes(scopes, tenant),
         secret_hash=hash_token(token),
-        created_at=utc_now_ms(),
+        created_at=created_at or utc_now_ms(),
+        expires_at=expires_at,
     )
     return record, token
 
@@ -97,12 +139,17 @@ def key_id_of(token: str) -> str | None:
     return match.group(1) if match else None
 
 
-def check_token(token: str, key: ApiKey | None) -> Principal:
-    """Compare in constant time; every failure is the same 401 so nothing leaks."""
+def check_token(token: str, key: ApiKey | None, now: datetime | None = None) -> Principal:
+    """Compare in constant time; every failure is the same 401 so nothing leaks. Only the
+    holder of the right secret learns that the key expired or its tenant is deactivated."""
     expected = key.secret_hash if key is not None else _DUMMY_HASH
     ok = hmac.compare_digest(hash_token(token), expected)
     if key is None or not ok or key.revoked_at is not None:
         raise Unauthenticated("invalid, unknown or revoked API key")
+    if key.expires_at is not None and key.expires_at <= (now or utc_now_ms()):
+        raise Unauthenticated("this API key has expired")
+    if not key.tenant_active:
+        raise Unauthenticated(f"tenant {key.tenant!r} is deactivated")
     return Principal(tenant=key.tenant, key_id=key.id, scopes=frozenset(key.scopes))
 
 
@@ -189,6 +236,8 @@ def check_jwt(token: str, pair: KeyPair | None) -> Principal:
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"invalid token: {exc}") from None
     _check_lifetime(claims, time.time())
+    if not pair.tenant_active:  # told only to the holder of the private key
+        raise Unauthenticated(f"merchant account {pair.tenant!r} is deactivated")
     scopes = claims.get("scopes")
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise Unauthenticated("token scopes must be a list of strings")

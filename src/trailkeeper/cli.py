@@ -15,6 +15,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from trailkeeper import __version__, auth
+from trailkeeper.api import viewer
 from trailkeeper.config import (
     Settings,
     load_settings,
@@ -24,12 +25,13 @@ from trailkeeper.config import (
 )
 from trailkeeper.errors import Conflict, InvalidInput, TrailkeeperError
 from trailkeeper.formats import EXPORT_FORMATS, parse_event_line
-from trailkeeper.model import MAX_BATCH, EventFilter, EventIn, format_ts
-from trailkeeper.service import AuditService
+from trailkeeper.model import MAX_BATCH, ApiKey, EventFilter, EventIn, format_ts, utc_now_ms
+from trailkeeper.service import AdminActor, AuditService
 from trailkeeper.store import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 QUICKSTART_KEY = "quickstart"
+QUICKSTART_ADMIN_KEY = "quickstart-admin"
 
 
 def _fail_cleanly(func: F) -> F:
@@ -165,8 +167,8 @@ def main(ctx: click.Context, database_url: str | None, config_file: str | None) 
     "--print-key",
     is_flag=True,
     help=f"Mint a fresh key named '{QUICKSTART_KEY}' for tenant 'default' (creating the tenant "
-    "if needed, revoking the previous such key) and print it. Meant for local development "
-    "(`make run`).",
+    f"if needed, revoking the previous such key) and an admin key named '{QUICKSTART_ADMIN_KEY}' "
+    "(likewise), and print both. Meant for local development (`make run`).",
 )
 @click.option(
     "--log-format",
@@ -202,10 +204,15 @@ def serve(
         try:
             service = _open(settings, create=True)
             try:
-                token = service.bootstrap()
-                if token is None and print_key:
-                    token = _fresh_quickstart_key(service)
+                by = AdminActor.cli("trailkeeper serve")
+                token = service.bootstrap(by=by)
+                admin_token = None
+                if print_key:
+                    token = token or _fresh_quickstart_key(service, by)
+                    admin_token = _fresh_admin_key(service, by)
                 _print_banner(settings, token, has_default=_has_default(service))
+                if admin_token is not None:
+                    _print_admin_banner(settings, admin_token)
             except BaseException:
                 service.close()
                 raise
@@ -321,17 +328,43 @@ def _has_default(service: AuditService) -> bool:
     return any(tenant.id == "default" for tenant in service.list_tenants())
 
 
-def _fresh_quickstart_key(service: AuditService) -> str:
+def _fresh_quickstart_key(service: AuditService, by: AdminActor) -> str:
     """A new quickstart key for tenant `default`, made first if tenants were created by hand
     before the first `serve` (bootstrap only makes it on an empty database)."""
     if not _has_default(service):
         with contextlib.suppress(Conflict):  # another process made it meanwhile
-            service.create_tenant("default", "Default tenant")
-    for key in service.list_keys("default"):
-        if key.name == QUICKSTART_KEY and key.revoked_at is None:
-            service.revoke_key(key.id)
-    _, token = service.create_key("default", QUICKSTART_KEY)
+            service.create_tenant("default", "Default tenant", by=by)
+    return _replace_key(service, "default", QUICKSTART_KEY, auth.ALL_SCOPES, by)
+
+
+def _fresh_admin_key(service: AuditService, by: AdminActor) -> str:
+    """A new quickstart admin key (the previous one revoked), able to read the operator log."""
+    scopes = (auth.SCOPE_ADMIN, auth.SCOPE_EVENTS_READ)
+    return _replace_key(service, auth.SYSTEM_TENANT, QUICKSTART_ADMIN_KEY, scopes, by)
+
+
+def _replace_key(
+    service: AuditService, tenant: str, name: str, scopes: Iterable[str], by: AdminActor
+) -> str:
+    if tenant == auth.SYSTEM_TENANT or _has_tenant(service, tenant):
+        for key in service.list_keys(tenant):
+            if key.name == name and key.revoked_at is None:
+                service.revoke_key(key.id, by=by)
+    _, token = service.create_key(tenant, name, scopes, by=by)
     return token
+
+
+def _has_tenant(service: AuditService, tenant: str) -> bool:
+    return any(t.id == tenant for t in service.list_tenants())
+
+
+def _print_admin_banner(settings: Settings, token: str) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    echo = functools.partial(click.echo, err=True)
+    echo("Admin key (scope admin: tenants and their keys; shown once):")
+    echo(f"  {token}")
+    echo(f"  curl -s {base}/v1/tenants -H 'Authorization: Bearer {token}'")
+    echo("")
 
 
 def _print_banner(settings: Settings, token: str | None, *, has_default: bool) -> None:
@@ -569,29 +602,106 @@ def export_events(
 # ---- keys and tenants -----------------------------------------------------------------------
 
 
+@main.command("viewer-link")
+@click.option("--tenant", required=True, help="Whose events the link shows.")
+@click.option("--query", default="", help="Pin the link to a query (ANDed with every search).")
+@click.option(
+    "--ttl",
+    type=click.IntRange(60, 86400),
+    default=900,
+    show_default=True,
+    help="Seconds the link stays valid (at most 24 h).",
+)
+@click.option(
+    "--allowed-origin",
+    "origins",
+    multiple=True,
+    help="An origin allowed to frame the viewer (repeatable), e.g. https://app.example.com.",
+)
+@click.option(
+    "--base-url",
+    default=None,
+    help="Where this server is reached. Default: http://<host>:<port> from the settings.",
+)
+@click.pass_context
+@_fail_cleanly
+def viewer_link(
+    ctx: click.Context,
+    tenant: str,
+    query: str,
+    ttl: int,
+    origins: tuple[str, ...],
+    base_url: str | None,
+) -> None:
+    """Print a link that opens the event viewer on one tenant's events (docs/viewer.md)."""
+    settings = _settings(ctx)
+    with _service(ctx) as service:
+        _, path, expires = viewer.mint(
+            service, tenant, ttl_seconds=ttl, pinned_query=query, allowed_origins=origins
+        )
+    base = (base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    click.echo(base + path)
+    click.echo(f"valid until {format_ts(expires)} for tenant {tenant!r}", err=True)
+
+
 @main.group()
 def keys() -> None:
     """Create, list and revoke API keys."""
 
 
 @keys.command("create")
-@click.option("--tenant", default="default", show_default=True)
+@click.option("--tenant", help="The tenant the key is for (default: 'default').")
 @click.option("--name", required=True, help="What the key is for, e.g. 'billing-service'.")
 @click.option(
     "--scope",
     "scopes",
     multiple=True,
-    type=click.Choice(auth.ALL_SCOPES),
-    help="Repeat for several. Default: all scopes.",
+    type=click.Choice((*auth.ALL_SCOPES, auth.SCOPE_ADMIN)),
+    help="Repeat for several. Default: all tenant scopes (with --admin: admin).",
+)
+@click.option(
+    "--admin",
+    is_flag=True,
+    help=f"An operator key for the admin API: a key of the operator tenant {auth.SYSTEM_TENANT} "
+    "with scope admin (add --scope events.read to also read the operator log).",
+)
+@click.option(
+    "--expires-at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+    help="When the key stops working (e.g. 2025-05-01 or 2025-05-01T00:00:00+00:00; a date "
+    "means midnight UTC). Default: never.",
 )
 @click.pass_context
 @_fail_cleanly
-def keys_create(ctx: click.Context, tenant: str, name: str, scopes: tuple[str, ...]) -> None:
-    """Create a key and print its secret (once: only a hash is stored)."""
-    with _service(ctx) as service:
-        key, token = service.create_key(tenant, name, scopes or auth.ALL_SCOPES)
+def keys_create(
+    ctx: click.Context,
+    tenant: str | None,
+    name: str,
+    scopes: tuple[str, ...],
+    admin: bool,
+    expires_at: datetime | None,
+) -> None:
+    """Create a key and print its secret (once: only a hash is stored). Recorded in the
+    operator log."""
+    if admin and tenant not in (None, auth.SYSTEM_TENANT):
+        raise click.UsageError("--admin keys belong to the operator tenant; drop --tenant")
+    tenant = auth.SYSTEM_TENANT if admin else tenant or "default"
+    if admin:
+        scopes = tuple(dict.fromkeys((auth.SCOPE_ADMIN, *scopes)))
+    # An operator key is the first thing a new install may need: it may make the database.
+    with _service(ctx, create=admin) as service:
+        key, token = service.create_key(
+            tenant,
+            name,
+            scopes or auth.ALL_SCOPES,
+            expires_at=_as_utc(expires_at),
+            by=AdminActor.cli("trailkeeper keys create"),
+        )
     click.echo(token)
-    click.echo(f"key {key.id} for tenant {tenant!r}, scopes: {' '.join(key.scopes)}", err=True)
+    expiry = f", expires {format_ts(key.expires_at)}" if key.expires_at else ""
+    click.echo(
+        f"key {key.id} for tenant {tenant!r}, scopes: {' '.join(key.scopes)}{expiry}", err=True
+    )
 
 
 @keys.command("list")
@@ -602,11 +712,17 @@ def keys_list(ctx: click.Context, tenant: str | None) -> None:
     """List keys (never their secrets)."""
     with _service(ctx) as service:
         rows = service.list_keys(tenant)
-    click.echo(f"{'KEY ID':<17} {'TENANT':<16} {'NAME':<20} {'CREATED':<25} {'STATUS':<8} SCOPES")
+    now = utc_now_ms()
+    click.echo(
+        f"{'KEY ID':<17} {'TENANT':<16} {'NAME':<20} {'CREATED':<25} {'LAST USED':<25} "
+        f"{'STATUS':<8} SCOPES"
+    )
     for key in rows:
-        status = "revoked" if key.revoked_at else "active"
+        status = _key_status(key, now)
+        used = format_ts(key.last_used_at) if key.last_used_at else "never"
         click.echo(
             f"{key.id:<17} {key.tenant:<16} {key.name:<20} {format_ts(key.created_at):<25} "
+            f"{used:<25} "
             f"{status:<8} {' '.join(key.scopes)}"
         )
 
@@ -621,8 +737,16 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     if key_id.startswith("tk_"):
         raise click.ClickException(_whole_key_hint(key_id))
     with _service(ctx) as service:
-        service.revoke_key(key_id)
+        service.revoke_key(key_id, by=AdminActor.cli("trailkeeper keys revoke"))
     click.echo(f"revoked {key_id}", err=True)
+
+
+def _key_status(key: ApiKey, now: datetime) -> str:
+    if key.revoked_at:
+        return "revoked"
+    if key.expires_at and key.expires_at <= now:
+        return "expired"
+    return "active"
 
 
 def _whole_key_hint(token: str) -> str:
@@ -700,7 +824,8 @@ def key_pairs_revoke(ctx: click.Context, key_pair_id: str, tenant: str | None) -
 
 @main.group()
 def tenants() -> None:
-    """Create and list tenants (a.k.a. merchant accounts)."""
+    """Create, list, rename, deactivate and reactivate tenants (a.k.a. merchant accounts).
+    Every change is recorded in the operator log (tenant _system)."""
 
 
 @tenants.command("create")
@@ -711,7 +836,7 @@ def tenants() -> None:
 def tenants_create(ctx: click.Context, tenant_id: str, name: str | None) -> None:
     """Create a tenant."""
     with _service(ctx, create=True) as service:
-        service.create_tenant(tenant_id, name)
+        service.create_tenant(tenant_id, name, by=AdminActor.cli("trailkeeper tenants create"))
     click.echo(f"created tenant {tenant_id}", err=True)
 
 
@@ -719,10 +844,48 @@ def tenants_create(ctx: click.Context, tenant_id: str, name: str | None) -> None
 @click.pass_context
 @_fail_cleanly
 def tenants_list(ctx: click.Context) -> None:
-    """List tenants."""
+    """List tenants: id, name, created, status (active or deactivated)."""
     with _service(ctx) as service:
         for tenant in service.list_tenants():
-            click.echo(f"{tenant.id}\t{tenant.name}\t{format_ts(tenant.created_at)}")
+            status = "active" if tenant.active else "deactivated"
+            click.echo(f"{tenant.id}\t{tenant.name}\t{format_ts(tenant.created_at)}\t{status}")
+
+
+@tenants.command("rename")
+@click.argument("tenant_id")
+@click.argument("name")
+@click.pass_context
+@_fail_cleanly
+def tenants_rename(ctx: click.Context, tenant_id: str, name: str) -> None:
+    """Change a tenant's display name (its id never changes)."""
+    with _service(ctx) as service:
+        service.update_tenant(tenant_id, name=name, by=AdminActor.cli("trailkeeper tenants rename"))
+    click.echo(f"renamed tenant {tenant_id}", err=True)
+
+
+@tenants.command("deactivate")
+@click.argument("tenant_id")
+@click.pass_context
+@_fail_cleanly
+def tenants_deactivate(ctx: click.Context, tenant_id: str) -> None:
+    """Refuse every key and key-pair JWT of the tenant (401); its data stays. A running
+    server follows within TRAILKEEPER_CREDENTIAL_CACHE_SECONDS."""
+    with _service(ctx) as service:
+        by = AdminActor.cli("trailkeeper tenants deactivate")
+        service.update_tenant(tenant_id, active=False, by=by)
+    click.echo(f"deactivated tenant {tenant_id}", err=True)
+
+
+@tenants.command("reactivate")
+@click.argument("tenant_id")
+@click.pass_context
+@_fail_cleanly
+def tenants_reactivate(ctx: click.Context, tenant_id: str) -> None:
+    """Let the tenant's unrevoked, unexpired keys in again."""
+    with _service(ctx) as service:
+        by = AdminActor.cli("trailkeeper tenants reactivate")
+        service.update_tenant(tenant_id, active=True, by=by)
+    click.echo(f"reactivated tenant {tenant_id}", err=True)
 
 
 # ---- verify ---------------------------------------------------------------------------------

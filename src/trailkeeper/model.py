@@ -200,9 +200,16 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Tenant(msgspec.Struct, frozen=True):
+    """A customer account. Deactivated: its credentials get 401, its data stays."""
+
     id: str
     name: str
     created_at: datetime
+    deactivated_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -215,6 +222,11 @@ class ApiKey(msgspec.Struct, frozen=True):
     secret_hash: bytes
     created_at: datetime
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    # Written at most once per `service.LAST_USED_INTERVAL` (see `UsageRecorder`).
+    last_used_at: datetime | None = None
+    # Read with the key (one query): a deactivated tenant's keys authenticate no one.
+    tenant_active: bool = True
 
 
 # ---- time helpers: one representation (UTC, millisecond precision) everywhere ----------------
@@ -341,6 +353,7 @@ class KeyPair(msgspec.Struct, frozen=True):
     public_key: str  # PEM
     created_at: datetime
     revoked_at: datetime | None = None
+    tenant_active: bool = True
 
 
 class Checkpoint(msgspec.Struct, frozen=True):

@@ -8,17 +8,32 @@ through validation.py, checks beyond types) live here once.
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
+import getpass
+import hmac
+import ipaddress
 import re
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
+import msgspec
 from cachetools import TTLCache
 
 from trailkeeper import auth
 from trailkeeper.cursor import CursorCodec, cursor_scope
-from trailkeeper.errors import InvalidInput, NotFound, Unauthenticated
+from trailkeeper.errors import (
+    Conflict,
+    InvalidCursor,
+    InvalidInput,
+    NotFound,
+    TrailkeeperError,
+    Unauthenticated,
+)
 from trailkeeper.formats import EXPORT_FORMATS, Page, csv_chunks, jsonl_chunks
 from trailkeeper.ledger import (
     Signer,
@@ -39,6 +54,8 @@ from trailkeeper.model import (
     KeyPair,
     Position,
     Tenant,
+    bound_ms,
+    format_ts,
     utc_now_ms,
 )
 from trailkeeper.store import Store
@@ -48,6 +65,106 @@ from trailkeeper.verifier import EMPTY_ROOT
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~-]{0,127}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# How stale `last_used_at` may be: each key's use is written at most this often, and the uses
+# of all keys in one transaction, so authenticating is never a write per request.
+LAST_USED_INTERVAL = timedelta(minutes=1)
+
+
+class AdminActor(msgspec.Struct, frozen=True):
+    """Who performs an administrative action, and from where: what the operator log records.
+    `kind` is `api_key` (`id` the admin key's id) or `cli` (`id` user@host)."""
+
+    kind: str
+    id: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @classmethod
+    def cli(cls, command: str = "cli") -> AdminActor:
+        try:
+            user = getpass.getuser()
+        except (OSError, KeyError):  # no login name (a container's bare uid)
+            user = "unknown"
+        return cls(kind="cli", id=f"{user}@{socket.gethostname()}"[:256], user_agent=command)
+
+    @property
+    def source(self) -> str:
+        return "admin-api" if self.kind == "api_key" else "cli"
+
+    def context(self) -> dict[str, str]:
+        """The request's IP (only a valid address) and user agent (cut to what events hold)."""
+        found: dict[str, str] = {}
+        if self.ip:
+            with contextlib.suppress(ValueError):
+                found["ip"] = str(ipaddress.ip_address(self.ip))
+        if self.user_agent:
+            found["user_agent"] = self.user_agent.replace("\x00", "")[:1024]
+        return found
+
+
+class UsageRecorder:
+    """When each key was last used, held in memory and handed out for writing at most once
+    per `interval` (all keys at once). Thread-safe."""
+
+    def __init__(self, interval: timedelta) -> None:
+        self._interval = interval
+        self._pending: dict[str, datetime] = {}
+        self._written: datetime | None = None
+        self._lock = threading.Lock()
+
+    def used(self, key_id: str, at: datetime) -> dict[str, datetime]:
+        """Note a use; returns the uses to write now (usually none)."""
+        with self._lock:
+            if self._pending.get(key_id, at) <= at:
+                self._pending[key_id] = at
+            if self._written is not None and at - self._written < self._interval:
+                return {}
+            self._written = at
+            due, self._pending = self._pending, {}
+            return due
+
+    def put_back(self, due: dict[str, datetime]) -> None:
+        with self._lock:
+            for key_id, at in due.items():
+                if self._pending.get(key_id, at) <= at:
+                    self._pending[key_id] = at
+
+    def take_all(self) -> dict[str, datetime]:
+        with self._lock:
+            due, self._pending = self._pending, {}
+            return due
+
+    def overlay(self, key: ApiKey) -> ApiKey:
+        """The key with a use not yet written as its `last_used_at`."""
+        with self._lock:
+            pending = self._pending.get(key.id)
+        if pending is None or (key.last_used_at is not None and key.last_used_at >= pending):
+            return key
+        return msgspec.structs.replace(key, last_used_at=pending)
+
+
+def _display_name(name: str) -> str:
+    if not 1 <= len(name) <= 200 or _CONTROL.search(name):
+        raise InvalidInput(
+            "tenant name must be 1-200 characters, without control characters",
+            details=[{"field": "name", "message": "1-200 characters, no control characters"}],
+        )
+    return name
+
+
+def _encode_tenant_cursor(last_id: str) -> str:
+    """Tenants page by id; the cursor holds the last id seen (nothing an admin cannot list)."""
+    return base64.urlsafe_b64encode(last_id.encode()).rstrip(b"=").decode()
+
+
+def _decode_tenant_cursor(cursor: str) -> str:
+    try:
+        after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("cursor is malformed") from None
+    if not (_TENANT_ID.match(after) or after == auth.SYSTEM_TENANT) or len(cursor) > 128:
+        raise InvalidCursor("cursor is malformed")
+    return after
 
 
 class AuditService:
@@ -75,8 +192,11 @@ class AuditService:
             else None
         )
         self._credentials_lock = threading.Lock()
+        self._usage = UsageRecorder(LAST_USED_INTERVAL)
         key = secret or store.get_or_create_setting("cursor_secret", secrets.token_hex(32))
         self._cursors = CursorCodec(key.encode("utf-8"))
+        # Viewer tokens are signed with a key derived from the same secret (api/viewer.py).
+        self.viewer_key = hmac.new(key.encode(), b"trailkeeper viewer tokens", "sha256").digest()
         seed = signing_key or store.get_or_create_setting(
             "checkpoint_signing_key", base64.b64encode(secrets.token_bytes(32)).decode()
         )
@@ -84,6 +204,8 @@ class AuditService:
         self.signer = Signer(log_origin, base64.b64decode(seed))
 
     def close(self) -> None:
+        with contextlib.suppress(TrailkeeperError):
+            self.flush_key_usage()
         self.store.close()
 
     def database_stats(self) -> dict[str, int]:
@@ -95,46 +217,161 @@ class AuditService:
 
     # ---- tenants and keys ----------------------------------------------------------------
 
-    def create_tenant(self, tenant_id: str, name: str | None = None) -> Tenant:
+    def create_tenant(
+        self, tenant_id: str, name: str | None = None, *, by: AdminActor | None = None
+    ) -> Tenant:
+        """A new, active tenant. Ids starting with `_` are reserved (the operator log)."""
+        if tenant_id.startswith("_"):
+            raise InvalidInput(
+                f"tenant ids starting with '_' are reserved ({auth.SYSTEM_TENANT} is the "
+                "operator log)",
+                details=[{"field": "id", "message": "reserved"}],
+            )
         if not _TENANT_ID.match(tenant_id):
             raise InvalidInput(
                 "tenant id must be 1-64 characters: lowercase letters, digits, '-' or '_', "
-                "starting with a letter or digit"
+                "starting with a letter or digit",
+                details=[{"field": "id", "message": "1-64 of a-z 0-9 - _, not starting with _"}],
             )
-        tenant = Tenant(id=tenant_id, name=name or tenant_id, created_at=self._clock())
+        tenant = Tenant(
+            id=tenant_id, name=_display_name(name or tenant_id), created_at=self._clock()
+        )
         self.store.create_tenant(tenant)
+        self._record(by, "tenant.created", "tenant", tenant.id, tenant.name, {})
         return tenant
 
-    def list_tenants(self) -> list[Tenant]:
-        return self.store.list_tenants()
+    def list_tenants(self, after: str | None = None, limit: int | None = None) -> list[Tenant]:
+        return self.store.list_tenants(after, limit)
+
+    def tenants_page(self, limit: int, cursor: str | None) -> tuple[list[Tenant], str | None]:
+        """One page of tenants by id, and the cursor of the next page (None on the last)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        after = _decode_tenant_cursor(cursor) if cursor else None
+        rows = self.store.list_tenants(after, limit + 1)
+        page = rows[:limit]
+        return page, _encode_tenant_cursor(page[-1].id) if len(rows) > limit else None
 
     def require_tenant(self, tenant_id: str) -> Tenant:
-        tenant = self.store.get_tenant(tenant_id)
+        tenant = self.store.get_tenant(tenant_id) if len(tenant_id) <= 64 else None
         if tenant is None:
             raise NotFound(f"no tenant {tenant_id!r}")
         return tenant
 
+    def update_tenant(
+        self,
+        tenant_id: str,
+        *,
+        name: str | None = None,
+        active: bool | None = None,
+        by: AdminActor | None = None,
+    ) -> Tenant:
+        """Rename, deactivate or reactivate. Deactivating refuses every credential of the
+        tenant at once (in this process; other workers within the credential cache TTL) and
+        keeps its data; reactivating lets its unrevoked, unexpired keys in again."""
+        tenant = self.require_tenant(tenant_id)
+        if tenant.id == auth.SYSTEM_TENANT:
+            raise InvalidInput(f"the operator tenant {auth.SYSTEM_TENANT} cannot be changed")
+        changes: list[tuple[str, dict[str, Any]]] = []
+        if name is not None and _display_name(name) != tenant.name:
+            changes.append(("tenant.renamed", {"from": tenant.name, "to": name}))
+            tenant = msgspec.structs.replace(tenant, name=name)
+        if active is not None and active != tenant.active:
+            at = None if active else self._clock()
+            changes.append(("tenant.reactivated" if active else "tenant.deactivated", {}))
+            tenant = msgspec.structs.replace(tenant, deactivated_at=at)
+        if not changes:
+            return tenant
+        if not self.store.update_tenant(tenant):
+            raise NotFound(f"no tenant {tenant_id!r}")
+        self._forget_tenant_credentials(tenant.id)
+        for action, metadata in changes:
+            self._record(by, action, "tenant", tenant.id, tenant.name, metadata)
+        return tenant
+
     def create_key(
-        self, tenant_id: str, name: str, scopes: Iterable[str] = auth.ALL_SCOPES
+        self,
+        tenant_id: str,
+        name: str,
+        scopes: Iterable[str] = auth.ALL_SCOPES,
+        *,
+        expires_at: datetime | None = None,
+        by: AdminActor | None = None,
     ) -> tuple[ApiKey, str]:
-        """Returns the stored key and its token; the token is never retrievable again."""
+        """Returns the stored key and its token; the token is never retrievable again.
+        Keys of the operator tenant (`_system`, made on first use) hold `admin`."""
+        if tenant_id == auth.SYSTEM_TENANT:
+            self._ensure_operator_tenant()
         self.require_tenant(tenant_id)
-        if not 1 <= len(name) <= 100:
-            raise InvalidInput("key name must be 1-100 characters")
-        key, token = auth.new_key(tenant_id, name, scopes)
+        if not 1 <= len(name) <= 100 or _CONTROL.search(name):
+            raise InvalidInput(
+                "key name must be 1-100 characters, without control characters",
+                details=[{"field": "name", "message": "1-100 characters, no control characters"}],
+            )
+        now = self._clock()
+        expires_at = None if expires_at is None else bound_ms(expires_at)
+        if expires_at is not None and expires_at <= now:
+            raise InvalidInput(
+                "expires_at must be in the future",
+                details=[{"field": "expires_at", "message": "must be in the future"}],
+            )
+        key, token = auth.new_key(tenant_id, name, scopes, created_at=now, expires_at=expires_at)
         self.store.create_key(key)
+        metadata: dict[str, Any] = {"tenant": tenant_id, "scopes": list(key.scopes)}
+        if expires_at is not None:
+            metadata["expires_at"] = format_ts(expires_at)
+        self._record(by, "api_key.created", "api_key", key.id, key.name, metadata)
         return key, token
 
     def list_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
-        return self.store.list_keys(tenant_id)
+        """Keys (never secrets), with uses not yet written counted in `last_used_at`."""
+        return [self._usage.overlay(key) for key in self.store.list_keys(tenant_id)]
 
-    def revoke_key(self, key_id: str) -> None:
+    def revoke_key(
+        self, key_id: str, *, tenant_id: str | None = None, by: AdminActor | None = None
+    ) -> None:
+        """Revoke at once (this process; others within the credential cache TTL). With
+        `tenant_id` (the admin API), a key of another tenant is not found. Revoking a revoked
+        key again is harmless and not recorded again."""
+        key = self.store.get_key(key_id) if len(key_id) <= 64 else None
+        if key is None or (tenant_id is not None and key.tenant != tenant_id):
+            raise NotFound(f"no API key {key_id!r}")
         self._forget_credential(("key", key_id))
-        if not self.store.revoke_key(key_id, self._clock()):
-            key = self.store.get_key(key_id)
-            if key is None:
-                raise NotFound(f"no API key {key_id!r}")
-            # already revoked: revoking again is harmless
+        if self.store.revoke_key(key_id, self._clock()):
+            metadata = {"tenant": key.tenant}
+            self._record(by, "api_key.revoked", "api_key", key.id, key.name, metadata)
+
+    def _ensure_operator_tenant(self) -> None:
+        if self.store.get_tenant(auth.SYSTEM_TENANT) is None:
+            operator = Tenant(id=auth.SYSTEM_TENANT, name="Operator log", created_at=self._clock())
+            with contextlib.suppress(Conflict):  # another process made it meanwhile
+                self.store.create_tenant(operator)
+
+    def _record(
+        self,
+        by: AdminActor | None,
+        action: str,
+        target_type: str,
+        target_id: str,
+        target_name: str,
+        metadata: dict[str, Any],
+    ) -> None:
+        """Append an administrative action to the operator log (tenant `_system`) through the
+        normal ingest path, so it is in that tenant's Merkle log. `by` None: setup done by
+        code, not by an operator (tests), which is not recorded."""
+        if by is None:
+            return
+        self._ensure_operator_tenant()
+        document = {
+            "action": action,
+            "type": "admin",
+            "actor": {"id": by.id, "type": by.kind},
+            "target": {"type": target_type, "id": target_id, "name": target_name},
+            "source": by.source,
+            "context": by.context(),
+            "metadata": metadata,
+        }
+        self.ingest(auth.SYSTEM_TENANT, [msgspec.convert(document, EventIn)])
 
     def add_key_pair(self, tenant_id: str, name: str, public_key_pem: str) -> KeyPair:
         """Register the public half of a client's key pair; its thumbprint becomes the id.
@@ -190,12 +427,13 @@ class AuditService:
             )
         return tenants[0]
 
-    def bootstrap(self) -> str | None:
-        """On an empty database, create tenant `default` and a key; returns its token once."""
-        if self.store.list_tenants():
+    def bootstrap(self, *, by: AdminActor | None = None) -> str | None:
+        """On an empty database (the operator tenant aside), create tenant `default` and a
+        key; returns its token once."""
+        if any(t.id != auth.SYSTEM_TENANT for t in self.store.list_tenants()):
             return None
-        self.create_tenant("default", "Default tenant")
-        _, token = self.create_key("default", "bootstrap")
+        self.create_tenant("default", "Default tenant", by=by)
+        _, token = self.create_key("default", "bootstrap", by=by)
         return token
 
     def authenticate(
@@ -224,7 +462,27 @@ class AuditService:
             if key_id
             else None
         )
-        return auth.check_token(token, key if isinstance(key, ApiKey) else None)
+        now = self._clock()
+        who = auth.check_token(token, key if isinstance(key, ApiKey) else None, now)
+        self._note_use(who.key_id, now)
+        return who
+
+    def _note_use(self, key_id: str, now: datetime) -> None:
+        """Remember the use; write the uses of every key at most once per interval, in one
+        transaction. A failed write is retried with the next batch; it never fails the
+        request that happened to carry it."""
+        due = self._usage.used(key_id, now)
+        if due:
+            try:
+                self.store.touch_keys(due)
+            except TrailkeeperError:
+                self._usage.put_back(due)
+
+    def flush_key_usage(self) -> None:
+        """Write every use not written yet (at shutdown)."""
+        due = self._usage.take_all()
+        if due:
+            self.store.touch_keys(due)
 
     def _key_pair_of(self, tenant: str, token: str) -> KeyPair | None:
         """The tenant's pair named by the JWT's kid; ids no pair can have never reach SQL."""
@@ -255,6 +513,14 @@ class AuditService:
         if self._credentials is not None:
             with self._credentials_lock:
                 self._credentials.pop(ident, None)
+
+    def _forget_tenant_credentials(self, tenant: str) -> None:
+        """Drop the tenant's cached keys and pairs: they carry its active flag."""
+        if self._credentials is not None:
+            with self._credentials_lock:
+                for ident, found in list(self._credentials.items()):
+                    if found.tenant == tenant:
+                        self._credentials.pop(ident, None)
 
     # ---- events --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
+from trailkeeper import auth
 from trailkeeper.api.app import create_app
 from trailkeeper.config import load_settings
 from trailkeeper.service import AuditService
@@ -55,6 +56,8 @@ def test_fuzz_operation(
     service: AuditService, database_url: str, label: str, mode: GenerationMode
 ) -> None:
     _, token = service.create_key("acme", "fuzz")
+    if " /v1/tenants" in label:  # the admin API: an operator's key
+        _, token = service.create_key(auth.SYSTEM_TENANT, "fuzz", (auth.SCOPE_ADMIN,))
     headers = {"Authorization": f"Bearer {token}", "x-gr4vy-merchant-account-id": "acme"}
     app = create_app(
         service,

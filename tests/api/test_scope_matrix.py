@@ -1,8 +1,10 @@
-"""Every authenticated route against every credential: each API key scope alone, and key-pair
-JWTs (which authenticate `GET /audit-logs` only, and grant `audit-logs.read` at most)."""
+"""Every authenticated route against every credential: each API key scope alone (`admin` on a
+key of the operator tenant `_system`, the others on a tenant's key), and key-pair JWTs (which
+authenticate `GET /audit-logs` only, and grant `audit-logs.read` at most)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +14,7 @@ from gr4vy import auth as gr4vy_auth
 from litestar.testing import TestClient
 
 from trailkeeper import auth
+from trailkeeper.api.viewer import viewer_session
 from trailkeeper.errors import Unauthenticated
 from trailkeeper.service import AuditService
 
@@ -26,16 +29,28 @@ class Route:
     def __init__(self, method: str, path: str, scopes: set[str], body: Any = None) -> None:
         self.method, self.path, self.scopes, self.body = method, path, scopes, body
 
-    def call(self, client: TestClient[Any], headers: dict[str, str], pair_id: str) -> Any:
-        path = self.path.replace("{pair}", pair_id)
-        return client.request(self.method, path, json=self.body, headers={**MERCHANT, **headers})
+    def call(self, client: TestClient[Any], headers: dict[str, str], seeded: Seeded) -> Any:
+        path = self.path.replace("{pair}", seeded[0]).replace("{key}", seeded[2])
+        body = self.body() if callable(self.body) else self.body
+        return client.request(self.method, path, json=body, headers={**MERCHANT, **headers})
 
     def __repr__(self) -> str:
         return f"{self.method} {self.path}"
 
 
+Seeded = tuple[str, str, str]  # a key pair's id and private key, an API key's id (all acme's)
 WRITE, READ = {auth.SCOPE_EVENTS_WRITE}, {auth.SCOPE_EVENTS_READ}
 AUDIT, PAIRS = {auth.SCOPE_AUDIT_LOGS_READ}, {auth.SCOPE_KEY_PAIRS_WRITE}
+VIEWER = {auth.SCOPE_VIEWER_CREATE}
+ADMIN = {auth.SCOPE_ADMIN}
+SCOPES = (*auth.ALL_SCOPES, auth.SCOPE_ADMIN)
+_numbers = itertools.count()
+
+
+def _new_tenant() -> dict[str, str]:
+    return {"id": f"t{next(_numbers)}"}
+
+
 ROUTES = [
     Route("POST", "/v1/events", WRITE, EVENT),
     Route("POST", "/v1/events/batch", WRITE, {"events": [EVENT]}),
@@ -53,39 +68,60 @@ ROUTES = [
     Route("GET", "/audit-events", AUDIT),
     Route("GET", "/audit-events/evt-1", AUDIT),
     Route("GET", "/audit-logs", AUDIT),
+    Route("POST", "/v1/viewer-tokens", VIEWER, {}),
+    Route("POST", "/v1/tenants", ADMIN, _new_tenant),
+    Route("GET", "/v1/tenants", ADMIN),
+    Route("GET", "/v1/tenants/acme", ADMIN),
+    Route("PATCH", "/v1/tenants/globex", ADMIN, {"name": "Globex"}),
+    Route("POST", "/v1/tenants/acme/keys", ADMIN, {"name": "made", "scopes": ["events.read"]}),
+    Route("GET", "/v1/tenants/acme/keys", ADMIN),
+    Route("DELETE", "/v1/tenants/acme/keys/{key}", ADMIN),
 ]
 JWT_ROUTE = "GET /audit-logs"
 
 
 @pytest.fixture
-def seeded(client: TestClient[Any], key_for: Headers, service: AuditService) -> tuple[str, str]:
-    """One event, one key pair: every route has something to succeed on. Returns the pair's
-    id and private key."""
+def seeded(client: TestClient[Any], key_for: Headers, service: AuditService) -> Seeded:
+    """One event, one key pair, one API key: every route has something to succeed on."""
     assert client.post("/v1/events", json=EVENT, headers=key_for()).status_code == 201
     pair, private_pem = service.generate_key_pair("acme", "matrix")
-    return pair.id, private_pem
+    key, _ = service.create_key("acme", "to-revoke")
+    return pair.id, private_pem, key.id
+
+
+def _key_with(key_for: Headers, scopes: set[str] | tuple[str, ...]) -> dict[str, str]:
+    """A key holding `scopes`: the operator tenant's for `admin`, acme's otherwise."""
+    tenant = auth.SYSTEM_TENANT if auth.SCOPE_ADMIN in scopes else "acme"
+    return key_for(tenant, tuple(scopes))
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=repr)
 def test_each_scope_alone_opens_exactly_its_routes(
-    client: TestClient[Any], key_for: Headers, seeded: tuple[str, str], route: Route
+    client: TestClient[Any], key_for: Headers, seeded: Seeded, route: Route
 ) -> None:
-    pair_id, _ = seeded
-    for scope in auth.ALL_SCOPES:
-        response = route.call(client, key_for(scopes=(scope,)), pair_id)
+    for scope in SCOPES:
+        response = route.call(client, _key_with(key_for, (scope,)), seeded)
         expected_ok = route.scopes == {scope}
         assert (response.status_code < 300) == expected_ok, (scope, response.text)
         if not expected_ok:
             assert response.status_code == 403, (scope, response.text)
-    response = route.call(client, key_for(scopes=tuple(route.scopes)), pair_id)
+    response = route.call(client, _key_with(key_for, route.scopes), seeded)
     assert response.status_code < 300, response.text
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.scopes == ADMIN], ids=repr)
+def test_a_tenant_key_with_every_scope_reaches_no_admin_route(
+    client: TestClient[Any], key_for: Headers, seeded: Seeded, route: Route
+) -> None:
+    response = route.call(client, key_for("acme", auth.ALL_SCOPES), seeded)
+    assert response.status_code == 403, response.text
 
 
 JWT_SCOPES = {
     "sdk-default": ["*.read", "*.write"],
     "read-all": ["*.read"],
     "audit-logs": ["audit-logs.read"],
-    "every-scope": [*auth.ALL_SCOPES, "*.read", "*.write"],
+    "every-scope": [*auth.ALL_SCOPES, auth.SCOPE_ADMIN, "*.read", "*.write"],
     "events-read": ["events.read"],
     "write-all": ["*.write"],
     "unrelated": ["buyers.read"],
@@ -94,12 +130,12 @@ JWT_SCOPES = {
 
 @pytest.mark.parametrize("route", ROUTES, ids=repr)
 def test_a_jwt_authenticates_only_gr4vy_audit_logs(
-    client: TestClient[Any], seeded: tuple[str, str], route: Route
+    client: TestClient[Any], seeded: Seeded, route: Route
 ) -> None:
-    pair_id, private_pem = seeded
+    private_pem = seeded[1]
     for name, scopes in JWT_SCOPES.items():
         token = gr4vy_auth.get_token(private_pem, scopes=scopes)
-        response = route.call(client, {"Authorization": f"Bearer {token}"}, pair_id)
+        response = route.call(client, {"Authorization": f"Bearer {token}"}, seeded)
         if repr(route) != JWT_ROUTE:
             assert response.status_code == 401, (name, response.text)
         elif auth.SCOPE_AUDIT_LOGS_READ in scopes or "*.read" in scopes:
@@ -118,6 +154,8 @@ def test_a_jwt_grants_audit_logs_read_at_most(service: AuditService) -> None:
 
 
 PUBLIC = {"GET /healthz", "GET /openapi.json", "GET /v1/ledger/public-key"}
+# The viewer page, its assets, and the token exchange (the token in the body is the credential).
+VIEWER_PUBLIC = {"GET /viewer", "GET /viewer/assets/{name:str}", "POST /viewer/api/session"}
 
 
 def test_every_route_but_the_public_ones_is_guarded_and_in_the_matrix(
@@ -131,6 +169,11 @@ def test_every_route_but_the_public_ones_is_guarded_and_in_the_matrix(
                 label = f"{method} {route.path}"
                 if label in PUBLIC or route.path.startswith("/docs"):
                     assert not handler.resolve_guards(), label
+                    continue
+                if route.path.startswith("/viewer"):
+                    # Cookie-authenticated (tests/api/test_viewer_api.py), never a bearer key.
+                    guards = [getattr(g, "func", g) for g in handler.resolve_guards()]
+                    assert (label in VIEWER_PUBLIC) == (viewer_session not in guards), label
                     continue
                 assert handler.resolve_guards(), f"{label} has no `requires` guard"
                 pattern = re.sub(r"\{[^}]+\}", "[^/]+", route.path)

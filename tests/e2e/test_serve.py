@@ -122,8 +122,14 @@ def test_print_key_when_tenants_were_made_before_the_first_serve(tmp_path: Path)
             f"{base}/v1/events", headers={"Authorization": f"Bearer {token.group(0)}"}
         )
         assert response.status_code == 200
+        # The admin key printed beside it manages tenants, and reads no tenant's events.
+        _, admin_token = dict.fromkeys(TOKEN.findall(banner))  # each also in a curl line
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        assert httpx.get(f"{base}/v1/tenants", headers=admin).status_code == 200
+        assert httpx.get(f"{base}/v1/export", headers=admin).status_code == 200  # _system's
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     tenants = _trailkeeper(tmp_path, "tenants", "list").stdout
-    assert [line.split("\t")[0] for line in tenants.splitlines()] == ["acme", "default"]
+    # `_system`: the operator log, which recorded both creations and the keys.
+    assert [line.split("\t")[0] for line in tenants.splitlines()] == ["_system", "acme", "default"]

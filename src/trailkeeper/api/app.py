@@ -16,6 +16,7 @@ from litestar.types import Message, Scope, Send
 from litestar.utils import normalize_path
 
 from trailkeeper import __version__
+from trailkeeper.api.admin import admin_router
 from trailkeeper.api.checkpointer import PeriodicCheckpoints
 from trailkeeper.api.courier import courier_router
 from trailkeeper.api.docs_ui import LocalSwaggerUI, docs_router
@@ -29,6 +30,7 @@ from trailkeeper.api.ratelimit import rate_limiter
 from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
+from trailkeeper.api.viewer import viewer_api_router, viewer_router, viewer_tokens_router
 from trailkeeper.config import Settings
 from trailkeeper.errors import Unavailable
 from trailkeeper.service import AuditService
@@ -161,7 +163,9 @@ def create_app(
                 "bearer": SecurityScheme(
                     type="http",
                     scheme="bearer",
-                    description="An API key (`tk_...`, made with `trailkeeper keys create`). "
+                    description="An API key (`tk_...`, made with `trailkeeper keys create`, or "
+                    "`POST /v1/tenants/{tenant_id}/keys`; admin routes need a key with scope "
+                    "`admin`, made with `trailkeeper keys create --admin`). "
                     "`GET /audit-logs` also takes an ES512 JWT signed with a registered key "
                     "pair, as the Gr4vy SDK sends.",
                 )
@@ -182,8 +186,12 @@ def create_app(
             native_router,
             ledger_router,
             key_pairs_router,
+            admin_router,
             courier_router,
             gr4vy_router,
+            viewer_tokens_router,
+            viewer_router,
+            viewer_api_router,
         ],
         request_class=SafeRequest,
         request_max_body_size=settings.max_body_bytes,

@@ -27,9 +27,18 @@ from trailkeeper.model import (
 from trailkeeper.store import ledger_state, sql
 
 _json = msgspec.json.Encoder()
-_SELECT_KEY = "SELECT id, tenant, name, scopes, secret_hash, created_at, revoked_at FROM api_keys"
-_SELECT_TENANT = "SELECT id, name, created_at FROM tenants"
-_SELECT_KEY_PAIR = "SELECT id, tenant, name, public_key, created_at, revoked_at FROM key_pairs"
+# Credentials are read with their tenant's state: a deactivated tenant's keys are refused
+# without a second query.
+_SELECT_KEY = (
+    "SELECT k.id, k.tenant, k.name, k.scopes, k.secret_hash, k.created_at, k.revoked_at, "
+    "k.expires_at, k.last_used_at, t.deactivated_at IS NULL "
+    "FROM api_keys k JOIN tenants t ON t.id = k.tenant"
+)
+_SELECT_TENANT = "SELECT id, name, created_at, deactivated_at FROM tenants"
+_SELECT_KEY_PAIR = (
+    "SELECT k.id, k.tenant, k.name, k.public_key, k.created_at, k.revoked_at, "
+    "t.deactivated_at IS NULL FROM key_pairs k JOIN tenants t ON t.id = k.tenant"
+)
 
 
 def _same_ms(value: int) -> int:
@@ -127,21 +136,50 @@ class SqlReads:
         rows = self._fetch(f"{_SELECT_TENANT} WHERE id = {self.ph}", (tenant_id,))
         return self._tenant(rows[0]) if rows else None
 
-    def list_tenants(self) -> list[Tenant]:
-        return [self._tenant(r) for r in self._fetch(f"{_SELECT_TENANT} ORDER BY id", ())]
+    def list_tenants(self, after: str | None = None, limit: int | None = None) -> list[Tenant]:
+        """Tenants by id, those after `after` only; at most `limit` (None: all)."""
+        where, params = ("", []) if after is None else (f" WHERE id > {self.ph}", [after])
+        bound = "" if limit is None else f" LIMIT {int(limit)}"
+        rows = self._fetch(f"{_SELECT_TENANT}{where} ORDER BY id{bound}", params)
+        return [self._tenant(r) for r in rows]
+
+    def update_tenant(self, tenant: Tenant) -> bool:
+        """Store the tenant's name and deactivation time; False when there is no such tenant."""
+        ph = self.ph
+        deactivated = None if tenant.deactivated_at is None else self.to_db(tenant.deactivated_at)
+        with self._writer() as db:
+            rows = db.rows(
+                f"UPDATE tenants SET name = {ph}, deactivated_at = {ph} WHERE id = {ph} "
+                "RETURNING id",
+                (tenant.name, deactivated, tenant.id),
+            )
+        return bool(rows)
 
     def get_key(self, key_id: str) -> ApiKey | None:
-        rows = self._fetch(f"{_SELECT_KEY} WHERE id = {self.ph}", (key_id,))
+        rows = self._fetch(f"{_SELECT_KEY} WHERE k.id = {self.ph}", (key_id,))
         return self._key(rows[0]) if rows else None
 
     def list_keys(self, tenant: str | None) -> list[ApiKey]:
         if tenant is None:
-            rows = self._fetch(f"{_SELECT_KEY} ORDER BY tenant, created_at", ())
+            rows = self._fetch(f"{_SELECT_KEY} ORDER BY k.tenant, k.created_at, k.id", ())
         else:
             rows = self._fetch(
-                f"{_SELECT_KEY} WHERE tenant = {self.ph} ORDER BY created_at", (tenant,)
+                f"{_SELECT_KEY} WHERE k.tenant = {self.ph} ORDER BY k.created_at, k.id", (tenant,)
             )
         return [self._key(r) for r in rows]
+
+    def touch_keys(self, used: dict[str, datetime]) -> None:
+        """Record when keys were last used, all in one transaction (never moving a time back)."""
+        if not used:
+            return
+        ph = self.ph
+        rows = [(self.to_db(at), key_id, self.to_db(at)) for key_id, at in sorted(used.items())]
+        with self._writer() as db:
+            db.update_rows(
+                f"UPDATE api_keys SET last_used_at = {ph} WHERE id = {ph} "
+                f"AND (last_used_at IS NULL OR last_used_at < {ph})",
+                rows,
+            )
 
     # ---- settings and API keys (writes shared by both engines) --------------------------
 
@@ -189,8 +227,10 @@ class SqlReads:
         ph = self.ph
         with self._writer() as db:
             inserted = db.rows(
-                "INSERT INTO api_keys (id, tenant, name, scopes, secret_hash, created_at) "
-                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}) ON CONFLICT DO NOTHING RETURNING id",
+                "INSERT INTO api_keys "
+                "(id, tenant, name, scopes, secret_hash, created_at, expires_at) "
+                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}, {ph}) "
+                "ON CONFLICT DO NOTHING RETURNING id",
                 (
                     key.id,
                     key.tenant,
@@ -198,6 +238,7 @@ class SqlReads:
                     " ".join(key.scopes),
                     key.secret_hash,
                     self.to_db(key.created_at),
+                    None if key.expires_at is None else self.to_db(key.expires_at),
                 ),
             )
         if not inserted:  # ids are random: only a caller reusing one gets here
@@ -229,16 +270,16 @@ class SqlReads:
             raise Conflict(f"key pair {pair.id!r} is already registered in this tenant")
 
     def get_key_pair(self, tenant: str, key_id: str) -> KeyPair | None:
-        where = f"WHERE tenant = {self.ph} AND id = {self.ph}"
+        where = f"WHERE k.tenant = {self.ph} AND k.id = {self.ph}"
         rows = self._fetch(f"{_SELECT_KEY_PAIR} {where}", (tenant, key_id))
         return self._key_pair(rows[0]) if rows else None
 
     def list_key_pairs(self, tenant: str | None) -> list[KeyPair]:
         if tenant is None:
-            rows = self._fetch(f"{_SELECT_KEY_PAIR} ORDER BY tenant, created_at", ())
+            rows = self._fetch(f"{_SELECT_KEY_PAIR} ORDER BY k.tenant, k.created_at", ())
         else:
             rows = self._fetch(
-                f"{_SELECT_KEY_PAIR} WHERE tenant = {self.ph} ORDER BY created_at", (tenant,)
+                f"{_SELECT_KEY_PAIR} WHERE k.tenant = {self.ph} ORDER BY k.created_at", (tenant,)
             )
         return [self._key_pair(r) for r in rows]
 
@@ -260,6 +301,7 @@ class SqlReads:
             public_key=row[3],
             created_at=self.from_db(row[4]),
             revoked_at=None if row[5] is None else self.from_db(row[5]),
+            tenant_active=bool(row[6]),
         )
 
     def get_event(self, tenant: str, event_id: str) -> Event | None:
@@ -375,7 +417,12 @@ class SqlReads:
             after = upto
 
     def _tenant(self, row: Sequence[Any]) -> Tenant:
-        return Tenant(id=row[0], name=row[1], created_at=self.from_db(row[2]))
+        return Tenant(
+            id=row[0],
+            name=row[1],
+            created_at=self.from_db(row[2]),
+            deactivated_at=None if row[3] is None else self.from_db(row[3]),
+        )
 
     def _key(self, row: Sequence[Any]) -> ApiKey:
         return ApiKey(
@@ -386,6 +433,9 @@ class SqlReads:
             secret_hash=bytes(row[4]),
             created_at=self.from_db(row[5]),
             revoked_at=None if row[6] is None else self.from_db(row[6]),
+            expires_at=None if row[7] is None else self.from_db(row[7]),
+            last_used_at=None if row[8] is None else self.from_db(row[8]),
+            tenant_active=bool(row[9]),
         )
 
 

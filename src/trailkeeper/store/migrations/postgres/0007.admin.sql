@@ -1,0 +1,6 @@
+-- depends: 0006.key_pairs_per_tenant
+-- The admin API: a tenant can be deactivated (its credentials get 401, its data stays); an API
+-- key can expire, and remembers (to the minute) when it was last used.
+ALTER TABLE tenants ADD COLUMN deactivated_at timestamptz;
+ALTER TABLE api_keys ADD COLUMN expires_at timestamptz;
+ALTER TABLE api_keys ADD COLUMN last_used_at timestamptz;
