@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import csv
 import io
 import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import PG_ADMIN_URL
 from tests.factories import event_payload
 from tests.helpers import secret_of
 from trailkeeper.cli import main
@@ -247,7 +257,7 @@ def test_verify_offline(database_url: str, tmp_path: Path) -> None:
         "--checkpoint",
         str(tmp_path / "checkpoint.txt"),
         "--key",
-        "other+00000000+AAAA",
+        _vkey("other", bytes(32)),
     )
     assert code == 1
     assert "NOT VERIFIED" in err
@@ -410,6 +420,16 @@ def test_revoking_by_a_whole_key_asks_for_its_id_without_echoing_it(
         assert "keys revoke 0123456789abcdef" in err
 
 
+def _vkey(name: str, public_key: bytes) -> str:
+    from trailkeeper.verifier import ED25519_ALG, key_id
+
+    encoded = base64.b64encode(ED25519_ALG + public_key).decode()
+    return f"{name}+{key_id(name, public_key).hex()}+{encoded}"
+
+
+WELL_FORMED_VKEY = _vkey("log", bytes(32))
+
+
 def _closed_port() -> int:
     import socket
 
@@ -423,7 +443,7 @@ def _closed_port() -> int:
 )
 def test_verify_online_unreachable_is_one_line(url: str) -> None:
     result = CliRunner().invoke(
-        main, ["verify", "--online", url, "--api-key", "tk_x", "--key", "log+00000000+AAAA"]
+        main, ["verify", "--online", url, "--api-key", "tk_x", "--key", WELL_FORMED_VKEY]
     )
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: "), result.stderr
@@ -454,3 +474,109 @@ def test_online_export_lines_split_on_lf_only(chunk_size: int) -> None:
     chunks = [body[i : i + chunk_size] for i in range(0, len(body), chunk_size)]
     assert list(_ndjson_lines(chunks)) == lines
     assert list(_ndjson_lines([body.rstrip(b"\n")])) == lines, "a last line without LF counts"
+
+
+# ---- databases that are not trailkeeper's ---------------------------------------------------
+
+DB_COMMANDS = [["tenants", "list"], ["serve"], ["export"], ["import", "-"]]
+
+
+@pytest.mark.parametrize("command", DB_COMMANDS)
+def test_a_file_that_is_not_sqlite_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "text.db"
+    path.write_text("hello\n")
+    code, _, err = run(f"sqlite:///{path}", *command, input="")
+    assert code == 1
+    assert err == f"Error: {path} is not an SQLite database (file is not a database)\n"
+
+
+@pytest.fixture
+def foreign_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A database of another application, holding a table named like one of ours."""
+    if database_url.startswith("sqlite:"):
+        path = tmp_path / "other.db"
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE TABLE tenants (x)")
+        yield f"sqlite:///{path}"
+        return
+    name = f"trailkeeper_foreign_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE events (x int)")
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("command", DB_COMMANDS)
+def test_a_database_of_another_application_is_one_line(
+    foreign_database_url: str, command: list[str]
+) -> None:
+    code, _, err = run(foreign_database_url, *command, input="")
+    assert code == 1
+    assert err.startswith("Error: not a trailkeeper database: "), err
+    assert "already exists, but trailkeeper did not create it" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["import", "/nonexistent"],
+        ["verify", "--key", WELL_FORMED_VKEY, "--export", "/nonexistent"],
+        ["verify", "--key", WELL_FORMED_VKEY, "--checkpoint", "/nonexistent"],
+        ["key-pairs", "add", "--name", "x", "--public-key", "/nonexistent"],
+    ],
+)
+def test_a_file_that_cannot_be_read_is_one_line_and_exit_1(args: list[str]) -> None:
+    """docs/cli.md: failures are one line and exit 1 (usage errors stay click's exit 2)."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: cannot read '/nonexistent': No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--key", "x"], "malformed --key: expected name+keyid+base64"),
+        (["--key", "log+zz+AAAA"], "malformed --key: the key id is not hex"),
+        (["--key", "log+00+!!"], "malformed --key: the key is not base64"),
+        (["--key", "log+00000000+AAAA"], "--key is not an Ed25519 key"),
+        (
+            ["--key", WELL_FORMED_VKEY, "--online", "http://127.0.0.1:9", "--api-key", "\u00e9"],
+            "malformed --api-key: API keys are ASCII (tk_...)",
+        ),
+    ],
+)
+def test_a_malformed_key_is_a_one_line_usage_error(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["verify", *args])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {message}\n"
+
+
+def test_config_show_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """`config show | head -1`: no "Error: Broken pipe" once the reader is gone."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    shown = subprocess.run(
+        f"'{sys.executable}' -m trailkeeper config show | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert shown.stdout.startswith("database_url = ")
+    assert shown.stderr == ""
+
+
+def test_import_failing_at_once_says_nothing_was_imported(
+    database_url: str, tmp_path: Path
+) -> None:
+    assert run(database_url, "tenants", "create", "default")[0] == 0
+    code, _, err = run(database_url, "import", "-", input="{bad\n")
+    assert code == 1
+    assert err.startswith("Error: line 1: ")
+    assert err.endswith("(nothing was imported)\n")

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from trailkeeper.cli import main
-from trailkeeper.config import SETTINGS, load_settings, load_settings_with_sources
+from trailkeeper.config import SETTINGS, load_settings, load_settings_with_sources, redact_url
 from trailkeeper.errors import InvalidInput
 
 
@@ -196,3 +196,51 @@ def test_config_show_masks_secrets_and_says_where_values_came_from(
     assert lines["port"].endswith("# default")
     flagged = CliRunner().invoke(main, ["--database-url", "sqlite:///y.db", "config", "show"])
     assert 'database_url = "sqlite:///y.db"  # flag' in flagged.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:s3cret@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u@h/db?password=s3cret", "postgresql://u@h/db?password=***"),
+        (
+            "postgresql://u@h/db?sslmode=require&sslpassword=s3cret&PASSWORD=s3cret#x",
+            "postgresql://u@h/db?sslmode=require&sslpassword=***&PASSWORD=***#x",
+        ),
+        ("postgresql://u:s3/cr@et@h1,h2/db", "postgresql://u:***@h1,h2/db"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("host=h password=s3cret dbname=tk", "host=h password=*** dbname=tk"),
+        ("host=h password = 's3 cret' dbname=tk", "host=h password = *** dbname=tk"),
+        # Nothing to hide: shown as given.
+        ("postgresql://postgres@localhost/tk", "postgresql://postgres@localhost/tk"),
+        (
+            "postgresql://h/db?user=a@b&sslmode=require",
+            "postgresql://h/db?user=a@b&sslmode=require",
+        ),
+        ("sqlite:///data/trailkeeper.db", "sqlite:///data/trailkeeper.db"),
+    ],
+)
+def test_redact_url_masks_every_password_and_nothing_else(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@127.0.0.1:1/db?password=s3cret",
+        "postgresql://u:s3cret@127.0.0.1:1/db",
+        "host=127.0.0.1 port=1 password=s3cret dbname=tk",
+    ],
+)
+def test_no_command_prints_a_database_password(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/configuration.md: the password is never printed (config show, errors)."""
+    monkeypatch.setenv("TRAILKEEPER_DATABASE_URL", url)
+    monkeypatch.setenv("TRAILKEEPER_DB_TIMEOUT_SECONDS", "1")
+    shown = CliRunner().invoke(main, ["config", "show"])
+    assert shown.exit_code == 0
+    assert "s3cret" not in shown.output
+    assert redact_url(url) in shown.output
+    failed = CliRunner().invoke(main, ["tenants", "list"])
+    assert failed.exit_code == 1
+    assert "s3cret" not in failed.output
+    assert failed.stderr.count("\n") == 1, failed.stderr

@@ -53,10 +53,29 @@ def _fail_cleanly(func: F) -> F:
             return func(*args, **kwargs)
         except TrailkeeperError as exc:
             raise click.ClickException(exc.message) from None
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): click exits quietly
         except OSError as exc:
             raise click.ClickException(_os_error(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class _UsageLine(click.ClickException):
+    """A usage error said in one line (click's own print the usage block too)."""
+
+    exit_code = 2
+
+
+class _InputFile(click.File):
+    """A file the command reads: one that cannot be opened is a one-line failure (exit 1),
+    not a usage error."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            raise click.ClickException(f"cannot read {exc.message}") from None
 
 
 def _os_error(exc: OSError) -> str:
@@ -416,7 +435,7 @@ def _toml_value(value: object) -> str:
 
 
 @main.command("import")
-@click.argument("source", type=click.File("rb"), default="-")
+@click.argument("source", type=_InputFile("rb"), default="-")
 @click.option("--tenant", default="default", show_default=True)
 @click.option(
     "--batch-size", type=click.IntRange(1, MAX_BATCH), default=MAX_BATCH, show_default=True
@@ -437,18 +456,28 @@ def import_events(
         total = None if quiet else _file_size(source)
         created = existing = 0
         with _progress(total) as advance:
-            for batch, lines in _batches(source, batch_size, advance):
-                try:
-                    results = service.ingest(tenant, batch)
-                except InvalidInput as exc:
-                    raise click.ClickException(
-                        f"{_at_line(exc, lines)} (events before this batch were imported)"
-                    ) from None
-                new = sum(is_new for _, is_new in results)
-                created, existing = created + new, existing + len(results) - new
+            try:
+                for batch, lines in _batches(source, batch_size, advance):
+                    try:
+                        results = service.ingest(tenant, batch)
+                    except InvalidInput as exc:
+                        raise _BadLine(_at_line(exc, lines)) from None
+                    new = sum(is_new for _, is_new in results)
+                    created, existing = created + new, existing + len(results) - new
+            except _BadLine as exc:
+                done = (
+                    "events before this batch were imported"
+                    if created + existing
+                    else "nothing was imported"
+                )
+                raise click.ClickException(f"{exc} ({done})") from None
         if created:
             service.after_bulk_load()
         click.echo(f"imported {created} new events, {existing} already present", err=True)
+
+
+class _BadLine(Exception):
+    """A line of an import that cannot be stored (its message names the line)."""
 
 
 @contextlib.contextmanager
@@ -481,9 +510,7 @@ def _batches(
         try:
             batch.append(parse_event_line(line))
         except ValueError as exc:
-            raise click.ClickException(
-                f"line {number}: {exc} (events before this batch were imported)"
-            ) from None
+            raise _BadLine(f"line {number}: {exc}") from None
         lines.append(number)
         if len(batch) == size:
             yield batch, lines
@@ -752,7 +779,7 @@ def key_pairs() -> None:
 @click.option(
     "--public-key",
     "public_key",
-    type=click.File("r"),
+    type=_InputFile("r"),
     required=True,
     help="PEM file with the EC P-521 public key.",
 )
@@ -893,13 +920,13 @@ def _read_text(value: str) -> str:
 @click.option(
     "--checkpoint",
     "checkpoint_file",
-    type=click.Path(exists=True, dir_okay=False),
+    type=_InputFile("r"),
     help="A checkpoint you kept earlier (signed note).",
 )
 @click.option(
     "--export",
     "export_file",
-    type=click.File("rb"),
+    type=_InputFile("rb"),
     help="Offline: a JSON-lines export of the whole log (trailkeeper export).",
 )
 @click.option("--online", "url", metavar="URL", help="Online: the trailkeeper base URL.")
@@ -922,7 +949,7 @@ def _read_text(value: str) -> str:
 @_fail_cleanly
 def verify(
     vkey: str,
-    checkpoint_file: str | None,
+    checkpoint_file: IO[str] | None,
     export_file: IO[bytes] | None,
     url: str | None,
     api_key: str | None,
@@ -939,13 +966,15 @@ def verify(
     """
     from trailkeeper import verifier
 
+    key = _read_text(vkey).strip()
     try:
-        key = _read_text(vkey).strip()
-        held = (
-            verifier.parse_checkpoint(Path(checkpoint_file).read_text(), key)
-            if checkpoint_file
-            else None
-        )
+        verifier.parse_vkey(key)
+    except verifier.VerificationError as exc:
+        raise _UsageLine(str(exc).replace("verifier key", "--key", 1)) from None
+    if api_key is not None and not (api_key.isascii() and api_key.isprintable()):
+        raise _UsageLine("malformed --api-key: API keys are ASCII (tk_...)")
+    try:
+        held = verifier.parse_checkpoint(checkpoint_file.read(), key) if checkpoint_file else None
         if url:
             if not api_key:
                 raise click.UsageError("--online needs --api-key (or $TRAILKEEPER_API_KEY)")

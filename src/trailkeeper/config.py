@@ -11,6 +11,7 @@ import base64
 import difflib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -229,14 +230,29 @@ def _describe(name: str, source: str) -> str:
     return _env(name)
 
 
+# Connection parameters that hold a secret, in a URL's query string or a libpq keyword
+# conninfo (`host=db password=...`): libpq's `password` and `sslpassword` (the client key's
+# passphrase).
+_SECRET_PARAMS = r"(?:password|sslpassword)"  # noqa: S105 - names, not a password
+_QUERY_SECRET = re.compile(rf"(?i)([?&]{_SECRET_PARAMS}=)[^&#]*")
+_MASK = r"\1***"
+_CONNINFO_SECRET = re.compile(rf"(?i)(\b{_SECRET_PARAMS}\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)")
+
+
 def redact_url(url: str) -> str:
-    """A database URL without its password."""
-    if "@" not in url or "://" not in url:
-        return url
+    """A database (or Redis) URL fit to print: a password in its userinfo, or `password=` /
+    `sslpassword=` in its query string or keyword conninfo, becomes `***`; a URL without a
+    password is returned unchanged. Every message that shows a URL goes through here."""
+    if "://" not in url:
+        return _CONNINFO_SECRET.sub(_MASK, url)
     scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    # Userinfo ends at the last '@' before the query: a password with an unencoded '/' or '@'
+    # is still masked whole (a path holding '@' is masked too: too much rather than too little).
+    cut = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
+    credentials, at, after = rest[:cut].rpartition("@")
+    if at and ":" in credentials:
+        rest = f"{credentials.split(':', 1)[0]}:***@{after}{rest[cut:]}"
+    return f"{scheme}://{_QUERY_SECRET.sub(_MASK, rest)}"
 
 
 def masked(settings: Settings) -> dict[str, Any]:

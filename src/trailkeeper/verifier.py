@@ -325,12 +325,18 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 def parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
     """`<name>+<hex key id>+<base64(0x01 || public key)>` -> (name, key id, public key)."""
+    parts = vkey.strip().split("+", 2)
+    if len(parts) != 3 or not all(parts):
+        raise VerificationError("malformed verifier key: expected name+keyid+base64")
+    name, hex_id, encoded = parts
     try:
-        name, hex_id, encoded = vkey.strip().split("+", 2)
-        raw = base64.b64decode(encoded, validate=True)
         kid = bytes.fromhex(hex_id)
-    except ValueError as exc:
-        raise VerificationError(f"malformed verifier key: {exc}") from None
+    except ValueError:
+        raise VerificationError("malformed verifier key: the key id is not hex") from None
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        raise VerificationError("malformed verifier key: the key is not base64") from None
     if len(raw) != 33 or raw[:1] != ED25519_ALG:
         raise VerificationError("verifier key is not an Ed25519 key")
     if key_id(name, raw[1:]) != kid:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.helpers import assert_error
 from trailkeeper.api.app import create_app
-from trailkeeper.api.observability import JsonFormatter
+from trailkeeper.api.observability import JsonFormatter, TextFormatter
 from trailkeeper.config import load_settings
 from trailkeeper.service import AuditService
 
@@ -204,3 +204,44 @@ def test_errors_are_logged_with_the_request_id(
     [access] = [line for line in lines if line["logger"] == "trailkeeper.access"]
     assert access["status"] == 500
     assert access["request_id"] == "req-500"
+
+
+FORGED = "2026-12-07 14:51:00,000 INFO trailkeeper.access DELETE /v1/events 204 1.0ms"
+
+
+def test_text_logs_escape_control_characters_so_no_line_can_be_forged(
+    metered: TestClient[Any], service: AuditService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoded request path with a newline or a terminal escape stays on its own line,
+    escaped; so do the fields and a traceback's lines (indented)."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"boom\n{FORGED}\x1b[2J")
+
+    monkeypatch.setattr(service, "list_events", broken)
+    sink = io.StringIO()
+    handler = logging.StreamHandler(sink)
+    handler.setFormatter(TextFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        metered.get("/x%0A" + FORGED.replace(" ", "%20") + "%1B[2J%E2%80%A8")
+        metered.get("/v1/events", headers=metered_key(service))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    text = sink.getvalue()
+    assert "\x1b" not in text
+    assert "\u2028" not in text
+    for line in text.splitlines():
+        assert not line.startswith(FORGED), text
+    [access] = [line for line in text.splitlines() if "GET /x" in line]
+    assert f"GET /x\\n{FORGED}\\x1b[2J\\u2028 404" in access
+    assert "    RuntimeError: boom" in text
+
+
+def metered_key(service: AuditService) -> dict[str, str]:
+    _, token = service.create_key("acme", "test", ("events.read",))
+    return {"Authorization": f"Bearer {token}"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,13 @@ from trailkeeper.ledger import canonical_event
 from trailkeeper.model import (
     MAX_BATCH,
     Actor,
+    ApiKey,
+    Checkpoint,
     Direction,
     Event,
     EventFilter,
     EventIn,
+    KeyPair,
     Position,
     Tenant,
     format_ms,
@@ -725,3 +729,54 @@ def test_bounds_beyond_the_datetime_range_in_utc_are_no_error(
         since=None if since is None else _at(since), until=None if until is None else _at(until)
     )
     assert _ids_everywhere(service, filters) == (["evt-00000"] if found else [])
+
+
+def _race(attempts: int, action: Callable[[], object]) -> list[str]:
+    """Run `action` in `attempts` threads released together; each one's outcome by name."""
+    barrier = threading.Barrier(attempts)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            action()
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("conflict")
+        except BaseException as exc:  # pragma: no cover - the failure being tested for
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=attempt) for _ in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(outcomes)
+
+
+RACERS = 8
+
+
+@pytest.mark.parametrize("round_", range(4))
+def test_racing_inserts_of_one_row_give_one_success_and_conflicts(
+    store: Store, service: AuditService, round_: int
+) -> None:
+    """Every insert that two requests can race on ends in one row and `Conflict`s (a 409),
+    never the engine's unique violation (a 500 on PostgreSQL)."""
+    once = ["conflict"] * (RACERS - 1) + ["ok"]
+    tenant = Tenant(f"racing-{round_}", "Racing", NOW)
+    assert _race(RACERS, lambda: store.create_tenant(tenant)) == once
+    key = ApiKey(f"key-{round_}", "acme", "ci", ("events.read",), b"hash", NOW)
+    assert _race(RACERS, lambda: store.create_key(key)) == once
+    values: list[str] = []
+    setting = f"racing-{round_}"
+    assert (
+        _race(RACERS, lambda: values.append(store.get_or_create_setting(setting, "v")))
+        == ["ok"] * RACERS
+    )
+    assert values == ["v"] * RACERS
+    checkpoint = Checkpoint("acme", 1 + round_, b"r" * 32, NOW, "note")
+    assert _race(RACERS, lambda: store.save_checkpoint(checkpoint)) == ["ok"] * RACERS
+    pair = KeyPair(f"kid-{round_}", "acme", "ci", "PEM", NOW)
+    assert _race(RACERS, lambda: store.create_key_pair(pair)) == once
+    assert [p.id for p in store.list_key_pairs("acme")] == [f"kid-{round_}"]

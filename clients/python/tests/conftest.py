@@ -89,3 +89,14 @@ def server(engine_url: str, api_key: str, tmp_path: Path) -> Iterator[Server]:
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def admin_key(engine_url: str) -> str:
+    """An operator key (tenant `_system`, scopes admin and events.read), as `keys create
+    --admin --scope events.read` makes it."""
+    store = open_store(engine_url)
+    try:
+        return AuditService(store).create_key("_system", "ops", ("admin", "events.read"))[1]
+    finally:
+        store.close()

@@ -350,22 +350,52 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+# Characters a text log line must not carry raw: a newline would start a forged line (a
+# request path is decoded, so `%0A` in a URL is one), a terminal escape would rewrite the
+# screen of whoever tails the log.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape (`\\n`, `\\x1b`)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 class TextFormatter(logging.Formatter):
-    """Readable lines for development, with the request id when there is one."""
+    """Readable lines for development, with the request id when there is one. Every field
+    is on one line with control characters escaped (JSON escapes them by itself); a
+    traceback follows on lines indented by four spaces, so no line of it can pass for a
+    record."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        safe = logging.makeLogRecord(
+            {**record.__dict__, "msg": escape_controls(record.getMessage()), "args": None}
+        )
+        safe.exc_text = None
+        line = super().format(safe)
         info = _current.get()
         fields = getattr(record, "fields", {})
         extra = " ".join(
-            f"{name}={fields[name]}" for name in ("tenant", "key_id") if fields.get(name)
+            f"{name}={escape_controls(str(fields[name]))}"
+            for name in ("tenant", "key_id")
+            if fields.get(name)
         )
         if info is not None:
             extra = f"request_id={info.request_id} {extra}".rstrip()
-        return f"{line} [{extra}]" if extra else line
+        if extra:
+            first, newline, rest = line.partition("\n")
+            line = f"{first} [{extra}]{newline}{rest}"
+        return line
+
+    def formatException(self, ei: Any) -> str:
+        text = super().formatException(ei)
+        return "\n".join("    " + escape_controls(part) for part in text.splitlines())
+
+    def formatStack(self, stack_info: str) -> str:
+        return "\n".join("    " + escape_controls(part) for part in stack_info.splitlines())
 
 
 def configure_logging(level: str, log_format: str) -> None:

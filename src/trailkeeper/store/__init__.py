@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from trailkeeper.config import redact_url
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import (
     ApiKey,
@@ -142,5 +143,5 @@ def open_store(
 
         return PostgresStore(url, pool_size=pg_pool_size, timeout=timeout, ledger=ledger)
     raise InvalidInput(
-        f"database URL must start with sqlite:/// or postgresql:// (got {url.split(':', 1)[0]!r})"
+        f"database URL must start with sqlite:/// or postgresql:// (got {redact_url(url)!r})"
     )

@@ -215,10 +215,11 @@ class SqlReads:
     def create_key(self, key: ApiKey) -> None:
         ph = self.ph
         with self._writer() as db:
-            db.rows(
+            inserted = db.rows(
                 "INSERT INTO api_keys "
                 "(id, tenant, name, scopes, secret_hash, created_at, expires_at) "
-                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}, {ph}) RETURNING id",
+                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}, {ph}) "
+                "ON CONFLICT DO NOTHING RETURNING id",
                 (
                     key.id,
                     key.tenant,
@@ -229,6 +230,8 @@ class SqlReads:
                     None if key.expires_at is None else self.to_db(key.expires_at),
                 ),
             )
+        if not inserted:  # ids are random: only a caller reusing one gets here
+            raise Conflict(f"API key {key.id!r} already exists")
 
     def revoke_key(self, key_id: str, at: datetime) -> bool:
         ph = self.ph
@@ -244,16 +247,16 @@ class SqlReads:
 
     def create_key_pair(self, pair: KeyPair) -> None:
         ph = self.ph
+        # ON CONFLICT, not a lookup first: two registrations of one key racing on PostgreSQL
+        # would both find nothing and the second would fail on the primary key (a 500).
         with self._writer() as db:
-            if db.rows(
-                f"SELECT 1 FROM key_pairs WHERE tenant = {ph} AND id = {ph}", (pair.tenant, pair.id)
-            ):
-                raise Conflict(f"key pair {pair.id!r} is already registered in this tenant")
-            db.rows(
+            inserted = db.rows(
                 f"INSERT INTO key_pairs (id, tenant, name, public_key, created_at) "
-                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) RETURNING id",
+                f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) ON CONFLICT DO NOTHING RETURNING id",
                 (pair.id, pair.tenant, pair.name, pair.public_key, self.to_db(pair.created_at)),
             )
+        if not inserted:
+            raise Conflict(f"key pair {pair.id!r} is already registered in this tenant")
 
     def get_key_pair(self, tenant: str, key_id: str) -> KeyPair | None:
         where = f"WHERE k.tenant = {self.ph} AND k.id = {self.ph}"

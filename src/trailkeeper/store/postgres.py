@@ -85,7 +85,10 @@ class PostgresStore(SqlReads):
         )
         rest = url.split("://", 1)[1]
         with self._translate():
-            apply_migrations(f"postgresql+psycopg://{rest}", "postgres")
+            try:
+                apply_migrations(f"postgresql+psycopg://{rest}", "postgres")
+            except psycopg.ProgrammingError as exc:  # e.g. an unknown URL parameter
+                raise InvalidInput(f"database URL: {_first_line(exc)}") from None
         self._pool = ConnectionPool(
             url,
             min_size=1,

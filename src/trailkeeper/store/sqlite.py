@@ -128,6 +128,10 @@ class SQLiteStore(SqlReads):
             yield
         except sqlite3.OperationalError as exc:
             raise Unavailable(f"database unavailable: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if "not a database" not in str(exc):
+                raise
+            raise Unavailable(f"{self.path} is not an SQLite database ({exc})") from None
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

@@ -11,16 +11,29 @@ from trailkeeper_client._uuid7 import uuid7
 from trailkeeper_client.client import AsyncClient, Client, Filters
 from trailkeeper_client.context import RequestContext, current, request_context, set_actor
 from trailkeeper_client.errors import ApiError, DeliveryError, TrailkeeperError
-from trailkeeper_client.models import Actor, Context, Event, Page, StoredEvent, Target
+from trailkeeper_client.models import (
+    Actor,
+    ApiKey,
+    Context,
+    CreatedKey,
+    Event,
+    Page,
+    StoredEvent,
+    Target,
+    Tenant,
+    TenantPage,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Actor",
     "ApiError",
+    "ApiKey",
     "AsyncClient",
     "Client",
     "Context",
+    "CreatedKey",
     "DeliveryError",
     "Event",
     "Filters",
@@ -30,6 +43,8 @@ __all__ = [
     "Stats",
     "StoredEvent",
     "Target",
+    "Tenant",
+    "TenantPage",
     "TrailkeeperError",
     "current",
     "request_context",

@@ -36,8 +36,18 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not secrecy
 
 
-def retryable(status: int) -> bool:
-    return status == 429 or status >= 500
+def retryable(status: int, idempotent: bool = True) -> bool:
+    """Whether a response with `status` is worth sending again. A request that is not
+    idempotent (creating a tenant or a key) may have taken effect behind a 5xx, so only a 429
+    (refused before it was handled) is retried for it."""
+    return status == 429 or (idempotent and status >= 500)
+
+
+def unsent(error: httpx.TransportError, idempotent: bool = True) -> bool:
+    """Whether a connection error is worth retrying: any for an idempotent request; for
+    another, only one raised before the request could reach the server (sending a key
+    creation twice would make two keys, the secret of one lost)."""
+    return idempotent or isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from trailkeeper_client._retry import RetryPolicy, api_error, retry_after, retryable
+from trailkeeper_client._retry import RetryPolicy, api_error, retry_after, retryable, unsent
 
 USER_AGENT = "trailkeeper-client-python"
 
@@ -45,13 +45,15 @@ class Transport:
         request: httpx.Request,
         *,
         stream: bool = False,
+        idempotent: bool = True,
         forever: bool = False,
         deadline: Callable[[], float | None] = lambda: None,
         stop: threading.Event | None = None,
     ) -> httpx.Response:
         """The response to `request`, retried on connection errors, 5xx and 429 (`forever`, or
         up to the policy's attempts); raises ApiError for any other 4xx (or when attempts run
-        out), Abandoned past `deadline()`."""
+        out), Abandoned past `deadline()`. A request that is not `idempotent` is retried only
+        when the server cannot have acted on it (see _retry.unsent)."""
         attempt = 0
         limit = None if forever else self.retry.max_attempts
         while True:
@@ -59,15 +61,17 @@ class Transport:
             wait: float | None = None
             try:
                 response = self.http.send(request, stream=stream)
-            except httpx.TransportError:
-                if limit is not None and attempt >= limit:
+            except httpx.TransportError as error:
+                if (limit is not None and attempt >= limit) or not unsent(error, idempotent):
                     raise
             else:
                 if response.status_code < 400:
                     return response
                 if stream:
                     response.read()
-                if not retryable(response.status_code) or (limit is not None and attempt >= limit):
+                if not retryable(response.status_code, idempotent) or (
+                    limit is not None and attempt >= limit
+                ):
                     raise api_error(response)
                 wait = retry_after(response)
             _sleep(self.retry.delay(attempt, wait), deadline(), stop)
@@ -106,22 +110,26 @@ class AsyncTransport:
         )
         self.retry = retry
 
-    async def send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+    async def send(
+        self, request: httpx.Request, *, stream: bool = False, idempotent: bool = True
+    ) -> httpx.Response:
         attempt, limit = 0, self.retry.max_attempts
         while True:
             attempt += 1
             wait: float | None = None
             try:
                 response = await self.http.send(request, stream=stream)
-            except httpx.TransportError:
-                if limit is not None and attempt >= limit:
+            except httpx.TransportError as error:
+                if (limit is not None and attempt >= limit) or not unsent(error, idempotent):
                     raise
             else:
                 if response.status_code < 400:
                     return response
                 if stream:
                     await response.aread()
-                if not retryable(response.status_code) or (limit is not None and attempt >= limit):
+                if not retryable(response.status_code, idempotent) or (
+                    limit is not None and attempt >= limit
+                ):
                     raise api_error(response)
                 wait = retry_after(response)
             await asyncio.sleep(self.retry.delay(attempt, wait))

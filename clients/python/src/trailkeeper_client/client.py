@@ -14,6 +14,7 @@ import httpx
 from trailkeeper_client._recording import Recorder
 from trailkeeper_client._retry import RetryPolicy
 from trailkeeper_client._transport import AsyncTransport, Transport, query
+from trailkeeper_client.admin import AsyncKeys, AsyncTenants, Keys, Tenants
 from trailkeeper_client.errors import DeliveryError
 from trailkeeper_client.models import Overflow, Page, StoredEvent
 
@@ -88,6 +89,10 @@ class Client(Recorder):
             base_url, api_key, timeout=timeout, retry=retry, transport=transport
         )
         super().__init__(self._sender, **recorder)
+        self.tenants = Tenants(self._http)
+        """The admin API's tenants (needs an admin key; see docs/admin.md)."""
+        self.keys = Keys(self._http)
+        """The admin API's keys (needs an admin key)."""
 
     def __enter__(self) -> Self:
         return self
@@ -168,6 +173,8 @@ class AsyncClient(Recorder):
             base_url, api_key, timeout=timeout, retry=retry, transport=sender_transport
         )
         super().__init__(self._sender, **recorder)
+        self.tenants = AsyncTenants(self._http)
+        self.keys = AsyncKeys(self._http)
 
     async def __aenter__(self) -> Self:
         return self

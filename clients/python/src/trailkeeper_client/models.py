@@ -79,3 +79,40 @@ class Page(TypedDict):
 
 
 Overflow = Literal["block", "drop_oldest"]
+
+
+class Tenant(TypedDict):
+    """A tenant (a customer account) as the admin API returns it."""
+
+    id: str
+    name: str
+    active: bool
+    created_at: str
+    deactivated_at: str | None
+
+
+class TenantPage(TypedDict):
+    """One page of `GET /v1/tenants`, ordered by id."""
+
+    items: list[Tenant]
+    limit: int
+    next_cursor: str | None
+
+
+class ApiKey(TypedDict):
+    """An API key as listed: never its secret."""
+
+    id: str
+    tenant: str
+    name: str
+    scopes: list[str]
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None
+
+
+class CreatedKey(ApiKey):
+    """A key just created: `key` is the secret (`tk_...`), returned this once only."""
+
+    key: str
