@@ -1,4 +1,4 @@
--- depends: 0006.key_pairs_per_tenant
+-- depends: 0007.admin
 -- The event's columns follow the field table (model.FIELDS). Export lines are rendered from
 -- expressions derived from it (store/sql.py), so the export row types of 0004 go, and so does
 -- request_hash, a fingerprint column no release ever filled.
