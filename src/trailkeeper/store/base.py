@@ -25,6 +25,7 @@ from trailkeeper.model import (
     Tenant,
 )
 from trailkeeper.store import ledger_state, sql
+from trailkeeper.store.streams import StreamRows
 
 _json = msgspec.json.Encoder()
 # Credentials are read with their tenant's state: a deactivated tenant's keys are refused
@@ -45,7 +46,7 @@ def _same_ms(value: int) -> int:
     return value
 
 
-class SqlReads:
+class SqlReads(StreamRows):
     """Read queries over `_fetch`; subclasses set the engine specifics below."""
 
     ph: str  # parameter placeholder
