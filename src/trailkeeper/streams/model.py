@@ -21,7 +21,7 @@ from trailkeeper.model import Event
 
 DESTINATIONS = ("webhook", "splunk_hec", "datadog", "nats")
 # The list filters a stream may have: each must equal the event's value.
-FILTERS = ("actor_id", "action", "type", "target_type", "target_id", "source")
+FILTERS = ("actor_id", "action", "outcome", "type", "target_type", "target_id", "source")
 # Config keys never shown back (the webhook secret is shown once, when made).
 SECRET_KEYS = frozenset({"secret", "previous_secret", "token", "api_key", "password"})
 MAX_BATCH = 1000
@@ -79,6 +79,7 @@ class Filters(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
 
     actor_id: FilterValue | None = None
     action: FilterValue | None = None
+    outcome: Literal["success", "failure"] | None = None
     type: FilterValue | None = None
     target_type: FilterValue | None = None
     target_id: FilterValue | None = None
@@ -89,6 +90,7 @@ class Filters(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
         values = {
             "actor_id": event.actor.id,
             "action": event.action,
+            "outcome": event.outcome,
             "type": event.type,
             "target_type": None if target is None else target.type,
             "target_id": None if target is None else target.id,

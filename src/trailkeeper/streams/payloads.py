@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from trailkeeper.formats import to_view
+from trailkeeper.formats import event_document
 from trailkeeper.model import Event, format_ts
 from trailkeeper.streams.model import SECRET_PREFIX
 
@@ -29,8 +29,7 @@ DATADOG_SOURCE = "trailkeeper"
 
 def document(event: Event) -> dict[str, Any]:
     """The event's public document, as the native API returns it."""
-    result: dict[str, Any] = msgspec.to_builtins(to_view(event))
-    return result
+    return event_document(event)
 
 
 def webhook_id(stream_id: str, events: Sequence[Event]) -> str:

@@ -1,4 +1,4 @@
--- depends: 0007.admin
+-- depends: 0009.outcome
 -- Streams (docs/streams.md): a destination, filters and a position (the log index of the last
 -- event the destination acknowledged; -1 before the first) in one tenant's log.
 CREATE TABLE streams (
