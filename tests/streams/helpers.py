@@ -34,7 +34,9 @@ class Receiver:
     def records(self) -> list[dict[str, Any]]:
         if not self.out.exists():
             return []
-        lines = self.out.read_text().splitlines()
+        text = self.out.read_text()
+        # A line still being written (no newline yet) is not a record yet.
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
     def webhook_events(self) -> list[dict[str, Any]]:

@@ -44,6 +44,7 @@ def main() -> None:
                 self._answer(503)
                 return
             record: dict[str, Any] = {
+                "at": time.time(),
                 "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body": body.decode("utf-8"),

@@ -1,10 +1,10 @@
 """The deliverer: the background job inside `serve` that pushes each stream's events.
 
-One thread per server process runs an asyncio loop. Every `lease_seconds / 3` it lists the
-streams and claims (or renews) a database lease per unpaused stream (`stream:<id>`, the
-mechanism the checkpointer uses); for each stream it holds it runs one task, so exactly one
-process of any host delivers a stream, and another takes over once a dead holder's lease
-expires.
+One thread per server process runs an asyncio loop. Every second it lists the streams and
+claims a database lease (`stream:<id>`, the mechanism the checkpointer uses) for each unpaused
+stream it does not run yet, renewing those it holds every `lease_seconds / 3`; for each stream
+it holds it runs one task, so exactly one process of any host delivers a stream, and another
+takes over once a dead holder's lease expires.
 
 A task reads a bounded batch after the stream's position (the database is the buffer: a
 destination that is down costs no memory), sends the events that pass the filters, and
@@ -79,6 +79,10 @@ class StreamDeliverer:
         self._stopping: asyncio.Event | None = None
         self._rand = random.SystemRandom().random
         self._ready = threading.Event()
+        # New streams are looked for every second; held leases are renewed every third of
+        # their length (a claim is a write: not every second for every stream).
+        self._discover_seconds = min(1.0, options.lease_seconds / 3)
+        self._renewed: dict[str, float] = {}
 
     # ---- lifecycle (called by the app's startup and shutdown) ----------------------------
 
@@ -117,7 +121,7 @@ class StreamDeliverer:
                 except TrailkeeperError as exc:  # the database is away: next round
                     log.warning("streams: database error: %s", exc.message)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.options.lease_seconds / 3)
+                    await asyncio.wait_for(self._stopping.wait(), self._discover_seconds)
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -138,10 +142,16 @@ class StreamDeliverer:
         for stream in streams:
             if stream.paused:
                 continue
+            running = tasks.get(stream.id)
+            renewed = self._renewed.get(stream.id, 0.0)
+            if running and not running.done() and now_ms - renewed < ttl_ms / 3:
+                wanted.add(stream.id)
+                continue
             held = await self._call(
                 self._store.claim_lease, LEASE_PREFIX + stream.id, self.holder, now_ms, ttl_ms
             )
             if held:
+                self._renewed[stream.id] = now_ms
                 wanted.add(stream.id)
                 task = tasks.get(stream.id)
                 if task is None or task.done():
@@ -151,6 +161,7 @@ class StreamDeliverer:
         for stream_id in list(tasks):
             if stream_id not in wanted:
                 tasks.pop(stream_id).cancel()
+                self._renewed.pop(stream_id, None)
                 await self._call(self._store.release_lease, LEASE_PREFIX + stream_id, self.holder)
 
     # ---- one stream ---------------------------------------------------------------------
