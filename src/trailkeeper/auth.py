@@ -32,6 +32,7 @@ SCOPE_EVENTS_READ = "events.read"
 SCOPE_AUDIT_LOGS_READ = "audit-logs.read"
 SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
 SCOPE_VIEWER_CREATE = "viewer.create"
+SCOPE_STREAMS_WRITE = "streams.write"  # manage streams (they carry every event out)
 # Every scope a tenant's key may have (and what it gets by default).
 ALL_SCOPES = (
     SCOPE_EVENTS_WRITE,
@@ -39,6 +40,7 @@ ALL_SCOPES = (
     SCOPE_AUDIT_LOGS_READ,
     SCOPE_KEY_PAIRS_WRITE,
     SCOPE_VIEWER_CREATE,
+    SCOPE_STREAMS_WRITE,
 )
 # The operator's scope: the admin API (tenants and their keys). Only keys of the reserved
 # operator tenant hold it, beside at most `events.read` (to read and verify the operator log).

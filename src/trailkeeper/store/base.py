@@ -26,6 +26,7 @@ from trailkeeper.model import (
     to_ms,
 )
 from trailkeeper.store import ledger_state, sql
+from trailkeeper.store.streams import StreamRows
 
 _json = msgspec.json.Encoder()
 # Credentials are read with their tenant's state: a deactivated tenant's keys are refused
@@ -42,7 +43,7 @@ _SELECT_KEY_PAIR = (
 )
 
 
-class SqlReads:
+class SqlReads(StreamRows):
     """Read queries over `_fetch`; subclasses set the engine specifics below."""
 
     ph: str  # parameter placeholder
