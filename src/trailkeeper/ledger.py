@@ -15,12 +15,13 @@ import base64
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from trailkeeper.formats import event_document
+from trailkeeper.formats import DOCUMENT_KEYS, document_values, event_document
 from trailkeeper.model import Event, format_ts
 from trailkeeper.verifier import (
     ED25519_ALG,
@@ -39,6 +40,14 @@ Node = tuple[int, int]  # (level, index)
 NodeGetter = Callable[[int, int], bytes]
 
 _sorted_json = msgspec.json.Encoder(order="sorted")
+# The leaf's document (the public document without `leaf_hash`, its last key) as a struct of
+# the same keys: the sorted encoder writes it, and the event's nested structs in it, as it
+# writes the document's dict, without building that dict and its nested dicts first.
+_LeafDocument = msgspec.defstruct(
+    "_LeafDocument", [(key, Any) for key in DOCUMENT_KEYS[:-1]], frozen=True, gc=False
+)
+_LOG_INDEX_AT = DOCUMENT_KEYS.index("log_index")
+_METADATA_AT = DOCUMENT_KEYS.index("metadata")
 
 
 def canonical_event(event: Event, log_index: int | None = None) -> bytes:
@@ -50,14 +59,17 @@ def canonical_event(event: Event, log_index: int | None = None) -> bytes:
     are: strings, booleans, null and integers under 2**53, under ASCII keys); then that
     encoder, the same bytes several times faster, writes the whole document.
     """
-    document = event_document(event, leaf=False)
-    if log_index is not None:
-        document["log_index"] = log_index
     metadata = plain_form(event.metadata)
     if metadata is NOT_PLAIN:
+        document = event_document(event, leaf=False)
+        if log_index is not None:
+            document["log_index"] = log_index
         return canonical_json(document)
-    document["metadata"] = metadata
-    return _sorted_json.encode(document)
+    values = document_values(event)
+    values[_METADATA_AT] = metadata
+    if log_index is not None:
+        values[_LOG_INDEX_AT] = log_index
+    return _sorted_json.encode(_LeafDocument(*values[:-1]))
 
 
 def event_leaves(events: Sequence[Event], first_index: int) -> list[bytes]:
