@@ -29,7 +29,7 @@ from trailkeeper.api.observability import instrument
 from trailkeeper.api.ratelimit import rate_limiter
 from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.request import SafeRequest
-from trailkeeper.api.shared import service_of
+from trailkeeper.api.shared import check_request, normalise_integer_query, service_of
 from trailkeeper.api.viewer import viewer_api_router, viewer_router, viewer_tokens_router
 from trailkeeper.config import Settings
 from trailkeeper.errors import Unavailable
@@ -41,6 +41,8 @@ _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 class App(Litestar):
     """Litestar, with the HEAD and OPTIONS of RFC 9110 on every route.
 
+    Integer query parameters lose their leading zeros first (`shared.normalise_integer_query`).
+
     Litestar answers HEAD on a GET route with 405, and its OPTIONS lists only the methods of
     the first handler registered on a path. Here HEAD runs the GET and sends its status and
     headers without the body, and OPTIONS (and a 405's `Allow`) lists every method of the path.
@@ -48,6 +50,8 @@ class App(Litestar):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         method = scope.get("method") if scope["type"] == "http" else None
+        if method is not None and (query := scope.get("query_string")):
+            scope = {**scope, "query_string": normalise_integer_query(query)}
         if method not in ("HEAD", "OPTIONS"):
             if method is not None:
                 send = _with_allow(send, lambda: self.allowed_methods(scope))
@@ -194,6 +198,7 @@ def create_app(
             viewer_api_router,
         ],
         request_class=SafeRequest,
+        before_request=check_request,
         request_max_body_size=settings.max_body_bytes,
         exception_handlers={Exception: handler(render_native)},
         openapi_config=openapi,
