@@ -68,10 +68,16 @@ class Principal(msgspec.Struct, frozen=True):
     def require(self, *scopes: str) -> None:
         """Every one of `scopes`, or a 403 naming those missing (no wildcards: a key's scopes
         are from ALL_SCOPES, and `check_jwt` turns a JWT's into at most `audit-logs.read`)."""
-        missing = [f"`{s}`" for s in scopes if s not in self.scopes]
+        missing = [s for s in scopes if s not in self.scopes]
         if missing:
-            plural = "scope" if len(missing) == 1 else "scopes"
-            raise PermissionDenied(f"this credential lacks the {', '.join(missing)} {plural}")
+            raise PermissionDenied(lacking(missing))
+
+
+def lacking(scopes: Iterable[str]) -> str:
+    """The 403 message for a credential without `scopes` (also the OpenAPI examples')."""
+    names = [f"`{s}`" for s in scopes]
+    plural = "scope" if len(names) == 1 else "scopes"
+    return f"this credential lacks the {', '.join(names)} {plural}"
 
 
 def hash_token(token: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,7 +30,9 @@ def _every_route() -> list[tuple[str, str]]:
     found = []
     for route in app.routes:
         if isinstance(route, HTTPRoute):
-            found += [(m, route.path) for m in sorted(route.methods) if m not in ("OPTIONS", "HEAD")]
+            found += [
+                (m, route.path) for m in sorted(route.methods) if m not in ("OPTIONS", "HEAD")
+            ]
     return found
 
 
@@ -44,12 +46,12 @@ def _concrete(template: str) -> str:
 @pytest.fixture
 def signed_in(
     client: TestClient[Any], service: AuditService, key_for: Headers
-) -> Iterator[tuple[TestClient[Any], dict[str, str], dict[str, str]]]:
+) -> tuple[TestClient[Any], dict[str, str], dict[str, str]]:
     """The client with a viewer session cookie, a tenant key with every scope, an admin key."""
     session = viewer.Grant("session", "acme", int(time.time()) + 600)
     client.cookies.set(viewer.COOKIE, viewer.encode_grant(service.viewer_key, session))
     _, admin = service.create_key(auth.SYSTEM_TENANT, "ops", (auth.SCOPE_ADMIN,))
-    yield client, key_for(), {"Authorization": f"Bearer {admin}"}
+    return client, key_for(), {"Authorization": f"Bearer {admin}"}
 
 
 @pytest.mark.parametrize(("method", "template"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])

@@ -27,7 +27,7 @@ from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
 from trailkeeper.api.observability import instrument
 from trailkeeper.api.ratelimit import rate_limiter
-from trailkeeper.api.reference import NATIVE, documented
+from trailkeeper.api.reference import NATIVE, documented, fit_error_examples
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import check_request, normalise_integer_query, service_of
 from trailkeeper.api.viewer import viewer_api_router, viewer_router, viewer_tokens_router
@@ -213,5 +213,8 @@ def create_app(
         on_shutdown=[shutdown],
         logging_config=None,
     )
+    for route in app.routes:
+        for route_handler in getattr(route, "route_handlers", ()):
+            fit_error_examples(route_handler)
     instrument(app, service, settings.metrics_max_tenants, settings.metrics_token)
     return app

@@ -171,7 +171,10 @@ def list_audit_logs(
     user_id: Annotated[
         str | None, QueryParameter(min_length=1, max_length=256, pattern=_FILTER)
     ] = None,
-    action: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
+    action: Annotated[
+        str | None,
+        QueryParameter(min_length=1, max_length=256, schema_extra={"enum": [*ACTIONS, None]}),
+    ] = None,
     resource_type: Annotated[
         str | None, QueryParameter(min_length=1, max_length=256, pattern=_FILTER)
     ] = None,
