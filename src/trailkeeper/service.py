@@ -604,8 +604,9 @@ class AuditService:
     def origin(self, tenant: str) -> str:
         return f"{self.log_origin}/{tenant}"
 
-    def checkpoint(self, tenant: str, size: int | None = None) -> Checkpoint:
-        """The signed checkpoint at `size` (default: the current tree).
+    def checkpoint(self, tenant: str, size: int | None = None, name: str = "size") -> Checkpoint:
+        """The signed checkpoint at `size` (default: the current tree); an out-of-range size
+        is a 400 naming the query parameter `name`.
 
         The current tree's checkpoint is stored when first signed, and served again; so is
         any size stored before. Any other past size is signed afresh for each request and not
@@ -618,7 +619,10 @@ class AuditService:
         if size is None:
             size = current
         if not 0 <= size <= current:
-            raise InvalidInput(f"size must be between 0 and the tree size {current}")
+            message = f"must be between 0 and the tree size {current}"
+            raise InvalidInput(
+                f"{name} {message}", details=[{"field": name, "message": message, "in": "query"}]
+            )
         existing = self.store.get_checkpoint(tenant, size)
         if existing is not None:
             return existing
@@ -662,8 +666,12 @@ class AuditService:
     ) -> tuple[Checkpoint, Checkpoint, list[bytes]]:
         """Proof that the tree of size `second` extends the tree of size `first` unchanged."""
         if first > second:
-            raise InvalidInput("from must not be larger than to")
-        older, newer = self.checkpoint(tenant, first), self.checkpoint(tenant, second)
+            raise InvalidInput(
+                "from must not be larger than to",
+                details=[{"field": "from", "message": "must not be larger than to", "in": "query"}],
+            )
+        older = self.checkpoint(tenant, first, name="from")
+        newer = self.checkpoint(tenant, second, name="to")
         ranges = consistency_ranges(first, second)
         nodes = self.store.ledger_nodes(tenant, nodes_for(ranges))
         return older, newer, hash_ranges(ranges, nodes)

@@ -135,3 +135,27 @@ def test_zero_with_leading_zeros_is_still_out_of_range(
 ) -> None:
     error = assert_error(client.get("/v1/events?limit=000", headers=key_for()), 400)
     assert error["details"][0]["field"] == "limit"
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("/v1/ledger/consistency?from=0&to=99999", "to", "to must be between"),
+        ("/v1/ledger/consistency?from=99999&to=99999", "from", "from must be between"),
+        ("/v1/ledger/consistency?from=2&to=1", "from", "from must not be larger than to"),
+        ("/v1/ledger/checkpoint?size=99999", "size", "size must be between"),
+        (
+            "/v1/events?since=2024-01-02T00:00:00Z&until=2024-01-01T00:00:00Z",
+            "since",
+            "since must be earlier than until",
+        ),
+        ("/v1/events?cursor=garbage", "cursor", "cursor is not valid"),
+        ("/v1/events?cursor=%21", "cursor", "cursor is"),
+    ],
+)
+def test_each_400_names_its_field(
+    client: TestClient[Any], key_for: Headers, query: str, field: str, message: str
+) -> None:
+    error = assert_error(client.get(query, headers=key_for()), 400)
+    assert error["message"].startswith(message), error
+    assert [d["field"] for d in error["details"]] == [field]
