@@ -580,3 +580,21 @@ def test_import_failing_at_once_says_nothing_was_imported(
     assert code == 1
     assert err.startswith("Error: line 1: ")
     assert err.endswith("(nothing was imported)\n")
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "65536", "-1"])
+def test_a_bad_port_says_what_a_port_is(port: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--port", port])
+    assert result.exit_code == 2
+    assert f"--port must be an integer 1-65535, got '{port}'" in result.output
+
+
+def test_tenant_and_key_pair_lists_have_a_header_row(database_url: str) -> None:
+    assert run(database_url, "tenants", "create", "acme")[0] == 0
+    code, tenants, _ = run(database_url, "tenants", "list")
+    assert code == 0
+    assert tenants.splitlines()[0] == "TENANT\tNAME\tCREATED\tSTATUS", tenants
+    assert any(line.startswith("acme\t") for line in tenants.splitlines()[1:])
+    code, pairs, _ = run(database_url, "key-pairs", "list")
+    assert code == 0
+    assert pairs.splitlines() == ["KEY PAIR ID\tTENANT\tNAME\tCREATED\tSTATUS"]

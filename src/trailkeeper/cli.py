@@ -169,9 +169,21 @@ def main(ctx: click.Context, database_url: str | None, config_file: str | None) 
 # ---- serve ----------------------------------------------------------------------------------
 
 
+class PortType(click.ParamType):
+    """A TCP port: one message for every bad value (click's says "not a valid integer range")."""
+
+    name = "port"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+            self.fail(f"--port must be an integer 1-65535, got {value!r}", param, ctx)
+        return int(text)
+
+
 @main.command()
 @click.option("--host", help="Interface to bind (default 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 8000).")
+@click.option("--port", type=PortType(), help="Port to listen on (default 8000).")
 @click.option(
     "--print-key",
     is_flag=True,
@@ -813,6 +825,7 @@ def key_pairs_list(ctx: click.Context, tenant: str | None) -> None:
     """List key pairs (ids are the JWT `kid` values)."""
     with _service(ctx) as service:
         pairs = service.list_key_pairs(tenant)
+    click.echo("KEY PAIR ID\tTENANT\tNAME\tCREATED\tSTATUS")
     for pair in pairs:
         status = "revoked" if pair.revoked_at else "active"
         click.echo(f"{pair.id}\t{pair.tenant}\t{pair.name}\t{format_ts(pair.created_at)}\t{status}")
@@ -858,6 +871,7 @@ def tenants_create(ctx: click.Context, tenant_id: str, name: str | None) -> None
 def tenants_list(ctx: click.Context) -> None:
     """List tenants: id, name, created, status (active or deactivated)."""
     with _service(ctx) as service:
+        click.echo("TENANT\tNAME\tCREATED\tSTATUS")
         for tenant in service.list_tenants():
             status = "active" if tenant.active else "deactivated"
             click.echo(f"{tenant.id}\t{tenant.name}\t{format_ts(tenant.created_at)}\t{status}")

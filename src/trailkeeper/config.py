@@ -170,8 +170,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
     known = [field.name for field in fields(Settings)]
     values: dict[str, Any] = {}
     for name, value in data.items():
+        if isinstance(value, dict):
+            raise InvalidInput(
+                f"{path}: [{name}] is a table; settings are top-level keys (`port = 8000`), "
+                "tables are not supported"
+            )
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
+            # Only a near miss is suggested (a typo), not any name that shares letters.
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InvalidInput(f"{path}: unknown setting {name!r}{hint}")
         values[name] = _from_toml(path, name, value)
@@ -193,8 +199,15 @@ def _from_toml(path: Path, name: str, value: Any) -> Any:
         ok = False
     if not ok:
         wanted = _KIND_NAMES.get(kind, "a string")
-        raise InvalidInput(f"{path}: {name} must be {wanted}, got {value!r}")
+        raise InvalidInput(f"{path}: {name} must be {wanted}, got {_toml_text(value)}")
     return kind(value)
+
+
+def _toml_text(value: Any) -> str:
+    """A value as TOML spells it (`true`, not Python's `True`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _kind(name: str) -> type:
