@@ -269,8 +269,8 @@ class AuditService:
         personal_metadata_keys: Sequence[str] | None = None,
         by: AdminActor | None = None,
     ) -> Tenant:
-        """Rename, deactivate or reactivate; set the retention policy (docs/retention.md). Deactivating refuses every credential of the
-        tenant at once (in this process; other workers within the credential cache TTL) and
+        """Rename, deactivate or reactivate; set the retention policy (docs/retention.md).
+        Deactivating refuses every credential of the tenant at once (in this process; other workers within the credential cache TTL) and
         keeps its data; reactivating lets its unrevoked, unexpired keys in again."""
         tenant = self.require_tenant(tenant_id)
         if tenant.id == auth.SYSTEM_TENANT:
