@@ -32,6 +32,8 @@ SCOPE_EVENTS_READ = "events.read"
 SCOPE_AUDIT_LOGS_READ = "audit-logs.read"
 SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
 SCOPE_VIEWER_CREATE = "viewer.create"
+SCOPE_ERASURE_WRITE = "erasure.write"
+SCOPE_LEGAL_HOLDS_WRITE = "legal-holds.write"
 # Every scope a tenant's key may have (and what it gets by default).
 ALL_SCOPES = (
     SCOPE_EVENTS_WRITE,
@@ -39,6 +41,8 @@ ALL_SCOPES = (
     SCOPE_AUDIT_LOGS_READ,
     SCOPE_KEY_PAIRS_WRITE,
     SCOPE_VIEWER_CREATE,
+    SCOPE_ERASURE_WRITE,
+    SCOPE_LEGAL_HOLDS_WRITE,
 )
 # The operator's scope: the admin API (tenants and their keys). Only keys of the reserved
 # operator tenant hold it, beside at most `events.read` (to read and verify the operator log).

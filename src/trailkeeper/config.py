@@ -39,6 +39,7 @@ class Settings:
     log_origin: str = "trailkeeper.local"
     signing_key: str = ""
     checkpoint_interval_seconds: float = 60.0
+    purge_interval_seconds: float = 3600.0
     rate_limit_per_second: float = 100.0
     rate_limit_burst: float = 200.0
     credential_cache_seconds: float = 5.0
@@ -75,6 +76,8 @@ SETTINGS: dict[str, str] = {
     "one is generated once and kept in the database. Set it to keep the key out of the database.",
     "checkpoint_interval_seconds": "How often `serve` signs a checkpoint for every tenant whose "
     "log grew (0: only on request).",
+    "purge_interval_seconds": "How often `serve` purges events past their tenant's "
+    "`retention_days` (0: only `trailkeeper purge`).",
     "rate_limit_per_second": "Requests per second allowed per API key or key pair: per server "
     "process, or across all of them with `redis_url` (0: no limit). Past it: 429 with "
     "Retry-After.",
@@ -295,6 +298,7 @@ def _validate(settings: Settings, describe: Callable[[str], str]) -> None:
     _check(
         settings.credential_cache_seconds >= 0, "credential_cache_seconds", "must not be negative"
     )
+    _check(settings.purge_interval_seconds >= 0, "purge_interval_seconds", "must not be negative")
     _check(
         settings.checkpoint_interval_seconds >= 0,
         "checkpoint_interval_seconds",

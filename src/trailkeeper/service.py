@@ -270,8 +270,9 @@ class AuditService:
         by: AdminActor | None = None,
     ) -> Tenant:
         """Rename, deactivate or reactivate; set the retention policy (docs/retention.md).
-        Deactivating refuses every credential of the tenant at once (in this process; other workers within the credential cache TTL) and
-        keeps its data; reactivating lets its unrevoked, unexpired keys in again."""
+        Deactivating refuses every credential of the tenant at once (in this process; other
+        workers within the credential cache TTL) and keeps its data; reactivating lets its
+        unrevoked, unexpired keys in again."""
         tenant = self.require_tenant(tenant_id)
         if tenant.id == auth.SYSTEM_TENANT:
             raise InvalidInput(f"the operator tenant {auth.SYSTEM_TENANT} cannot be changed")

@@ -20,6 +20,7 @@ from trailkeeper.api.admin import admin_router
 from trailkeeper.api.checkpointer import PeriodicCheckpoints
 from trailkeeper.api.courier import courier_router
 from trailkeeper.api.docs_ui import LocalSwaggerUI, docs_router
+from trailkeeper.api.erasures import erasures_router
 from trailkeeper.api.errors import handler, render_native
 from trailkeeper.api.gr4vy import gr4vy_router
 from trailkeeper.api.key_pairs import key_pairs_router
@@ -33,6 +34,7 @@ from trailkeeper.api.shared import service_of
 from trailkeeper.api.viewer import viewer_api_router, viewer_router, viewer_tokens_router
 from trailkeeper.config import Settings
 from trailkeeper.errors import Unavailable
+from trailkeeper.retention import PeriodicPurge
 from trailkeeper.service import AuditService
 
 _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
@@ -173,9 +175,11 @@ def create_app(
         ),
     )
     checkpoints = PeriodicCheckpoints(service, settings.checkpoint_interval_seconds)
+    purges = PeriodicPurge(service, settings.purge_interval_seconds)
 
     def shutdown() -> None:
         checkpoints.stop()
+        purges.stop()
         if owns_service:
             service.close()
 
@@ -186,6 +190,7 @@ def create_app(
             native_router,
             ledger_router,
             key_pairs_router,
+            erasures_router,
             admin_router,
             courier_router,
             gr4vy_router,
@@ -204,7 +209,7 @@ def create_app(
                 "draining": draining,
             }
         ),
-        on_startup=[checkpoints.start],
+        on_startup=[checkpoints.start, purges.start],
         on_shutdown=[shutdown],
         logging_config=None,
     )
