@@ -14,7 +14,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from trailkeeper import __version__, auth
+from trailkeeper import __version__, auth, retention
 from trailkeeper.api import viewer
 from trailkeeper.config import (
     Settings,
@@ -488,6 +488,9 @@ def _file_size(stream: IO[bytes]) -> int | None:
         return None
 
 
+_EXPORT_HEADER = b'{"trailkeeper_export"'
+
+
 def _batches(
     source: IO[bytes], size: int, progress: Callable[[int], None]
 ) -> Iterator[tuple[list[EventIn], list[int]]]:
@@ -496,8 +499,8 @@ def _batches(
     lines: list[int] = []
     for number, line in enumerate(source, 1):
         progress(len(line))
-        if not line.strip():
-            continue
+        if not line.strip() or (not lines and _EXPORT_HEADER in line[:40]):
+            continue  # blank, or the header of an export of a purged log (docs/retention.md)
         try:
             batch.append(parse_event_line(line))
         except ValueError as exc:
@@ -886,6 +889,158 @@ def tenants_reactivate(ctx: click.Context, tenant_id: str) -> None:
         by = AdminActor.cli("trailkeeper tenants reactivate")
         service.update_tenant(tenant_id, active=True, by=by)
     click.echo(f"reactivated tenant {tenant_id}", err=True)
+
+
+@tenants.command("retention")
+@click.argument("tenant_id")
+@click.option("--days", type=click.IntRange(1, 36500), help="Keep events this many days.")
+@click.option("--forever", is_flag=True, help="Keep events for ever (the default).")
+@click.option(
+    "--personal-key",
+    "personal_keys",
+    multiple=True,
+    help="A metadata key holding personal data, which an erasure redacts (repeat; replaces "
+    "the list; give '' alone to clear it).",
+)
+@click.pass_context
+@_fail_cleanly
+def tenants_retention(
+    ctx: click.Context,
+    tenant_id: str,
+    days: int | None,
+    forever: bool,
+    personal_keys: tuple[str, ...],
+) -> None:
+    """Set how long the tenant's events are kept after they were received, and which
+    metadata keys are personal data (docs/retention.md). Shows the settings."""
+    if days is not None and forever:
+        raise click.UsageError("give --days or --forever, not both")
+    changes: dict[str, Any] = {}
+    if days is not None or forever:
+        changes["retention_days"] = days
+    if personal_keys:
+        changes["personal_metadata_keys"] = [k for k in personal_keys if k]
+    with _service(ctx) as service:
+        by = AdminActor.cli("trailkeeper tenants retention")
+        tenant = service.update_tenant(tenant_id, by=by, **changes)
+    kept = "for ever" if tenant.retention_days is None else f"{tenant.retention_days} days"
+    personal = ", ".join(tenant.personal_metadata_keys) or "none"
+    click.echo(f"{tenant.id}: events kept {kept}; personal metadata keys: {personal}")
+
+
+@main.command()
+@click.option("--tenant", help="Only this tenant (409 if it is on legal hold).")
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; delete nothing.")
+@click.pass_context
+@_fail_cleanly
+def purge(ctx: click.Context, tenant: str | None, dry_run: bool) -> None:
+    """Delete events past their tenant's retention_days, oldest first, 1000 per transaction.
+    Proofs and exports of what remains still verify (docs/retention.md)."""
+    with _service(ctx) as service:
+        results = retention.purge(service, tenant, dry_run=dry_run)
+    verb = "would purge" if dry_run else "purged"
+    for result in results:
+        click.echo(
+            f"{result.tenant}: {verb} {result.purged} events; log starts at "
+            f"index {result.first_index}"
+        )
+    if not results:
+        click.echo("no tenant has a retention policy to apply", err=True)
+
+
+@main.command()
+@click.option("--tenant", required=True)
+@click.option("--actor-id", help="Erase the events this actor did.")
+@click.option("--email", help="Erase the events whose actor or target has this email.")
+@click.option("--target-id", help="Erase the events done to this target.")
+@click.option("--reason", required=True, help="Why (logged; do not put personal data here).")
+@click.pass_context
+@_fail_cleanly
+def erase(
+    ctx: click.Context,
+    tenant: str,
+    actor_id: str | None,
+    email: str | None,
+    target_id: str | None,
+    reason: str,
+) -> None:
+    """Erase a person's data from a tenant's events (docs/retention.md): names, emails, IPs,
+    user agents and personal metadata keys read "[erased]" from then on, and the erasure is
+    logged so the log still verifies."""
+    given = [
+        (k, v) for k, v in (("actor_id", actor_id), ("email", email), ("target_id", target_id)) if v
+    ]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --actor-id, --email, --target-id")
+    kind, value = given[0]
+    with _service(ctx) as service:
+        result = retention.erase(
+            service, tenant, kind, value, reason, AdminActor.cli("trailkeeper erase")
+        )
+    click.echo(
+        f"erasure {result.id}: {result.events} events erased, logged as "
+        f"{', '.join(result.logged_as)}"
+    )
+
+
+@main.group("legal-holds")
+def legal_holds() -> None:
+    """Place, list and lift legal holds: a held tenant or subject is neither purged nor
+    erased. Placing and lifting are logged in the tenant's log."""
+
+
+@legal_holds.command("place")
+@click.option("--tenant", required=True)
+@click.option("--reason", required=True)
+@click.option("--actor-id")
+@click.option("--email")
+@click.option("--target-id")
+@click.pass_context
+@_fail_cleanly
+def legal_holds_place(
+    ctx: click.Context,
+    tenant: str,
+    reason: str,
+    actor_id: str | None,
+    email: str | None,
+    target_id: str | None,
+) -> None:
+    """Hold the whole tenant, or one subject (give one of --actor-id, --email, --target-id)."""
+    given = [
+        (k, v) for k, v in (("actor_id", actor_id), ("email", email), ("target_id", target_id)) if v
+    ]
+    if len(given) > 1:
+        raise click.UsageError("give at most one of --actor-id, --email, --target-id")
+    with _service(ctx) as service:
+        by = AdminActor.cli("trailkeeper legal-holds place")
+        hold = retention.place_hold(service, tenant, reason, by, given[0] if given else None)
+    click.echo(hold.id)
+
+
+@legal_holds.command("list")
+@click.option("--tenant", required=True)
+@click.pass_context
+@_fail_cleanly
+def legal_holds_list(ctx: click.Context, tenant: str) -> None:
+    """id, created, subject (a keyed hash, or "tenant"), reason."""
+    with _service(ctx) as service:
+        for hold in retention.list_holds(service, tenant):
+            subject = hold.subject or "tenant"
+            click.echo(f"{hold.id}\t{format_ts(hold.created_at)}\t{subject}\t{hold.reason}")
+
+
+@legal_holds.command("lift")
+@click.option("--tenant", required=True)
+@click.argument("hold_id")
+@click.pass_context
+@_fail_cleanly
+def legal_holds_lift(ctx: click.Context, tenant: str, hold_id: str) -> None:
+    """Lift a hold."""
+    with _service(ctx) as service:
+        retention.lift_hold(
+            service, tenant, hold_id, AdminActor.cli("trailkeeper legal-holds lift")
+        )
+    click.echo(f"lifted {hold_id}", err=True)
 
 
 # ---- verify ---------------------------------------------------------------------------------
