@@ -39,11 +39,21 @@ from bench import observability, verify_export, workers
 from bench.data import batches, iter_batches, json_batches, with_amounts
 from trailkeeper.cursor import cursor_scope
 from trailkeeper.ledger import event_leaves
-from trailkeeper.model import Direction, EventFilter, EventIn, Position, from_ms, to_ms, utc_now_ms
+from trailkeeper.model import (
+    FIELDS,
+    FILTER_FIELDS,
+    Direction,
+    EventFilter,
+    EventIn,
+    Position,
+    field_values,
+    from_ms,
+    to_ms,
+    utc_now_ms,
+)
 from trailkeeper.service import AuditService
-from trailkeeper.store import open_store, sql
-from trailkeeper.store.postgres import binary_copy_types
-from trailkeeper.validation import normalize_event
+from trailkeeper.store import open_store
+from trailkeeper.validation import validate
 
 PG_ADMIN = os.environ.get(
     "TRAILKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -104,7 +114,33 @@ def _same(value: Any) -> Any:
     return value
 
 
-RAW_COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+# The raw baseline's rows, from the public field table: the stored columns of every field,
+# then whether the client gave occurred_at (see docs/events.md, "Idempotency").
+RAW_COLUMNS = ["seq", *(field.column for field in FIELDS), "occurred_at_given"]
+_PG_TYPES = {
+    "text": "text",
+    "bool": "bool",
+    "int": "int8",
+    "time": "timestamptz",
+    "json": "text",
+    "bytes": "bytea",
+}
+RAW_COPY_TYPES = ["int8", *(_PG_TYPES[field.kind] for field in FIELDS), "bool"]
+RAW_COPY = f"COPY events ({', '.join(RAW_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+RAW_INSERT = (
+    f"INSERT INTO events ({', '.join(RAW_COLUMNS)}) VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
+)
+
+
+def raw_row(event: Any, occurred_given: bool, to_db: Callable[[datetime], Any]) -> list[Any]:
+    row: list[Any] = [event.seq]
+    for field, value in zip(FIELDS, field_values(event), strict=True):
+        if field.kind == "time":
+            value = to_db(value)
+        elif field.kind == "json":
+            value = msgspec.json.encode(value).decode()
+        row.append(value)
+    return [*row, occurred_given]
 
 
 def in_turn(sides: tuple[T, ...], n: int) -> tuple[T, ...]:
@@ -125,12 +161,14 @@ class RawInserter:
         to_db: Callable[[datetime], Any] = to_ms if engine == "sqlite" else _same
         for batch in data:
             rows = []
-            for event in batch:
-                item = normalize_event("acme", event, received)
+            for item in validate("acme", batch, received):
                 logged = msgspec.structs.replace(
-                    item.event, log_index=seq - 1, leaf_hash=event_leaves([item.event], seq - 1)[0]
+                    item.event,
+                    seq=seq,
+                    log_index=seq - 1,
+                    leaf_hash=event_leaves([item.event], seq - 1)[0],
                 )
-                rows.append(sql.event_row(item, seq, to_db, logged))
+                rows.append(raw_row(logged, item.occurred_given, to_db))
                 seq += 1
             self.batches.append(rows)
         self._sqlite: sqlite3.Connection | None = None
@@ -148,11 +186,11 @@ class RawInserter:
         start = time.perf_counter()
         if self._sqlite is not None:
             self._sqlite.execute("BEGIN IMMEDIATE")
-            self._sqlite.executemany(sql.insert_sql("?"), rows)
+            self._sqlite.executemany(RAW_INSERT, rows)
             self._sqlite.execute("COMMIT")
         elif self._pg is not None:
             with self._pg.transaction(), self._pg.cursor() as cur, cur.copy(RAW_COPY) as copy:
-                copy.set_types(binary_copy_types(sql.INSERT_COLUMNS))
+                copy.set_types(RAW_COPY_TYPES)
                 for row in rows:
                     copy.write_row(row)
         return time.perf_counter() - start
@@ -177,7 +215,7 @@ def import_rates(engine: str, tmp: Path, data: list[list[EventIn]]) -> tuple[flo
                 raw_seconds += raw.insert(n)
             else:
                 start = time.perf_counter()
-                service.ingest("acme", batch, decoded=True)
+                service.ingest("acme", batch)
                 service_seconds += time.perf_counter() - start
     raw.close()
     service.close()
@@ -193,7 +231,7 @@ def service_ingest(
     service.create_tenant("acme")
     count, start = 0, time.perf_counter()
     for batch in data:
-        service.ingest("acme", batch, decoded=True)
+        service.ingest("acme", batch)
         count += len(batch)
     elapsed = time.perf_counter() - start
     if analyze:  # as import and autovacuum do; the CI machine's PostgreSQL has autovacuum off
@@ -228,7 +266,7 @@ def ledger_cost(engine: str, tmp: Path, data: list[list[EventIn]]) -> list[float
         for n, batch in enumerate(data):
             for ledger in in_turn((False, True), n):
                 start = time.perf_counter()
-                services[ledger].ingest(tenant, batch, decoded=True)
+                services[ledger].ingest(tenant, batch)
                 seconds[ledger] += time.perf_counter() - start
         costs.append(1 - seconds[False] / seconds[True])  # 1 - (rate with / rate without)
     for service in services.values():
@@ -375,25 +413,46 @@ def post_batches(
 # ---- reads --------------------------------------------------------------------------------
 
 
+def keyset_sql(
+    engine: str, filters: EventFilter, position: Position | None, what: str, limit: int | None
+) -> tuple[str, list[Any]]:
+    """The newest-first keyset query over the stored columns, written out by hand: the bare
+    driver's baseline for a page (`what`: the selected columns, or count(*))."""
+    ph = "?" if engine == "sqlite" else "%s"
+    ts: Callable[[int], Any] = _same if engine == "sqlite" else from_ms
+    terms, params = [f"tenant = {ph}"], list[Any](["acme"])
+    for field in FILTER_FIELDS:
+        value = getattr(filters, field.column)
+        if value is not None:
+            terms.append(f"{field.column} = {ph}")
+            params.append(value)
+    if position is not None:
+        terms.append(f"(occurred_at, seq) < ({ph}, {ph})")
+        params += [ts(position.occurred_ms), position.seq]
+    query = f"SELECT {what} FROM events WHERE {' AND '.join(terms)}"
+    if limit is not None:
+        query += f" ORDER BY occurred_at DESC, seq DESC LIMIT {limit}"
+    return query, params
+
+
+_ALL_COLUMNS = ", ".join(["seq", *(field.column for field in FIELDS)])
+
+
 def raw_query(engine: str, url: str) -> Callable[[EventFilter, Position | None], object]:
-    """The store's keyset query, run through the bare driver (same SQL, no mapping)."""
+    """A page's keyset query, run through the bare driver (no mapping)."""
     if engine == "sqlite":
         conn: Any = sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True)
 
         def run_sqlite(filters: EventFilter, position: Position | None) -> object:
-            query, params = sql.page_query(
-                "acme", filters, position, Direction.OLDER, 101, "?", to_ms, _same
-            )
-            return conn.execute(query, params).fetchall()
+            return conn.execute(
+                *keyset_sql(engine, filters, position, _ALL_COLUMNS, 101)
+            ).fetchall()
 
         return run_sqlite
     pg = psycopg.connect(url, autocommit=True)
 
     def run_pg(filters: EventFilter, position: Position | None) -> object:
-        query, params = sql.page_query(
-            "acme", filters, position, Direction.OLDER, 101, "%s", _same, from_ms
-        )
-        return pg.execute(query, params).fetchall()
+        return pg.execute(*keyset_sql(engine, filters, position, _ALL_COLUMNS, 101)).fetchall()
 
     return run_pg
 
@@ -417,24 +476,14 @@ def timed(*fns: Callable[[], object], runs: int, block: int = 50) -> list[tuple[
 
 def deep_position(engine: str, url: str, filters: EventFilter, depth: float) -> Position:
     """Keyset position `depth` of the way into the filtered result (newest first)."""
-    query, params = sql.page_query(
-        "acme",
-        filters,
-        None,
-        Direction.OLDER,
-        10_000_000,
-        "?" if engine == "sqlite" else "%s",
-        to_ms if engine == "sqlite" else _same,
-        _same if engine == "sqlite" else from_ms,
-    )
-    query = query.replace(f"SELECT {sql.SELECT_EVENT}", "SELECT count(*)").rsplit(" ORDER BY", 1)[0]
+    query, params = keyset_sql(engine, filters, None, "count(*)", None)
     if engine == "sqlite":
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        total = conn.execute(query, params[:-1]).fetchone()[0]
+        total = conn.execute(query, params).fetchone()[0]
         conn.close()
     else:
         with psycopg.connect(url) as pg:
-            total = pg.execute(query, params[:-1]).fetchone()[0]  # type: ignore[index]
+            total = pg.execute(query, params).fetchone()[0]  # type: ignore[index]
     service = AuditService(open_store(url))
     try:
         offset = max(1, int(total * depth))
@@ -445,7 +494,7 @@ def deep_position(engine: str, url: str, filters: EventFilter, depth: float) -> 
             if not rows:
                 break
             seen += len(rows)
-            position = rows[-1][0]
+            position = Position.of(rows[-1])
         assert position is not None, "no events match the filter"
         return position
     finally:

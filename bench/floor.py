@@ -10,7 +10,7 @@ import msgspec
 from litestar import Litestar, get
 
 from bench.data import batches
-from trailkeeper.formats import EventView, to_view
+from trailkeeper.api.native import EventView, to_view
 from trailkeeper.ledger import event_leaves
 from trailkeeper.model import utc_now_ms
 from trailkeeper.validation import normalize_event

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from trailkeeper.formats import to_view
+from trailkeeper.formats import event_document
 from trailkeeper.ledger import Frontier, Signer, event_leaves
 from trailkeeper.model import Actor, Context, Event, Target
 
@@ -58,7 +58,8 @@ def write_export(path: Path, count: int, signer: Signer, chunk: int = 10_000) ->
             leaves = event_leaves(events, first)
             frontier.extend(leaves, min_level=64)  # keep no nodes: only the root is needed
             out.writelines(
-                encode(to_view(msgspec.structs.replace(e, log_index=i, leaf_hash=leaf))) + b"\n"
+                encode(event_document(msgspec.structs.replace(e, log_index=i, leaf_hash=leaf)))
+                + b"\n"
                 for i, (e, leaf) in enumerate(zip(events, leaves, strict=True), first)
             )
     return signer.sign_checkpoint(ORIGIN, count, frontier.root(), datetime.now(UTC))

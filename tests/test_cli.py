@@ -138,6 +138,12 @@ def test_export_filters_and_csv(database_url: str, tmp_path: Path) -> None:
     }
     assert {r["id"] for r in rows} == expected
     assert all(json.loads(r["metadata"])["tags"] == ["a", "b"] for r in rows)
+    assert {r["outcome"] for r in rows} == {"success"}
+    code, failures, _ = run(database_url, "export", "--tenant", "acme", "--outcome", "failure")
+    assert code == 0
+    assert failures == ""  # every imported event succeeded (the default)
+    code, _, _ = run(database_url, "export", "--tenant", "acme", "--outcome", "maybe")
+    assert code != 0
 
 
 def _import_with_line_8(database_url: str, line_8: str, batch_size: int) -> tuple[int, str, int]:

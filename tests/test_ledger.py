@@ -15,10 +15,19 @@ from tests import naive_merkle as naive
 from tests.factories import event_payload
 from trailkeeper import ledger, verifier
 from trailkeeper.errors import InvalidInput
+from trailkeeper.formats import event_document
 from trailkeeper.model import Actor, Event, EventIn, from_ms
 from trailkeeper.validation import normalize_event
 
 sizes = st.integers(min_value=1, max_value=300)
+
+
+def public_document(event: Event, log_index: int | None = None) -> dict[str, Any]:
+    """The document the leaf covers (docs/integrity.md), at `log_index` if given."""
+    document = event_document(event, leaf=False)
+    if log_index is not None:
+        document["log_index"] = log_index
+    return document
 
 
 def fixed_event(action: str, actor: Actor, metadata: dict[str, Any], log_index: int) -> Event:
@@ -256,7 +265,7 @@ def test_float_metadata_keeps_the_msgspec_path(monkeypatch: pytest.MonkeyPatch) 
     whole = msgspec.structs.replace(event, metadata={"amount": 3.0, "rate": 0.5})
     tiny = msgspec.structs.replace(event, metadata={"amount": 3.0, "rate": 0.00001})
     expected = [
-        rfc8785.dumps(msgspec.to_builtins(ledger.event_document(e))) for e in (event, whole, tiny)
+        rfc8785.dumps(msgspec.to_builtins(public_document(e))) for e in (event, whole, tiny)
     ]
     assert ledger.canonical_event(tiny) == expected[2]
 
@@ -288,35 +297,9 @@ def test_batch_leaves_sort_keys_by_utf16() -> None:
         EventIn,
     )
     item = normalize_event("acme", given_event, from_ms(1_714_600_000_000))
-    document = msgspec.to_builtins(ledger.event_document(item.event, 7))
+    document = msgspec.to_builtins(public_document(item.event, 7))
     expected = naive.leaf(rfc8785.dumps(document))
     assert ledger.event_leaves([item.event], 7) == [expected]
-
-
-def test_batch_leaves_keep_only_documents_that_are_msgspec_encodings() -> None:
-    """The documents kept for the ingest response (`Event.canonical`) must be both what the
-    leaf hashed and what msgspec writes; where RFC 8785 differs, none is kept."""
-    metadata = [{"n": 1, "x": 2.5, "s": "caf\u00e9"}, {"whole": 18.0}, {"\ue000": 1, "a": 2}]
-    items = [
-        normalize_event(
-            "acme",
-            msgspec.convert({"action": "a", "actor": {"id": "u"}, "metadata": m}, EventIn),
-            from_ms(1_714_600_000_000),
-        )
-        for m in metadata
-    ]
-    events = [item.event for item in items]
-    documents: list[bytes | None] = []
-    leaves = ledger.event_leaves(events, 3, documents)
-    assert leaves == ledger.event_leaves(events, 3)
-    plain = ledger.event_document(events[0], 3)
-    assert (
-        documents[0]
-        == ledger.canonical_event(events[0], 3)
-        == msgspec.json.encode(plain, order="sorted")
-    )
-    assert naive.leaf(documents[0]) == leaves[0]
-    assert documents[1:] == [None, None]
 
 
 @pytest.mark.parametrize(
@@ -328,18 +311,16 @@ def test_batch_leaves_keep_only_documents_that_are_msgspec_encodings() -> None:
     ],
 )
 def test_batch_leaves_of_whole_number_floats(metadata: dict) -> None:
-    """Whole-number floats are written as integers: the leaf must be RFC 8785's, and no bytes
-    are kept for the response (msgspec writes 15.0 in the view, not 15)."""
+    """Whole-number floats are written as integers: the leaf must be RFC 8785's (msgspec
+    writes 15.0, not 15)."""
     item = normalize_event(
         "acme",
         msgspec.convert({"action": "a", "actor": {"id": "u"}, "metadata": metadata}, EventIn),
         from_ms(1_714_600_000_000),
     )
-    documents: list[bytes | None] = []
-    leaves = ledger.event_leaves([item.event], 9, documents)
-    document = msgspec.to_builtins(ledger.event_document(item.event, 9))
+    leaves = ledger.event_leaves([item.event], 9)
+    document = msgspec.to_builtins(public_document(item.event, 9))
     assert leaves == [naive.leaf(rfc8785.dumps(document))]
-    assert documents == [None]
 
 
 def test_exported_events_take_the_fast_path() -> None:
@@ -370,7 +351,7 @@ def test_event_leaf_fast_path_equals_rfc8785(metadata: dict[str, Any]) -> None:
         metadata=metadata,
         log_index=7,
     )
-    document = msgspec.to_builtins(ledger.event_document(event))
+    document = msgspec.to_builtins(public_document(event))
     assert ledger.canonical_event(event) == rfc8785.dumps(document)
     # and a customer recomputes the same leaf from the exported JSON line
     exported = msgspec.json.decode(msgspec.json.encode(document))
@@ -426,7 +407,7 @@ def test_leaf_of_every_field_is_rfc8785_of_the_public_document(
     except (msgspec.ValidationError, InvalidInput):
         return  # refused by validation (NUL, nesting, huge integers): never gets a leaf
     event = msgspec.structs.replace(item.event, log_index=n)
-    expected = rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event)))
+    expected = rfc8785.dumps(msgspec.to_builtins(public_document(event)))
     assert ledger.canonical_event(event) == expected
 
 
@@ -458,7 +439,7 @@ def test_batch_leaves_equal_rfc8785_leaves(
     events = [item.event for item in items]
     leaves = ledger.event_leaves(events, first)
     expected = [
-        naive.leaf(rfc8785.dumps(msgspec.to_builtins(ledger.event_document(event, first + n))))
+        naive.leaf(rfc8785.dumps(msgspec.to_builtins(public_document(event, first + n))))
         for n, event in enumerate(events)
     ]
     assert leaves == expected

@@ -34,7 +34,7 @@ SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
 SCOPE_VIEWER_CREATE = "viewer.create"
 SCOPE_ERASURE_WRITE = "erasure.write"
 SCOPE_LEGAL_HOLDS_WRITE = "legal-holds.write"
-# Every scope a tenant's key may have (and what it gets by default).
+# Every scope a tenant's key may have.
 ALL_SCOPES = (
     SCOPE_EVENTS_WRITE,
     SCOPE_EVENTS_READ,
@@ -43,6 +43,11 @@ ALL_SCOPES = (
     SCOPE_VIEWER_CREATE,
     SCOPE_ERASURE_WRITE,
     SCOPE_LEGAL_HOLDS_WRITE,
+)
+# What a new key gets unless scopes are chosen: erasing data and placing legal holds are
+# granted only when asked for (docs/retention.md).
+DEFAULT_SCOPES = tuple(
+    s for s in ALL_SCOPES if s not in (SCOPE_ERASURE_WRITE, SCOPE_LEGAL_HOLDS_WRITE)
 )
 # The operator's scope: the admin API (tenants and their keys). Only keys of the reserved
 # operator tenant hold it, beside at most `events.read` (to read and verify the operator log).

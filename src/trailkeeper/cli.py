@@ -25,7 +25,16 @@ from trailkeeper.config import (
 )
 from trailkeeper.errors import Conflict, InvalidInput, TrailkeeperError
 from trailkeeper.formats import EXPORT_FORMATS, parse_event_line
-from trailkeeper.model import MAX_BATCH, ApiKey, EventFilter, EventIn, format_ts, utc_now_ms
+from trailkeeper.model import (
+    MAX_BATCH,
+    OUTCOMES,
+    ApiKey,
+    EventFilter,
+    EventIn,
+    Outcome,
+    format_ts,
+    utc_now_ms,
+)
 from trailkeeper.service import AdminActor, AuditService
 from trailkeeper.store import open_store
 
@@ -334,7 +343,7 @@ def _fresh_quickstart_key(service: AuditService, by: AdminActor) -> str:
     if not _has_default(service):
         with contextlib.suppress(Conflict):  # another process made it meanwhile
             service.create_tenant("default", "Default tenant", by=by)
-    return _replace_key(service, "default", QUICKSTART_KEY, auth.ALL_SCOPES, by)
+    return _replace_key(service, "default", QUICKSTART_KEY, auth.DEFAULT_SCOPES, by)
 
 
 def _fresh_admin_key(service: AuditService, by: AdminActor) -> str:
@@ -450,7 +459,7 @@ def import_events(
             try:
                 for batch, lines in _batches(source, batch_size, advance):
                     try:
-                        results = service.ingest(tenant, batch, decoded=True)
+                        results = service.ingest(tenant, batch)
                     except InvalidInput as exc:
                         raise _BadLine(_at_line(exc, lines)) from None
                     new = sum(is_new for _, is_new in results)
@@ -528,6 +537,7 @@ def _filter_options(func: F) -> F:
     options = [
         click.option("--actor-id"),
         click.option("--action"),
+        click.option("--outcome", type=click.Choice(OUTCOMES)),
         click.option("--type", "type_"),
         click.option("--target-type"),
         click.option("--target-id"),
@@ -577,6 +587,7 @@ def export_events(
     output: IO[bytes],
     actor_id: str | None,
     action: str | None,
+    outcome: Outcome | None,
     type_: str | None,
     target_type: str | None,
     target_id: str | None,
@@ -588,6 +599,7 @@ def export_events(
     selection = EventFilter(
         actor_id=actor_id,
         action=action,
+        outcome=outcome,
         type=type_,
         target_type=target_type,
         target_id=target_id,
@@ -696,7 +708,7 @@ def keys_create(
         key, token = service.create_key(
             tenant,
             name,
-            scopes or auth.ALL_SCOPES,
+            scopes or auth.DEFAULT_SCOPES,
             expires_at=_as_utc(expires_at),
             by=AdminActor.cli("trailkeeper keys create"),
         )

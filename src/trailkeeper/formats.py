@@ -1,8 +1,9 @@
-"""trailkeeper's own public representation of an event, and the export file formats.
+"""The event's public document and the export file formats, derived from `model.FIELDS`.
 
-The native API, `trailkeeper export` and `/v1/export` all write events this way, and
-`trailkeeper import` reads it back, so an export can be re-imported into another instance
-(ids are kept, which makes a repeated import harmless).
+The document is what the native API returns (`leaf_hash` aside), what `trailkeeper export`
+and `/v1/export` write, one per line, and what `trailkeeper import` reads back, so an export
+can be re-imported into another instance (ids are kept, which makes a repeated import
+harmless). Its RFC 8785 encoding, without `leaf_hash`, is the event's Merkle leaf.
 """
 
 from __future__ import annotations
@@ -10,142 +11,59 @@ from __future__ import annotations
 import binascii
 import csv
 import io
-from collections.abc import Iterable, Iterator
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import msgspec
 
-from trailkeeper.model import (
-    NO_CONTEXT,
-    NO_TARGET,
-    Actor,
-    Context,
-    Event,
-    EventIn,
-    Position,
-    Target,
-    format_shared_ts,
-    format_ts,
-)
+from trailkeeper.model import FIELDS, LAYOUT, Event, EventIn, Field, field_values, format_ts
 
-
-class EventDocument(msgspec.Struct, frozen=True, gc=False):
-    """An event's public form without `leaf_hash`: the object whose RFC 8785 (JCS) encoding is
-    its Merkle leaf (see docs/integrity.md). Timestamps: RFC 3339, UTC, milliseconds."""
-
-    id: str
-    tenant: str
-    occurred_at: str
-    received_at: str
-    action: str
-    type: str | None
-    actor: Actor
-    target: Target | None
-    source: str | None
-    context: Context | None
-    metadata: dict[str, Any]
-    log_index: int | None
-
-
-class EventView(EventDocument, frozen=True):
-    """An event as the native API and exports return it: the document plus its leaf hash."""
-
-    leaf_hash: str | None
-
-
-def event_document(event: Event, log_index: int | None = None) -> EventDocument:
-    """The event's document; `log_index` overrides the event's own (for one being appended)."""
-    # Positional (field order): this runs for every event ingested.
-    return EventDocument(
-        event.id,
-        event.tenant,
-        format_ts(event.occurred_at),
-        format_shared_ts(event.received_at),
-        event.action,
-        event.type,
-        event.actor,
-        event.target,
-        event.source,
-        event.context,
-        event.metadata,
-        event.log_index if log_index is None else log_index,
-    )
-
-
-def to_view(event: Event) -> EventView:
-    return EventView(
-        event.id,
-        event.tenant,
-        format_ts(event.occurred_at),
-        format_shared_ts(event.received_at),
-        event.action,
-        event.type,
-        event.actor,
-        event.target,
-        event.source,
-        event.context,
-        event.metadata,
-        event.log_index,
-        None if event.leaf_hash is None else encode_leaf(event.leaf_hash),
-    )
-
-
-def ingest_view(event: Event) -> EventView:
-    """`to_view` for an event just stored, as its ingest response writes it.
-
-    Where the ledger kept the event's document bytes (`Event.canonical`), the view is those
-    bytes with `leaf_hash` added, as `msgspec.Raw`: the same JSON object as `to_view` gives,
-    its keys in sorted order, for ~0.4 us instead of ~1.5 us per event (with its encoding).
-    """
-    if event.canonical is None or event.leaf_hash is None:
-        return to_view(event)
-    leaf = binascii.b2a_base64(event.leaf_hash, newline=False)
-    raw = msgspec.Raw(b"".join((event.canonical[:-1], b',"leaf_hash":"', leaf, b'"}')))
-    # Typed as the view it stands for (and the OpenAPI schema stays the view's): msgspec
-    # writes a Raw as it is wherever it appears, in a response struct or alone.
-    return cast(EventView, raw)
+EXPORT_FORMATS = ("jsonl", "csv")
+CSV_COLUMNS = tuple(field.column for field in FIELDS)
+_json = msgspec.json.Encoder()
 
 
 def encode_leaf(leaf: bytes) -> str:
     return binascii.b2a_base64(leaf, newline=False).decode("ascii")
 
 
-class Page(msgspec.Struct, frozen=True):
-    """One page, newest first, with where the neighbouring pages start (None: no such page)."""
+def public_value(field: Field, value: Any) -> Any:
+    """A stored value as the document holds it: timestamps as RFC 3339, the leaf in base64."""
+    if value is None:
+        return None
+    if field.kind == "time":
+        return format_ts(value)
+    if field.kind == "bytes":
+        return encode_leaf(value)
+    return value
 
-    events: list[EventView]
-    next: Position | None
-    previous: Position | None
+
+# Nested objects hold text and booleans only, which the document holds as they are.
+assert all(f.kind in ("text", "bool") for _, nested in LAYOUT for f in nested or ())
+_TOP_KINDS = {field.path: field.kind for field in FIELDS if "." not in field.path}
+_PUBLIC: dict[str, Callable[[Any], Any]] = {"time": format_ts, "bytes": encode_leaf}
+
+
+def event_document(event: Event, *, leaf: bool = True) -> dict[str, Any]:
+    """The event's public document (docs/events.md), keys in `FIELDS` order; `leaf=False`
+    leaves out `leaf_hash`: the object whose RFC 8785 encoding is the leaf. A nested object
+    the event does not have is null."""
+    document: dict[str, Any] = {}
+    for name, nested in LAYOUT:
+        value = getattr(event, name)
+        if nested is not None:
+            value = None if value is None else msgspec.structs.asdict(value)
+        else:
+            kind = _TOP_KINDS[name]
+            if kind == "bytes" and not leaf:
+                continue
+            if value is not None and kind in _PUBLIC:
+                value = _PUBLIC[kind](value)
+        document[name] = value
+    return document
 
 
 # ---- export -----------------------------------------------------------------------------
-
-EXPORT_FORMATS = ("jsonl", "csv")
-CSV_COLUMNS = (
-    "id",
-    "tenant",
-    "occurred_at",
-    "received_at",
-    "action",
-    "type",
-    "actor_id",
-    "actor_name",
-    "actor_email",
-    "actor_type",
-    "actor_staff",
-    "actor_status",
-    "target_type",
-    "target_id",
-    "target_name",
-    "target_email",
-    "source",
-    "ip",
-    "user_agent",
-    "metadata",
-    "log_index",
-    "leaf_hash",
-)
-_json = msgspec.json.Encoder()
 
 
 def jsonl_chunks(documents: Iterable[bytes], batch: int = 500) -> Iterator[bytes]:
@@ -175,16 +93,27 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def csv_chunks(events: Iterable[EventView], batch: int = 500) -> Iterator[bytes]:
-    """Events as CSV (RFC 4180) with a header row (metadata as a JSON column), a few hundred
-    per chunk; every cell through `csv_cell`. Rows end in CRLF, as RFC 4180 has them: Python's
-    writer quotes a field holding CR only when CR ends its rows, and an unquoted CR in a value
-    splits the row for readers and spreadsheets alike."""
+def csv_row(event: Event) -> list[Any]:
+    """The event's CSV cells, one per `CSV_COLUMNS` (metadata as JSON)."""
+    cells = []
+    for field, value in zip(FIELDS, field_values(event), strict=True):
+        cell = public_value(field, value)
+        if field.kind == "json":
+            cell = _json.encode(cell).decode("utf-8")
+        cells.append(csv_cell(cell))
+    return cells
+
+
+def csv_chunks(events: Iterable[Event], batch: int = 500) -> Iterator[bytes]:
+    """Events as CSV (RFC 4180) with a header row, a few hundred per chunk; every cell through
+    `csv_cell`. Rows end in CRLF, as RFC 4180 has them: Python's writer quotes a field holding
+    CR only when CR ends its rows, and an unquoted CR in a value splits the row for readers
+    and spreadsheets alike."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for n, event in enumerate(events, 1):
-        writer.writerow([csv_cell(value) for value in _csv_row(event)])
+        writer.writerow(csv_row(event))
         if n % batch == 0:
             yield text.getvalue().encode("utf-8")
             text.seek(0)
@@ -192,37 +121,9 @@ def csv_chunks(events: Iterable[EventView], batch: int = 500) -> Iterator[bytes]
     yield text.getvalue().encode("utf-8")
 
 
-def _csv_row(e: EventView) -> tuple[Any, ...]:
-    target, context = e.target or NO_TARGET, e.context or NO_CONTEXT
-    return (
-        e.id,
-        e.tenant,
-        e.occurred_at,
-        e.received_at,
-        e.action,
-        e.type,
-        e.actor.id,
-        e.actor.name,
-        e.actor.email,
-        e.actor.type,
-        e.actor.staff,
-        e.actor.status,
-        target.type,
-        target.id,
-        target.name,
-        target.email,
-        e.source,
-        context.ip,
-        context.user_agent,
-        _json.encode(e.metadata).decode("utf-8"),
-        e.log_index,
-        e.leaf_hash,
-    )
-
-
 # ---- import -----------------------------------------------------------------------------
 
-_EXPORT_ONLY_FIELDS = ("tenant", "received_at", "log_index", "leaf_hash")
+_SERVER_FIELDS = tuple(field.path for field in FIELDS if field.server)
 _line_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -233,7 +134,7 @@ def parse_event_line(line: bytes) -> EventIn:
     """
     try:
         raw = _line_decoder.decode(line)
-        for field in _EXPORT_ONLY_FIELDS:
+        for field in _SERVER_FIELDS:
             raw.pop(field, None)
         return msgspec.convert(raw, EventIn)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -1,18 +1,22 @@
 """The one event model that flows through every layer, plus the small value types around it.
 
+`FIELDS` is the event's shape, written once: the store's columns and row mapping, the public
+document (whose RFC 8785 encoding is the Merkle leaf), the CSV columns and the export rendered
+by the database are all derived from it. Adding a field means: a line in `FIELDS`, the field on
+the structs below, a migration per engine.
+
 Input structs (`EventIn` and its parts) carry the type and length rules as msgspec constraints,
-checked as HTTP ingestion and `trailkeeper import` decode them; msgspec does not check a struct
-built in Python, so the service converts those (`validation.checked_events`). Rules that need
-the clock, a walk over free-form data, or a pattern live in `validation.normalize_event`, which
-every ingested event goes through.
+checked as HTTP ingestion and `trailkeeper import` decode them; `validation.normalize_event`,
+which every ingested event goes through, checks the rest (and the lengths again, for events
+built in Python, which msgspec does not check).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -24,14 +28,21 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 20
 
 # Text may not contain NUL (PostgreSQL cannot store it), and ids, emails and IP addresses have a
-# shape. Those rules are checked in `validation.normalize_event`, not as msgspec patterns here:
-# msgspec runs a pattern through Python's `re` for every string it decodes, ~0.56 us each
-# (three per typical event, half the cost of decoding a batch), where the checks in Python cost
-# ~0.1-0.3 us, and they also hold for events built in Python, which msgspec does not check.
-# The patterns are still published in the OpenAPI schema (`extra` is how Litestar reads them).
+# shape. Those rules are checked in `validation.normalize_event`, not as msgspec patterns here,
+# so that they also hold for events built in Python (which msgspec does not check) and cost
+# decoding nothing (docs/decisions.md). The patterns are still published in the OpenAPI schema
+# (`extra` is how Litestar reads them).
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:~-]*$"
+EVENT_ID_MAX = 128
+EVENT_ID_RULE = "must be letters, digits and . _ : ~ - starting with a letter or digit"
 EMAIL_PATTERN = r"^[^\x00@]+@[^\x00@]+$"
 IP_PATTERN = r"^[0-9A-Fa-f:.]+$"
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
+
+
+def is_event_id(text: str) -> bool:
+    """The one event-id rule: what `EVENT_ID_PATTERN` matches, at most `EVENT_ID_MAX` long."""
+    return len(text) <= EVENT_ID_MAX and _EVENT_ID.fullmatch(text) is not None
 
 
 def _documented(pattern: str, description: str | None = None) -> dict[str, Any]:
@@ -61,15 +72,12 @@ EventId = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
-        max_length=128,
+        max_length=EVENT_ID_MAX,
         extra_json_schema=_documented(
             EVENT_ID_PATTERN,
             "Letters, digits and . _ : ~ - (starting with a letter or digit).",
         ),
     ),
-]
-TenantId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
 ]
 
 
@@ -105,6 +113,10 @@ class Context(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False)
     user_agent: UserAgent | None = None
 
 
+# Whether the action succeeded: "failed logins" are `action:user.login outcome:failure`.
+Outcome = Literal["success", "failure"]
+OUTCOMES: tuple[Outcome, ...] = ("success", "failure")
+
 # All fields empty: what code reads when an event has no target or no context. Stored, such
 # an object is all NULLs, so it reads back as none (store/idempotency.py counts them the same).
 NO_TARGET = Target()
@@ -116,6 +128,7 @@ class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False)
 
     action: ShortText
     actor: Actor
+    outcome: Outcome = "success"
     id: EventId | None = None
     occurred_at: datetime | None = None
     type: ShortText | None = None
@@ -132,13 +145,10 @@ class EventBatchIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Event(msgspec.Struct, frozen=True, gc=False):
-    """A stored event.
+    """An event as stored.
 
     `log_index` is its gap-free position in the tenant's Merkle log and `leaf_hash` the leaf
     recorded there (see ledger.py); `seq` is the store's insertion order, used for paging.
-    `canonical` is set only on an event just appended to the log, and only where it is also
-    msgspec's sorted encoding: the RFC 8785 bytes of its document that the leaf hashed, which
-    its ingest response reuses (`formats.ingest_view`). Never stored; None when read back.
     """
 
     id: str
@@ -147,6 +157,7 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     received_at: datetime
     action: str
     actor: Actor
+    outcome: Outcome = "success"
     type: str | None = None
     target: Target | None = None
     source: str | None = None
@@ -155,7 +166,95 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     log_index: int | None = None
     leaf_hash: bytes | None = None
     seq: int = 0
-    canonical: bytes | None = None
+
+
+class Field(NamedTuple):
+    """One value of the event's public document (see `FIELDS`)."""
+
+    path: str  # where it sits in the document and on `Event`: "actor.id" is event.actor.id
+    column: str  # its column in both engines and in CSV exports
+    kind: str  # text | bool | int | time | json | bytes: how stores and formats convert it
+    filter: bool = False  # an equality filter of listing and export (indexed with occurred_at)
+    server: bool = False  # set by the server, not the client (not part of a replay's content)
+
+
+# The event's shape, in document order. A nested object (actor, target, context) whose values
+# are all null is stored as all-NULL columns and reads back as none.
+FIELDS: tuple[Field, ...] = (
+    Field("id", "id", "text"),
+    Field("tenant", "tenant", "text", server=True),
+    Field("occurred_at", "occurred_at", "time"),
+    Field("received_at", "received_at", "time", server=True),
+    Field("action", "action", "text", filter=True),
+    Field("outcome", "outcome", "text", filter=True),
+    Field("type", "type", "text", filter=True),
+    Field("actor.id", "actor_id", "text", filter=True),
+    Field("actor.name", "actor_name", "text"),
+    Field("actor.email", "actor_email", "text"),
+    Field("actor.type", "actor_type", "text"),
+    Field("actor.staff", "actor_staff", "bool"),
+    Field("actor.status", "actor_status", "text"),
+    Field("target.type", "target_type", "text", filter=True),
+    Field("target.id", "target_id", "text", filter=True),
+    Field("target.name", "target_name", "text"),
+    Field("target.email", "target_email", "text"),
+    Field("source", "source", "text", filter=True),
+    Field("context.ip", "ip", "text"),
+    Field("context.user_agent", "user_agent", "text"),
+    Field("metadata", "metadata", "json"),
+    Field("log_index", "log_index", "int", server=True),
+    Field("leaf_hash", "leaf_hash", "bytes", server=True),
+)
+FILTER_FIELDS = tuple(field for field in FIELDS if field.filter)
+
+
+def _layout() -> list[tuple[str, tuple[Field, ...] | None]]:
+    """`FIELDS` as the Event holds them: (attribute, None) for a value of its own, (attribute,
+    its fields) for a nested object, whose struct must have exactly those fields, in order."""
+    layout: list[tuple[str, tuple[Field, ...] | None]] = []
+    for field in FIELDS:
+        head, _, rest = field.path.partition(".")
+        if not rest:
+            layout.append((head, None))
+        elif not layout or layout[-1][0] != head:
+            layout.append((head, (field,)))
+        else:
+            layout[-1] = (head, (*(layout[-1][1] or ()), field))
+    return layout
+
+
+def _nested_types() -> dict[str, Any]:
+    """The struct of each nested object, from the Event's own annotations."""
+    info = msgspec.inspect.type_info(Event)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {
+        field.name: kind.cls
+        for field in info.fields
+        for kind in (getattr(field.type, "types", None) or (field.type,))
+        if isinstance(kind, msgspec.inspect.StructType)
+    }
+
+
+LAYOUT = _layout()
+NESTED_TYPES = _nested_types()
+for _name, _nested in LAYOUT:  # the table and the structs agree, field for field
+    if _nested is not None:
+        _names = tuple(field.path.split(".")[1] for field in _nested)
+        assert NESTED_TYPES[_name].__struct_fields__ == _names, _name
+
+
+def field_values(event: Event) -> list[Any]:
+    """The event's value for each of `FIELDS`, in order (None inside an absent object)."""
+    values: list[Any] = []
+    for name, nested in LAYOUT:
+        value = getattr(event, name)
+        if nested is None:
+            values.append(value)
+        elif value is None:
+            values += [None] * len(nested)
+        else:
+            values += msgspec.structs.astuple(value)
+    return values
 
 
 class NewEvent(msgspec.Struct, frozen=True, gc=False):
@@ -166,15 +265,15 @@ class NewEvent(msgspec.Struct, frozen=True, gc=False):
     # Whether the client gave occurred_at: a replay that omits it again is the same event,
     # although its receive time (the stand-in for occurred_at) differs (store/idempotency.py).
     occurred_given: bool
-    # Metadata as JSON (validation encodes it to check its size): stored as it is.
-    metadata_json: str | None = None
 
 
 class EventFilter(msgspec.Struct, frozen=True):
-    """Filters for listing and export. All given filters must match (AND). `until` is exclusive."""
+    """Filters for listing and export. All given filters must match (AND). `until` is exclusive.
+    Every other attribute is named after a `FIELDS` column with `filter=True`."""
 
     actor_id: str | None = None
     action: str | None = None
+    outcome: str | None = None  # one of OUTCOMES (validation.check_filters)
     type: str | None = None
     target_type: str | None = None
     target_id: str | None = None
@@ -197,6 +296,10 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
 
     occurred_ms: int
     seq: int
+
+    @classmethod
+    def of(cls, event: Event) -> Position:
+        return cls(to_ms(event.occurred_at), event.seq)
 
 
 class LegalHold(msgspec.Struct, frozen=True):
@@ -272,86 +375,20 @@ def bound_ms(value: datetime) -> datetime:
     return from_ms(min(max(to_ms(value), _FIRST_MS), _LAST_MS))
 
 
-def format_shared_ms(ms: int) -> str:
-    """`format_shared_ts` for milliseconds since the epoch (the stored form)."""
-    global _last_ms
-    last = _last_ms
-    if ms == last[0]:
-        return last[1]
-    text = format_ms(ms)
-    _last_ms = (ms, text)
-    return text
-
-
-# format_ms runs twice per event on every read, export and ingest (the leaf covers both
-# timestamps), so it assembles the text from small tables instead of going through datetime:
-# 0.75 us instead of 3.6 us for from_ms + isoformat. Property-tested against isoformat.
-_last_ms: tuple[int, str] = (0, "1970-01-01T00:00:00.000Z")
-_EPOCH_DATE = EPOCH.date()
-_DAYS: dict[int, str] = {}
-_MAX_CACHED_DAYS = 4096
-_HOURS = tuple(f"T{h:02d}:" for h in range(24))
-_MINUTE_SECONDS = tuple(f"{m:02d}:{s:02d}." for m in range(60) for s in range(60))
-_MILLIS = tuple(f"{f:03d}Z" for f in range(1000))
-
-
 def format_ms(ms: int) -> str:
     """`format_ts` for milliseconds since the epoch (the stored form)."""
-    days, rest = divmod(ms, 86_400_000)
-    day = _DAYS.get(days)
-    if day is None:
-        if len(_DAYS) >= _MAX_CACHED_DAYS:
-            _DAYS.clear()
-        day = _DAYS[days] = (_EPOCH_DATE + timedelta(days=days)).isoformat()
-    hour, rest = divmod(rest, 3_600_000)
-    second, milli = divmod(rest, 1000)
-    return day + _HOURS[hour] + _MINUTE_SECONDS[second] + _MILLIS[milli]
+    return format_ts(from_ms(ms))
 
 
-_EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
-
-
-def _format_datetime(value: datetime) -> str:
-    """`format_ms(to_ms(value))` from a UTC datetime's own fields, once `format_ms` has cached
-    its day: 0.47 us instead of 0.81 (ingest formats every event's occurred_at for its leaf)."""
-    day = _DAYS.get(value.toordinal() - _EPOCH_ORDINAL) if value.tzinfo is UTC else None
-    if day is None:  # another zone, or a day not seen yet
-        return format_ms(to_ms(value))
+def format_ts(value: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    v = value
     return (
-        day
-        + _HOURS[value.hour]
-        + _MINUTE_SECONDS[value.minute * 60 + value.second]
-        + _MILLIS[value.microsecond // 1000]
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+        f".{v.microsecond // 1000:03d}Z"
     )
-
-
-def _keeping_last(doc: str) -> Callable[[datetime], str]:
-    """`format_ms(to_ms(value))` with a one-entry cache by identity, for a value that comes
-    again right away. Each use gets its own: two kinds of value alternating in one cache would
-    replace the entry every time."""
-    last: tuple[datetime, str] = (EPOCH, format_ms(0))
-
-    def formatted(value: datetime) -> str:
-        nonlocal last
-        if value is last[0]:
-            return last[1]
-        text = _format_datetime(value)
-        last = (value, text)
-        return text
-
-    formatted.__doc__ = doc
-    return formatted
-
-
-format_ts = _keeping_last(
-    """RFC 3339 in UTC with milliseconds, e.g. `2022-07-05T22:30:24.662Z`. Ingest formats
-    each occurred_at twice in a row (its leaf, then its row); received_at goes through
-    `format_shared_ts`."""
-)
-format_shared_ts = _keeping_last(
-    """`format_ts` for a value that runs of neighbouring events share: a batch's received_at,
-    formatted once per batch."""
-)
 
 
 def utc_now_ms() -> datetime:

@@ -35,7 +35,7 @@ from trailkeeper.errors import (
     TrailkeeperError,
     Unauthenticated,
 )
-from trailkeeper.formats import EXPORT_FORMATS, Page, csv_chunks, jsonl_chunks
+from trailkeeper.formats import EXPORT_FORMATS, csv_chunks, jsonl_chunks
 from trailkeeper.ledger import (
     Signer,
     consistency_ranges,
@@ -57,14 +57,14 @@ from trailkeeper.model import (
     Tenant,
     bound_ms,
     format_ts,
+    is_event_id,
     utc_now_ms,
 )
 from trailkeeper.store import Store
-from trailkeeper.validation import EventBatch, check_filters, checked_events
+from trailkeeper.validation import check_filters, validate
 from trailkeeper.verifier import EMPTY_ROOT
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:~-]{0,127}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # How stale `last_used_at` may be: each key's use is written at most this often, and the uses
 # of all keys in one transaction, so authenticating is never a write per request.
@@ -166,6 +166,15 @@ def _decode_tenant_cursor(cursor: str) -> str:
     if not (_TENANT_ID.match(after) or after == auth.SYSTEM_TENANT) or len(cursor) > 128:
         raise InvalidCursor("cursor is malformed")
     return after
+
+
+class Page(msgspec.Struct, frozen=True):
+    """One page of events, newest first, with where the neighbouring pages start (None: no
+    such page)."""
+
+    events: list[Event]
+    next: Position | None
+    previous: Position | None
 
 
 class AuditService:
@@ -309,7 +318,7 @@ class AuditService:
         self,
         tenant_id: str,
         name: str,
-        scopes: Iterable[str] = auth.ALL_SCOPES,
+        scopes: Iterable[str] = auth.DEFAULT_SCOPES,
         *,
         expires_at: datetime | None = None,
         by: AdminActor | None = None,
@@ -540,26 +549,13 @@ class AuditService:
 
     # ---- events --------------------------------------------------------------------------
 
-    def ingest(
-        self,
-        tenant: str,
-        events: Sequence[EventIn],
-        *,
-        keep_canonical: bool = False,
-        decoded: bool = False,
-    ) -> list[tuple[Event, bool]]:
-        """Validate and store events all-or-nothing; returns (event, created?) for each.
-        `keep_canonical`: for a caller answering with the events in full (`Store.insert_events`).
-        `decoded`: the events were decoded by msgspec (HTTP, `import`), which checked their
-        types and lengths; events built in Python are checked here first."""
+    def ingest(self, tenant: str, events: Sequence[EventIn]) -> list[tuple[Event, bool]]:
+        """Validate, then store events all-or-nothing; returns (event, created?) for each."""
         if not events:
             raise InvalidInput("no events given")
         if len(events) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} events per batch")
-        if not decoded:
-            events = checked_events(events)
-        batch = EventBatch(tenant, events, self._clock())
-        return self.store.insert_events(tenant, batch, keep_canonical=keep_canonical)
+        return self.store.insert_events(tenant, validate(tenant, events, self._clock()))
 
     def after_bulk_load(self) -> None:
         """Refresh planner statistics, so reads right after a large import use the indexes
@@ -568,7 +564,7 @@ class AuditService:
 
     def get_event(self, tenant: str, event_id: str) -> Event:
         # An id that could never have been stored is simply not found (and never reaches SQL).
-        event = self.store.get_event(tenant, event_id) if _EVENT_ID.match(event_id) else None
+        event = self.store.get_event(tenant, event_id) if is_event_id(event_id) else None
         if event is None:
             raise NotFound(f"no event {event_id!r}")
         return event
@@ -604,20 +600,19 @@ class AuditService:
         position: Position | None,
         direction: Direction,
     ) -> Page:
-        rows = self.store.list_events(tenant, filters, position, direction, limit + 1)
-        more, rows = len(rows) > limit, rows[:limit]
+        events = self.store.list_events(tenant, filters, position, direction, limit + 1)
+        more, events = len(events) > limit, events[:limit]
+        first = Position.of(events[0]) if events else None
+        last = Position.of(events[-1]) if events else None
         if direction is Direction.NEWER:
-            rows.reverse()
+            events.reverse()
+            first, last = last, first
             # Coming back from an older page: there is always a next page (where we came from).
-            return Page(
-                events=[view for _, view in rows],
-                next=rows[-1][0] if rows else position,
-                previous=rows[0][0] if more and rows else None,
-            )
+            return Page(events=events, next=last or position, previous=first if more else None)
         return Page(
-            events=[view for _, view in rows],
-            next=rows[-1][0] if more else None,
-            previous=rows[0][0] if position is not None and rows else None,
+            events=events,
+            next=last if more else None,
+            previous=first if position is not None else None,
         )
 
     # ---- tamper evidence ----------------------------------------------------------------

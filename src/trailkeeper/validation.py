@@ -1,6 +1,7 @@
-"""The rules msgspec types cannot express, checked for every event and filter on the way in.
+"""Every rule an event must meet before it is stored, checked for every event and filter on
+the way in, whichever way it came (HTTP, `import`, the Python API).
 
-Pure functions over the model; the service applies them (and hands stores an `EventBatch`).
+Pure functions over the model; the service applies them before it calls the store.
 """
 
 from __future__ import annotations
@@ -8,10 +9,9 @@ from __future__ import annotations
 import math
 import re
 import socket
-import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, overload
+from typing import Any
 
 import msgspec
 import uuid_utils
@@ -19,32 +19,42 @@ import uuid_utils
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import (
     EPOCH,
+    EVENT_ID_RULE,
+    FILTER_FIELDS,
     MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
     NO_CONTEXT,
     NO_TARGET,
+    OUTCOMES,
     Event,
     EventFilter,
     EventIn,
     NewEvent,
+    is_event_id,
 )
 
 MAX_FUTURE_SKEW = timedelta(days=1)
 MAX_SAFE_INTEGER = 2**53 - 1
 _LONG_NUMBER = re.compile(rb"[0-9]{16}")
 _NOT_DIGITS = bytes(byte for byte in range(256) if not ord("0") <= byte <= ord("9"))
-_TEXT_FILTERS = ("actor_id", "action", "type", "target_type", "target_id", "source")
 _encoder = msgspec.json.Encoder()
+
+__all__ = ["check_filters", "is_email", "is_event_id", "is_ip", "normalize_event", "validate"]
 
 
 def check_filters(filters: EventFilter) -> None:
-    for field in _TEXT_FILTERS:
+    for field in (f.column for f in FILTER_FIELDS):
         value = getattr(filters, field)
         if value is not None and ("\x00" in value or not 1 <= len(value) <= 256):
             raise InvalidInput(
                 f"{field} must be 1-256 characters without NUL",
                 details=[{"field": field, "message": "1-256 characters, no NUL"}],
             )
+    if filters.outcome is not None and filters.outcome not in OUTCOMES:
+        raise InvalidInput(
+            f"outcome must be one of {', '.join(OUTCOMES)}",
+            details=[{"field": "outcome", "message": "unknown outcome"}],
+        )
     for field in ("since", "until"):
         value = getattr(filters, field)
         if value is not None and value.tzinfo is None:
@@ -61,79 +71,92 @@ def event_place(n: int, count: int) -> str:
     return f"events[{n}]" if count > 1 else ""
 
 
-class EventBatch(Sequence[NewEvent]):
-    """A batch's events, each checked and normalized when first read.
-
-    PostgreSQL reads them as it writes, so this work overlaps the server's work on the rows
-    already sent instead of preceding it; an invalid event still fails the whole batch, as its
-    error is raised inside the write transaction, which then stores nothing. SQLite reads them
-    all before it queues for the write lock (the work then overlaps other batches' writes).
-    """
-
-    def __init__(self, tenant: str, events: Sequence[EventIn], received: datetime) -> None:
-        self._tenant, self._events, self._received = tenant, events, received
-        self._normalized: list[NewEvent] = []
-
-    def __len__(self) -> int:
-        return len(self._events)
-
-    def _item(self, n: int) -> NewEvent:
-        done = self._normalized
-        while len(done) <= n:
-            at = len(done)
-            place = event_place(at, len(self._events))
-            where = f"{place}." if place else ""
-            try:
-                event = normalize_event(self._tenant, self._events[at], self._received, where)
-            except InvalidInput as exc:
-                exc.event_index = at
-                raise
-            done.append(event)
-        return done[n]
-
-    @overload
-    def __getitem__(self, index: int) -> NewEvent: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[NewEvent]: ...
-    def __getitem__(self, index: int | slice) -> NewEvent | list[NewEvent]:
-        if isinstance(index, slice):
-            return [self._item(n) for n in range(*index.indices(len(self)))]
-        if not -len(self) <= index < len(self):
-            raise IndexError(index)
-        return self._item(index % len(self))
-
-    def __iter__(self) -> Iterator[NewEvent]:
-        for n in range(len(self._events)):
-            yield self._item(n)
-
-
-def checked_events(events: Sequence[EventIn]) -> list[EventIn]:
-    """Events built in Python, checked as decoding checks a request's JSON (types, lengths).
-
-    msgspec checks a struct's constraints only when it decodes or converts, never when the
-    struct is built, so callers of the Python API could otherwise store an `action` of 5 or
-    of 10,000 characters. ~3.7 us an event; HTTP and `import` decode, and skip it.
-    """
+def validate(tenant: str, events: Sequence[EventIn], received: datetime) -> list[NewEvent]:
+    """Every event checked and normalized, or InvalidInput naming the first that is not."""
     checked = []
     for n, given in enumerate(events):
+        place = event_place(n, len(events))
         try:
-            checked.append(msgspec.convert(msgspec.to_builtins(given), EventIn))
-        except (msgspec.ValidationError, TypeError) as exc:
-            refused = InvalidInput.from_msgspec(
-                str(exc), event_place(n, len(events)), whole="event"
-            )
-            refused.event_index = n
-            raise refused from None
+            checked.append(normalize_event(tenant, given, received, f"{place}." if place else ""))
+        except InvalidInput as exc:
+            exc.event_index = n
+            raise
     return checked
+
+
+# ---- the constraints of EventIn's types, for events built in Python --------------------------
+# msgspec checks them as it decodes JSON, never when a struct is built in Python; read from
+# the types, they are checked once more here for every event, whichever way it came.
+
+
+def _scalar(kind: Any) -> Any:
+    """The constraint type of a field: its metadata unwrapped, `X | None` as X."""
+    if isinstance(kind, msgspec.inspect.UnionType):
+        [kind] = [t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)]
+    return kind.type if isinstance(kind, msgspec.inspect.Metadata) else kind
+
+
+def _rules(struct: type[msgspec.Struct], prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(attribute path, field name for errors, constraint) of every text and choice field."""
+    rules: list[tuple[str, str, Any]] = []
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        kind = _scalar(field.type)
+        if isinstance(kind, msgspec.inspect.StructType):
+            rules += _rules(kind.cls, f"{prefix}{field.name}.")
+        elif isinstance(kind, msgspec.inspect.StrType | msgspec.inspect.LiteralType):
+            rules.append((field.name, f"{prefix}{field.name}", kind))
+    return rules
+
+
+def _field_rules() -> list[tuple[str | None, list[tuple[str, str, Any]]]]:
+    """The rules grouped by the nested object they are on (None: the event itself)."""
+    groups: dict[str | None, list[tuple[str, str, Any]]] = {}
+    for name, path, kind in _rules(EventIn):
+        head, _, rest = path.rpartition(".")
+        groups.setdefault(head or None, []).append((rest or name, path, kind))
+    return list(groups.items())
+
+
+_FIELD_RULES = _field_rules()
+# The fields an event takes from its input unchanged.
+_AS_GIVEN = tuple(
+    name
+    for name in EventIn.__struct_fields__
+    if name in Event.__struct_fields__ and name not in ("id", "occurred_at", "target", "context")
+)
+
+
+def _check_fields(given: EventIn, where: str) -> None:
+    """Types, lengths, choices and no NUL, for every text field."""
+    for group, rules in _FIELD_RULES:
+        obj = given if group is None else getattr(given, group)
+        if obj is None:
+            continue
+        for name, path, kind in rules:
+            value = getattr(obj, name)
+            if value is None:
+                continue
+            if isinstance(kind, msgspec.inspect.LiteralType):
+                if value not in kind.values:
+                    choices = ", ".join(map(str, kind.values))
+                    raise _field_error(f"{where}{path}", f"must be one of {choices}")
+                continue
+            if not isinstance(value, str):
+                raise _field_error(f"{where}{path}", "must be a string")
+            if "\x00" in value:
+                raise _field_error(f"{where}{path}", "must not contain NUL characters")
+            low, high = kind.min_length or 0, kind.max_length
+            if len(value) < low or (high is not None and len(value) > high):
+                raise _field_error(f"{where}{path}", f"must be {low}-{high} characters long")
 
 
 def normalize_event(tenant: str, given: EventIn, received: datetime, where: str = "") -> NewEvent:
     """Apply the rules msgspec types cannot express."""
     occurred = _occurred_at(given.occurred_at, received, where)
-    nul_field = _field_with_nul(given)
-    if nul_field is not None:
-        raise _field_error(f"{where}{nul_field}", "must not contain NUL characters")
-    metadata_json = _check_metadata(given.metadata, where)
+    _check_fields(given, where)
+    _check_metadata(given.metadata, where)
     if given.context is not None and given.context.ip is not None and not is_ip(given.context.ip):
         raise _field_error(f"{where}context.ip", "not an IPv4 or IPv6 address")
     if given.id is not None and not is_event_id(given.id):
@@ -148,61 +171,13 @@ def normalize_event(tenant: str, given: EventIn, received: datetime, where: str 
         tenant=tenant,
         occurred_at=occurred,
         received_at=received,
-        action=given.action,
-        actor=given.actor,
-        type=given.type,
         # All-empty objects are stored as none (their columns all NULL), so they are none
         # from here on: in the leaf, the answer and every read alike.
         target=None if given.target == NO_TARGET else given.target,
-        source=given.source,
         context=None if given.context == NO_CONTEXT else given.context,
-        metadata=given.metadata,
+        **{name: getattr(given, name) for name in _AS_GIVEN},
     )
-    return NewEvent(
-        event=event,
-        client_id=client_id,
-        occurred_given=given.occurred_at is not None,
-        metadata_json=metadata_json,
-    )
-
-
-def _field_with_nul(given: EventIn) -> str | None:
-    """The first text field holding a NUL character, if any (metadata is checked apart)."""
-    actor, target = given.actor, given.target or NO_TARGET
-    context = given.context or NO_CONTEXT
-    # One search over all of them first (None formats as "None"): ~0.3 us, against ~1 us for
-    # the loop below, which then runs only to name the field.
-    if "\x00" not in (
-        f"{given.action}{given.type}{given.source}{actor.id}{actor.name}{actor.type}"
-        f"{actor.status}{target.type}{target.id}{target.name}{context.user_agent}"
-    ):
-        return None
-    for field, value in (
-        ("action", given.action),
-        ("type", given.type),
-        ("source", given.source),
-        ("actor.id", actor.id),
-        ("actor.name", actor.name),
-        ("actor.type", actor.type),
-        ("actor.status", actor.status),
-        ("target.type", target.type),
-        ("target.id", target.id),
-        ("target.name", target.name),
-        ("context.user_agent", context.user_agent),
-    ):
-        if value is not None and "\x00" in value:
-            return field
-    return None
-
-
-EVENT_ID_RULE = "must be letters, digits and . _ : ~ - starting with a letter or digit"
-_EVENT_ID_CHARS = string.ascii_letters + string.digits + "._:~-"
-
-
-def is_event_id(text: str) -> bool:
-    """Whether all of `text` matches `model.EVENT_ID_PATTERN` (property-tested against it):
-    ~0.2 us in C string methods, against ~0.56 us for msgspec's pattern check."""
-    return text.isascii() and text[:1].isalnum() and not text.strip(_EVENT_ID_CHARS)
+    return NewEvent(event=event, client_id=client_id, occurred_given=given.occurred_at is not None)
 
 
 def is_email(text: str) -> bool:
@@ -222,7 +197,7 @@ def _field_with_bad_email(given: EventIn) -> str | None:
 
 def is_ip(text: str) -> bool:
     """An IPv4 (dotted quad) or IPv6 address, as `ipaddress.ip_address` accepts it without a
-    scope id; through the C library, 20x faster (property-tested against ipaddress)."""
+    scope id (property-tested against ipaddress)."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, text)
@@ -253,9 +228,14 @@ def _occurred_at(value: datetime | None, received: datetime, where: str) -> date
     return value
 
 
-def _check_metadata(metadata: dict[str, Any], where: str) -> str:
-    """Raise for metadata breaking a rule; returns it as JSON."""
-    encoded = _encoder.encode(metadata)
+def _check_metadata(metadata: dict[str, Any], where: str) -> None:
+    """Raise for metadata breaking a rule."""
+    if not isinstance(metadata, dict):
+        raise _field_error(f"{where}metadata", "must be an object")
+    try:
+        encoded = _encoder.encode(metadata)
+    except (TypeError, msgspec.EncodeError):
+        raise _field_error(f"{where}metadata", "must hold JSON values only") from None
     if len(encoded) > MAX_METADATA_BYTES:
         raise _field_error(
             f"{where}metadata",
@@ -265,7 +245,6 @@ def _check_metadata(metadata: dict[str, Any], where: str) -> str:
     # run of 16 digits and no null (what msgspec writes for NaN and infinity, which only
     # callers of the Python API can pass), no rule can be broken, so the walk is skipped.
     brackets = encoded.count(b"{") + encoded.count(b"[")
-    # Regexes cost ~1 us each here; counting digits first (in C) mostly spares them.
     digits = len(encoded.translate(None, _NOT_DIGITS))
     if (
         b"\\u0000" in encoded
@@ -276,7 +255,6 @@ def _check_metadata(metadata: dict[str, Any], where: str) -> str:
         problem = _metadata_problem(metadata, 1)
         if problem:
             raise _field_error(f"{where}metadata", problem)
-    return encoded.decode("utf-8")
 
 
 def _metadata_problem(value: Any, depth: int) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -317,3 +319,52 @@ def test_forged_and_malformed_cursors_are_400(
         response = client.get("/v1/events", params={"cursor": bad, "limit": 2}, headers=acme)
         assert response.status_code == 400, (bad, response.text)
         assert_error(response, 400)
+
+
+def test_outcome_is_stored_returned_filtered_exported_and_in_the_leaf(
+    client: TestClient[Any], acme: dict[str, str]
+) -> None:
+    """`outcome` (default success) goes everywhere the event does: the answer, reads, the
+    `outcome=` filter of listing and export, both export formats and the leaf a customer
+    recomputes from the exported line."""
+    from trailkeeper.verifier import event_leaf_hash
+
+    failed = {**event_payload(1), "action": "user.login", "outcome": "failure"}
+    made = client.post(
+        "/v1/events/batch", json={"events": [event_payload(0), failed]}, headers=acme
+    )
+    assert made.status_code == 201, made.text
+    assert [e["outcome"] for e in made.json()["items"]] == ["success", "failure"]
+    assert client.get("/v1/events/evt-00001", headers=acme).json()["outcome"] == "failure"
+    page = client.get("/v1/events", params={"outcome": "failure"}, headers=acme).json()
+    assert [e["id"] for e in page["items"]] == ["evt-00001"]
+    lines = client.get("/v1/export", params={"outcome": "failure"}, headers=acme).text
+    [line] = [json.loads(text) for text in lines.splitlines()]
+    assert line["outcome"] == "failure"
+    assert base64.b64decode(line["leaf_hash"]) == event_leaf_hash(line)
+    flipped = {**line, "outcome": "success"}  # the outcome is covered by the leaf
+    assert base64.b64decode(line["leaf_hash"]) != event_leaf_hash(flipped)
+    csv_text = client.get("/v1/export", params={"format": "csv"}, headers=acme).text
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert {row["id"]: row["outcome"] for row in rows} == {
+        "evt-00000": "success",
+        "evt-00001": "failure",
+    }
+    # A replay must say the same outcome: another one is other content.
+    assert (
+        client.post("/v1/events", json={**failed, "outcome": "success"}, headers=acme).status_code
+        == 409
+    )
+
+
+@pytest.mark.parametrize("where", ["body", "filter"])
+def test_an_unknown_outcome_is_a_400(
+    client: TestClient[Any], acme: dict[str, str], where: str
+) -> None:
+    if where == "body":
+        answer = client.post(
+            "/v1/events", json={**event_payload(1), "outcome": "maybe"}, headers=acme
+        )
+    else:
+        answer = client.get("/v1/events", params={"outcome": "maybe"}, headers=acme)
+    assert_error(answer, 400)

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from tests.factories import event_payload
 from tests.helpers import tamper
 from trailkeeper import verifier
+from trailkeeper.api.native import to_view
 from trailkeeper.errors import Conflict, InvalidInput
-from trailkeeper.formats import EventView, to_view
-from trailkeeper.model import EventFilter, EventIn
+from trailkeeper.model import FIELDS, Event, EventFilter, EventIn
 from trailkeeper.service import AuditService
 from trailkeeper.store import Store, open_store
 
@@ -33,9 +33,9 @@ def ingest(service: AuditService, start: int, count: int, tenant: str = "acme") 
     service.ingest(tenant, events)
 
 
-def stored_leaf(view: EventView) -> bytes:
-    assert view.leaf_hash is not None
-    return base64.b64decode(view.leaf_hash)
+def stored_leaf(event: Event) -> bytes:
+    assert event.leaf_hash is not None
+    return event.leaf_hash
 
 
 def export_lines(service: AuditService, tenant: str = "acme") -> Iterator[bytes]:
@@ -67,7 +67,7 @@ def test_indexes_are_gap_free_under_concurrent_writers(store: Store, service: Au
     events = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
     assert [e.log_index for e in events] == list(range(4 * 6 * 7))
     leaves = [stored_leaf(e) for e in events]
-    assert leaves == [verifier.event_leaf_hash(msgspec.to_builtins(e)) for e in events]
+    assert leaves == [verifier.event_leaf_hash(msgspec.to_builtins(to_view(e))) for e in events]
     head = store.ledger_head("acme")
     assert head is not None
     assert head == (len(events), verifier.root_hash(leaves))
@@ -140,7 +140,7 @@ def test_batches_that_share_a_commit_stand_or_fall_alone(
         f"evt-{n:05d}" for n in [*range(4), *range(10, 13), *range(20, 25), 30, 40, 41]
     )
     assert [e.log_index for e in events] == list(range(len(events)))
-    leaves = [verifier.event_leaf_hash(msgspec.to_builtins(e)) for e in events]
+    leaves = [verifier.event_leaf_hash(msgspec.to_builtins(to_view(e))) for e in events]
     assert store.ledger_head("acme") == (len(events), verifier.root_hash(leaves))
     assert verify(service, service.checkpoint("acme").note).ok
 
@@ -167,7 +167,7 @@ def test_writers_in_other_processes_and_failed_batches_keep_the_log_whole(
         other.close()
     events = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
     assert [e.log_index for e in events] == list(range(9 + 5 + 6 + 3 + 2))
-    leaves = [verifier.event_leaf_hash(msgspec.to_builtins(e)) for e in events]
+    leaves = [verifier.event_leaf_hash(msgspec.to_builtins(to_view(e))) for e in events]
     assert store.ledger_head("acme") == (len(events), verifier.root_hash(leaves))
     assert verify(service, service.checkpoint("acme").note).ok
 
@@ -368,19 +368,15 @@ def test_forged_row_inserted_in_the_middle_is_detected(
     logged: tuple,  # type: ignore[type-arg]
 ) -> None:
     service, note = logged
-    columns = (
-        "tenant, id, occurred_at, received_at, action, type, actor_id, actor_name, actor_email, "
-        "actor_type, actor_staff, actor_status, target_type, target_id, target_name, "
-        "target_email, source, ip, user_agent, metadata, leaf_hash, request_hash"
-    )
+    copied = [field.column for field in FIELDS if field.column != "log_index"]
+    forged = {"id": "'forged'", "action": "'granted admin'"}
+    columns = ", ".join(copied)
+    values = ", ".join(forged.get(column, column) for column in copied)
     tamper(
         database_url,
         "UPDATE events SET log_index = -log_index - 1 WHERE tenant = 'acme' AND log_index >= 10",
         "UPDATE events SET log_index = -log_index WHERE tenant = 'acme' AND log_index < 0",
-        f"INSERT INTO events (seq, {columns}, log_index) SELECT 999999, "
-        + columns.replace("id, occurred_at", "'forged', occurred_at").replace(
-            "action,", "'granted admin',"
-        )
+        f"INSERT INTO events (seq, {columns}, log_index) SELECT 999999, {values}"
         + ", 10 FROM events WHERE tenant = 'acme' AND log_index = 9",
     )
     report = verify(service, note)

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -15,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import event_payload
+from trailkeeper.api.native import EventView, to_view
 from trailkeeper.errors import Conflict, InvalidInput
-from trailkeeper.formats import to_view
+from trailkeeper.formats import event_document
 from trailkeeper.ledger import canonical_event
 from trailkeeper.model import (
     MAX_BATCH,
@@ -28,6 +30,7 @@ from trailkeeper.model import (
     EventFilter,
     EventIn,
     KeyPair,
+    Position,
     Tenant,
     format_ms,
     from_ms,
@@ -44,12 +47,15 @@ NOW = datetime(2024, 6, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
 
 def as_stored(event: Event) -> Event:
-    """An event just ingested as it reads back: `canonical` is not stored, and where it was
-    kept it must be exactly the RFC 8785 bytes its leaf covers."""
-    if event.canonical is not None:
-        assert event.canonical == canonical_event(event)
-        assert event.leaf_hash == leaf_hash(event.canonical)
-    return msgspec.structs.replace(event, canonical=None)
+    """An event just ingested as it reads back: the same, with a leaf over its RFC 8785 bytes."""
+    if event.leaf_hash is not None:
+        assert event.leaf_hash == leaf_hash(canonical_event(event))
+    return event
+
+
+def listing(store: Store, *args: Any) -> list[tuple[Position, EventView]]:
+    """`Store.list_events` with each event's keyset position and native view."""
+    return [(Position.of(event), to_view(event)) for event in store.list_events(*args)]
 
 
 def event_in(n: int, rng: random.Random | None = None, **overrides: object) -> EventIn:
@@ -80,9 +86,8 @@ def test_round_trip_keeps_every_field(store: Store, service: AuditService) -> No
         "metadata": {"role": {"from": "viewer", "to": "admin"}, "n": 1.5, "list": [1, None]},
     }
     given = msgspec.convert(payload, EventIn)
-    [(stored, created)] = service.ingest("acme", [given], keep_canonical=True)
+    [(stored, created)] = service.ingest("acme", [given])
     assert created
-    assert stored.canonical is not None  # its metadata's only float (1.5) is plain
     fetched = store.get_event("acme", "evt-full")
     assert fetched == as_stored(stored)
     assert fetched is not None
@@ -93,19 +98,6 @@ def test_round_trip_keeps_every_field(store: Store, service: AuditService) -> No
     assert fetched.context.ip == "2001:db8::1"
 
 
-def test_documents_are_kept_only_when_asked_for(service: AuditService) -> None:
-    """`import` and `Prefer: return=minimal` answer without the events' JSON: their batches
-    keep no document bytes (~0.5 us an event); a full answer's batch keeps every one the
-    leaf could share, the RFC 8785 bytes of each."""
-    plain = service.ingest("acme", [event_in(n) for n in range(3)])
-    assert [event.canonical for event, _ in plain] == [None] * 3
-    kept = service.ingest("acme", [event_in(n) for n in range(3, 6)], keep_canonical=True)
-    assert all(event.canonical is not None for event, _ in kept)
-    assert [as_stored(event) for event, _ in kept] == [
-        msgspec.structs.replace(event, canonical=None) for event, _ in kept
-    ]
-
-
 @pytest.mark.parametrize(
     ("bad", "field"),
     [
@@ -113,21 +105,20 @@ def test_documents_are_kept_only_when_asked_for(service: AuditService) -> None:
         (EventIn(action="a" * 257, actor=Actor(id="u")), "events[1].action"),
         (EventIn(action="a", actor=Actor(id="")), "events[1].actor.id"),
         (EventIn(action="a", actor=Actor(id="u"), id="x" * 129), "events[1].id"),
-        (EventIn(action="a", actor=Actor(id="u"), metadata={"x": object()}), "events[1]"),
+        (EventIn(action="a", actor=Actor(id="u"), metadata={"x": object()}), "events[1].metadata"),
+        (EventIn(action="a", actor=Actor(id="u", name="\x00")), "events[1].actor.name"),
     ],
 )
 def test_events_built_in_python_are_checked_as_decoding_checks_json(
     store: Store, service: AuditService, bad: EventIn, field: str
 ) -> None:
-    """msgspec checks types and lengths only when it decodes: the service checks events that
-    did not come from decoding (the Python API) the same way, and stores none of the batch."""
+    """msgspec checks types and lengths only when it decodes: the service checks every event
+    the same way before it stores any (the Python API builds them without decoding), and
+    stores none of the batch."""
     with pytest.raises(InvalidInput) as refused:
         service.ingest("acme", [event_in(1), bad])
     assert refused.value.details[0]["field"] == field
     assert list(store.iter_events("acme", EventFilter())) == []
-    # HTTP and `import` decode (decoded=True), so their events are not converted again.
-    [(stored, _)] = service.ingest("acme", [event_in(2)], decoded=True)
-    assert stored.id == "evt-00002"
 
 
 def test_same_id_same_content_is_not_stored_twice(store: Store, service: AuditService) -> None:
@@ -188,7 +179,7 @@ def test_a_full_batch_is_stored_whole_and_in_order(store: Store, service: AuditS
     stored = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
     assert [e.id for e in stored] == ["evt-05000"] + [f"evt-{n:05d}" for n in range(MAX_BATCH - 1)]
     assert [e.log_index for e in stored] == list(range(MAX_BATCH))
-    assert stored[1:] == [to_view(event) for event, _ in results[:-1]]
+    assert stored[1:] == [event for event, _ in results[:-1]]
 
 
 def test_a_reused_id_is_a_replay_exactly_when_it_describes_the_same_event(store: Store) -> None:
@@ -375,14 +366,14 @@ def test_keyset_pages_in_both_directions_without_gap_or_duplicate(
     store: Store, service: AuditService
 ) -> None:
     seed(service, "acme", 57)
-    everything = store.list_events("acme", EventFilter(), None, Direction.OLDER, 1000)
+    everything = listing(store, "acme", EventFilter(), None, Direction.OLDER, 1000)
     keys = [(position.occurred_ms, position.seq) for position, _ in everything]
     assert keys == sorted(keys, reverse=True), "newest first, ties broken by seq"
     assert [format_ms(ms) for ms, _ in keys] == [view.occurred_at for _, view in everything]
 
     pages, position = [], None
     while True:
-        rows = store.list_events("acme", EventFilter(), position, Direction.OLDER, 10)
+        rows = listing(store, "acme", EventFilter(), position, Direction.OLDER, 10)
         if not rows:
             break
         pages.append(rows)
@@ -390,14 +381,14 @@ def test_keyset_pages_in_both_directions_without_gap_or_duplicate(
     assert [v.id for page in pages for _, v in page] == [v.id for _, v in everything]
 
     # Walk back from the oldest event towards the newest.
-    back = store.list_events("acme", EventFilter(), position, Direction.NEWER, 1000)
+    back = listing(store, "acme", EventFilter(), position, Direction.NEWER, 1000)
     assert [v.id for _, v in reversed(back)] == [v.id for _, v in everything[:-1]]
 
 
 def test_iter_events_is_oldest_first_across_chunks(store: Store, service: AuditService) -> None:
     seed(service, "acme", 25)
-    events = list(store.iter_events("acme", EventFilter(), chunk=4))
-    newest_first = store.list_events("acme", EventFilter(), None, Direction.OLDER, 1000)
+    events = [to_view(e) for e in store.iter_events("acme", EventFilter(), chunk=4)]
+    newest_first = listing(store, "acme", EventFilter(), None, Direction.OLDER, 1000)
     assert len(events) == 25
     assert events == [view for _, view in reversed(newest_first)]
 
@@ -420,25 +411,25 @@ def test_event_reads_keep_every_millisecond_around_the_engines_epochs(
     service.ingest(
         "acme", [event_in(n, occurred_at=at) for n, at in enumerate(reversed(EDGE_TIMES))]
     )
-    newest_first = store.list_events("acme", EventFilter(), None, Direction.OLDER, 100)
+    newest_first = listing(store, "acme", EventFilter(), None, Direction.OLDER, 100)
     assert [view.occurred_at for _, view in newest_first] == EDGE_TIMES[::-1]
     assert [format_ms(position.occurred_ms) for position, _ in newest_first] == EDGE_TIMES[::-1]
 
     walked, position = [], None
-    while rows := store.list_events("acme", EventFilter(), position, Direction.OLDER, 1):
+    while rows := listing(store, "acme", EventFilter(), position, Direction.OLDER, 1):
         walked.append(rows[0][1].occurred_at)
         position = rows[0][0]
     assert walked == EDGE_TIMES[::-1]
 
-    assert [view.occurred_at for view in store.iter_events("acme", EventFilter(), chunk=2)] == (
+    assert [to_view(e).occurred_at for e in store.iter_events("acme", EventFilter(), chunk=2)] == (
         EDGE_TIMES
     )
     lines = store.iter_event_json("acme", EventFilter(), chunk=2)
     assert [msgspec.json.decode(line)["occurred_at"] for line in lines] == EDGE_TIMES
     since = EventFilter(since=datetime(2000, 1, 1, tzinfo=UTC))
-    assert [
-        v.occurred_at for _, v in store.list_events("acme", since, None, Direction.OLDER, 9)
-    ] == (EDGE_TIMES[:2:-1])
+    assert [v.occurred_at for _, v in listing(store, "acme", since, None, Direction.OLDER, 9)] == (
+        EDGE_TIMES[:2:-1]
+    )
 
 
 def test_concurrent_writers_lose_nothing(store: Store, service: AuditService) -> None:
@@ -461,7 +452,7 @@ def test_concurrent_writers_lose_nothing(store: Store, service: AuditService) ->
     for thread in threads:
         thread.join()
     assert errors == []
-    rows = store.list_events("acme", EventFilter(), None, Direction.OLDER, 1000)
+    rows = listing(store, "acme", EventFilter(), None, Direction.OLDER, 1000)
     assert len(rows) == 200
     assert len({view.id for _, view in rows}) == 200
     assert len({position.seq for position, _ in rows}) == 200
@@ -508,7 +499,7 @@ def test_awkward_text_round_trips_in_every_column(
         context={"user_agent": text},
         metadata={text: text},
     )
-    [(stored, _)] = service.ingest("acme", [msgspec.convert(payload, EventIn)], keep_canonical=True)
+    [(stored, _)] = service.ingest("acme", [msgspec.convert(payload, EventIn)])
     fetched = store.get_event("acme", stored.id)
     assert fetched == as_stored(stored)
     assert fetched is not None
@@ -574,7 +565,10 @@ def test_database_rendered_json_is_exactly_the_view(store: Store, service: Audit
     assert len(views) == len(documents) == 40
     sorted_json = msgspec.json.Encoder(order="sorted")  # compares types too: 0 is not false
     for view, document in zip(views, documents, strict=True):
-        assert sorted_json.encode(msgspec.json.decode(document)) == sorted_json.encode(view)
+        assert sorted_json.encode(msgspec.json.decode(document)) == sorted_json.encode(
+            to_view(view)
+        )
+        assert msgspec.json.decode(document) == event_document(view)
 
 
 def test_rendered_json_of_events_outside_the_log(database_url: str) -> None:
@@ -589,7 +583,7 @@ def test_rendered_json_of_events_outside_the_log(database_url: str) -> None:
     finally:
         plain.close()
     assert [(d["log_index"], d["leaf_hash"]) for d in documents] == [(None, None)] * 5
-    assert documents == [msgspec.to_builtins(view) for view in views]
+    assert documents == [msgspec.to_builtins(to_view(view)) for view in views]
 
 
 def test_sqlite_timestamp_rendering_is_exact_over_the_whole_range() -> None:

@@ -298,7 +298,7 @@ def update_tenant(
 def create_key(
     request: Request[Any, Any, Any], tenant_id: FromPath[str], data: JSONBody[KeyIn]
 ) -> KeyCreated:
-    default = (auth.SCOPE_ADMIN,) if tenant_id == auth.SYSTEM_TENANT else auth.ALL_SCOPES
+    default = (auth.SCOPE_ADMIN,) if tenant_id == auth.SYSTEM_TENANT else auth.DEFAULT_SCOPES
     key, token = service_of(request).create_key(
         tenant_id,
         data.name,

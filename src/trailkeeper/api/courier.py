@@ -18,8 +18,7 @@ from trailkeeper.api import examples
 from trailkeeper.api.errors import handler
 from trailkeeper.api.reference import Dialect, documented
 from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
-from trailkeeper.formats import EventView, to_view
-from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventFilter
+from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventFilter, format_ts
 
 DIALECT = "courier"
 _NO_FILTERS = EventFilter()
@@ -63,7 +62,7 @@ class CourierError(msgspec.Struct, frozen=True):
     type: str
 
 
-def to_courier(event: EventView) -> CourierAuditEvent:
+def to_courier(event: Event) -> CourierAuditEvent:
     target = event.target
     return CourierAuditEvent(
         audit_event_id=event.id,
@@ -72,7 +71,7 @@ def to_courier(event: EventView) -> CourierAuditEvent:
             id=target.id if target else None, email=target.email if target else None
         ),
         source=event.source or "",
-        timestamp=event.occurred_at,
+        timestamp=format_ts(event.occurred_at),
         type=event.type or event.action,
     )
 
@@ -89,7 +88,7 @@ def render_courier(
 
 
 COURIER = Dialect(CourierError, render_courier)
-_EVENT_EXAMPLE = msgspec.to_builtins(to_courier(examples.EVENT_VIEW))
+_EVENT_EXAMPLE = msgspec.to_builtins(to_courier(examples.EXAMPLE_EVENT))
 _PAGE_EXAMPLE = {"paging": {"cursor": examples.CURSOR, "more": True}, "results": [_EVENT_EXAMPLE]}
 
 
@@ -135,7 +134,7 @@ def get_audit_event(
     request: Request[Any, Any, Any], audit_event_id: FromPath[str]
 ) -> CourierAuditEvent:
     who = caller(request)
-    return to_courier(to_view(service_of(request).get_event(who.tenant, audit_event_id)))
+    return to_courier(service_of(request).get_event(who.tenant, audit_event_id))
 
 
 courier_router = Router(

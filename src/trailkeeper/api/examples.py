@@ -6,11 +6,16 @@ exactly what that dialect would send; tests check every example against its sche
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from trailkeeper.formats import EventView
+from trailkeeper.formats import csv_chunks, event_document
+from trailkeeper.ledger import canonical_event
+from trailkeeper.model import Event, EventIn
+from trailkeeper.validation import normalize_event
+from trailkeeper.verifier import leaf_hash
 
 EVENT_IN: dict[str, Any] = {
     "id": "evt_2024_0001",
@@ -25,40 +30,19 @@ EVENT_IN: dict[str, Any] = {
 }
 MINIMAL_EVENT_IN: dict[str, Any] = {"action": "user.login", "actor": {"id": "user_42"}}
 
-EVENT: dict[str, Any] = {
-    "id": "evt_2024_0001",
-    "tenant": "acme",
-    "occurred_at": "2024-05-01T10:00:00.000Z",
-    "received_at": "2024-05-01T10:00:00.184Z",
-    "action": "invoice.paid",
-    "type": "billing",
-    "actor": {
-        "id": "user_42",
-        "name": "Ada Lovelace",
-        "email": "ada@example.com",
-        "type": "user",
-        "staff": None,
-        "status": None,
-    },
-    "target": {"type": "invoice", "id": "inv_1001", "name": "Invoice 1001", "email": None},
-    "source": "billing-service",
-    "context": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0"},
-    "metadata": {"amount": 4200, "currency": "EUR"},
-    "log_index": 0,
-    "leaf_hash": "UZshiV2Rx8x8Ngfl6WpcXYEjPTULMVKhUXlPiq9KMcI=",
-}
-EVENT_VIEW = msgspec.convert(EVENT, EventView)
-CURSOR = "lAEAzwAAAY8zmMEAA5dIlG2V7AcknNe8ciEU86A"
 
-CSV = (
-    "id,tenant,occurred_at,received_at,action,type,actor_id,actor_name,actor_email,actor_type,"
-    "actor_staff,actor_status,target_type,target_id,target_name,target_email,source,ip,"
-    "user_agent,metadata,log_index,leaf_hash\r\n"
-    "evt_2024_0001,acme,2024-05-01T10:00:00.000Z,2024-05-01T10:00:00.184Z,invoice.paid,billing,"
-    "user_42,Ada Lovelace,ada@example.com,user,,,invoice,inv_1001,Invoice 1001,,billing-service,"
-    '203.0.113.7,Mozilla/5.0,"{""amount"":4200,""currency"":""EUR""}",0,'
-    "UZshiV2Rx8x8Ngfl6WpcXYEjPTULMVKhUXlPiq9KMcI=\r\n"
-)
+def _stored(given: dict[str, Any]) -> Event:
+    """The example input as tenant `acme`'s first event, stored as the server stores it."""
+    received = datetime(2024, 5, 1, 10, 0, 0, 184_000, tzinfo=UTC)
+    event = normalize_event("acme", msgspec.convert(given, EventIn), received).event
+    event = msgspec.structs.replace(event, log_index=0)
+    return msgspec.structs.replace(event, leaf_hash=leaf_hash(canonical_event(event)))
+
+
+EXAMPLE_EVENT = _stored(EVENT_IN)
+EVENT: dict[str, Any] = event_document(EXAMPLE_EVENT)
+CURSOR = "lAEAzwAAAY8zmMEAA5dIlG2V7AcknNe8ciEU86A"
+CSV = b"".join(csv_chunks([EXAMPLE_EVENT])).decode("utf-8")
 NDJSON = msgspec.json.encode(EVENT).decode() + "\n"
 
 CHECKPOINT_NOTE = (

@@ -21,8 +21,7 @@ from trailkeeper.api.errors import handler
 from trailkeeper.api.reference import Dialect, documented
 from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.errors import InvalidInput, PermissionDenied
-from trailkeeper.formats import EventView
-from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventFilter
+from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventFilter, format_ts
 
 DIALECT = "gr4vy"
 MERCHANT_HEADER = "x-gr4vy-merchant-account-id"
@@ -90,12 +89,12 @@ class Gr4vyError(msgspec.Struct, frozen=True):
     type: Literal["error"] = "error"
 
 
-def to_gr4vy(event: EventView) -> Gr4vyAuditLog:
+def to_gr4vy(event: Event) -> Gr4vyAuditLog:
     actor, target = event.actor, event.target
     staff = bool(actor.staff)
     return Gr4vyAuditLog(
         id=event.id,
-        timestamp=event.occurred_at.removesuffix("Z") + "+00:00",  # explicit offset, as before
+        timestamp=format_ts(event.occurred_at).removesuffix("Z") + "+00:00",  # explicit offset
         action=event.action,
         merchant_account_id=event.tenant,
         user=Gr4vyUser(
@@ -142,7 +141,7 @@ def merchant_account(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 GR4VY = Dialect(Gr4vyError, render_gr4vy)
 _PAGE_EXAMPLE = {
-    "items": [msgspec.to_builtins(to_gr4vy(examples.EVENT_VIEW))],
+    "items": [msgspec.to_builtins(to_gr4vy(examples.EXAMPLE_EVENT))],
     "limit": 1,
     "next_cursor": examples.CURSOR,
     "previous_cursor": None,

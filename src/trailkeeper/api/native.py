@@ -19,8 +19,20 @@ from trailkeeper.api import examples
 from trailkeeper.api.observability import note_ingested
 from trailkeeper.api.reference import NATIVE, Alternative, documented
 from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
-from trailkeeper.formats import EventView, ingest_view, to_view
-from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, EventBatchIn, EventFilter, EventIn
+from trailkeeper.formats import encode_leaf
+from trailkeeper.model import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    Actor,
+    Context,
+    Event,
+    EventBatchIn,
+    EventFilter,
+    EventIn,
+    Outcome,
+    Target,
+    format_ts,
+)
 
 DIALECT = "native"
 
@@ -37,13 +49,24 @@ Until = Annotated[
     datetime | None, Parameter(description="Only events before this time (RFC 3339).")
 ]
 FILTER_PARAMS = frozenset(
-    {"actor_id", "action", "type", "target_type", "target_id", "source", "since", "until"}
+    {
+        "actor_id",
+        "action",
+        "outcome",
+        "type",
+        "target_type",
+        "target_id",
+        "source",
+        "since",
+        "until",
+    }
 )
 
 
 def provide_filters(
     actor_id: Text = None,
     action: Text = None,
+    outcome: Annotated[Outcome | None, Parameter(description="`success` or `failure`.")] = None,
     type: Text = None,
     target_type: Text = None,
     target_id: Text = None,
@@ -55,12 +78,52 @@ def provide_filters(
     return EventFilter(
         actor_id=actor_id,
         action=action,
+        outcome=outcome,
         type=type,
         target_type=target_type,
         target_id=target_id,
         source=source,
         since=since,
         until=until,
+    )
+
+
+class EventView(msgspec.Struct, frozen=True, gc=False):
+    """An event as the native API returns it: its public document (formats.event_document,
+    whose RFC 8785 encoding is the leaf) plus its leaf hash. Timestamps: RFC 3339, UTC, ms."""
+
+    id: str
+    tenant: str
+    occurred_at: str
+    received_at: str
+    action: str
+    outcome: Outcome
+    type: str | None
+    actor: Actor
+    target: Target | None
+    source: str | None
+    context: Context | None
+    metadata: dict[str, Any]
+    log_index: int | None
+    leaf_hash: str | None
+
+
+def to_view(event: Event) -> EventView:
+    return EventView(
+        id=event.id,
+        tenant=event.tenant,
+        occurred_at=format_ts(event.occurred_at),
+        received_at=format_ts(event.received_at),
+        action=event.action,
+        outcome=event.outcome,
+        type=event.type,
+        actor=event.actor,
+        target=event.target,
+        source=event.source,
+        context=event.context,
+        metadata=event.metadata,
+        log_index=event.log_index,
+        leaf_hash=None if event.leaf_hash is None else encode_leaf(event.leaf_hash),
     )
 
 
@@ -166,11 +229,9 @@ _TEXT = Schema(type=OpenAPIType.STRING)
 )
 def create_event(request: Request[Any, Any, Any], data: JSONBody[EventIn]) -> Response[EventView]:
     who = caller(request)
-    [(event, created)] = service_of(request).ingest(
-        who.tenant, [data], keep_canonical=True, decoded=True
-    )
+    [(event, created)] = service_of(request).ingest(who.tenant, [data])
     note_ingested(1, int(created))
-    return Response(ingest_view(event), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+    return Response(to_view(event), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
 @post(
@@ -195,9 +256,7 @@ def create_events(
 ) -> Response[BatchResult | MinimalBatchResult]:
     who = caller(request)
     in_full = not prefers_minimal(prefer)
-    results = service_of(request).ingest(
-        who.tenant, data.events, keep_canonical=in_full, decoded=True
-    )
+    results = service_of(request).ingest(who.tenant, data.events)
     created = sum(is_new for _, is_new in results)
     note_ingested(len(results), created)
     status = HTTP_201_CREATED if created else HTTP_200_OK
@@ -207,7 +266,7 @@ def create_events(
         return Response(
             minimal, status_code=status, headers={"Preference-Applied": "return=minimal"}
         )
-    views = [ingest_view(event) for event, _ in results]
+    views = [to_view(event) for event, _ in results]
     body = BatchResult(items=views, created=created, existing=len(views) - created)
     return Response(body, status_code=status)
 
@@ -236,7 +295,7 @@ def list_events(
         who.tenant, filters, limit, cursor, DIALECT
     )
     return EventPageView(
-        items=page.events,
+        items=[to_view(event) for event in page.events],
         limit=limit,
         next_cursor=next_cursor,
         previous_cursor=previous_cursor,

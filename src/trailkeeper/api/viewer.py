@@ -39,10 +39,11 @@ from litestar.status_codes import HTTP_201_CREATED
 from trailkeeper import auth
 from trailkeeper.api.docs_ui import CACHE_FOREVER, Asset
 from trailkeeper.api.ledger import InclusionProofView
+from trailkeeper.api.native import EventView, to_view
 from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
 from trailkeeper.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from trailkeeper.formats import EventView, csv_chunks, to_view
+from trailkeeper.formats import csv_chunks
 from trailkeeper.model import DEFAULT_PAGE, EPOCH, MAX_PAGE, Event, EventFilter
 from trailkeeper.query import Match, Query, Term, TimeBound, parse_query
 from trailkeeper.service import AuditService
@@ -524,7 +525,7 @@ def list_events(
     page, next_cursor, previous_cursor = service_of(request).list_events(
         grant.tenant, filters, limit, cursor, DIALECT
     )
-    return ViewerPage(page.events, limit, next_cursor, previous_cursor)
+    return ViewerPage([to_view(e) for e in page.events], limit, next_cursor, previous_cursor)
 
 
 def _pinned_event(request: Request[Any, Any, Any], event_id: str) -> Event:

@@ -13,7 +13,6 @@ from typing import Protocol
 
 from trailkeeper.config import redact_url
 from trailkeeper.errors import InvalidInput
-from trailkeeper.formats import EventView
 from trailkeeper.model import (
     ApiKey,
     Checkpoint,
@@ -71,12 +70,9 @@ class Store(Protocol):
         """Set `last_used_at` of several keys in one transaction (never moving one back)."""
 
     # events
-    def insert_events(
-        self, tenant: str, items: Sequence[NewEvent], *, keep_canonical: bool = False
-    ) -> list[tuple[Event, bool]]:
-        """Store a batch atomically; returns (stored event, created?) per item, in order.
-        `keep_canonical`: new events carry their document's bytes (`Event.canonical`), where
-        the log made them, for an answer that writes them.
+    def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
+        """Store a batch of valid events atomically; returns (stored event, created?) per
+        item, in order.
 
         Raises `Conflict` (and stores nothing) when an id exists with other content.
         """
@@ -90,20 +86,18 @@ class Store(Protocol):
         position: Position | None,
         direction: Direction,
         limit: int,
-    ) -> list[tuple[Position, EventView]]:
-        """Up to `limit` events strictly past `position`, nearest first, each with its own
-        keyset position (so the caller can continue from any of them)."""
+    ) -> list[Event]:
+        """Up to `limit` events strictly past `position`, nearest first (each event's own
+        position is `Position.of(event)`, so the caller can continue from any of them)."""
 
-    def iter_events(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[EventView]:
+    def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
         """All matching events, oldest first, fetched in keyset chunks (constant memory)."""
 
     def iter_event_json(
         self, tenant: str, filters: EventFilter, chunk: int = 1000
     ) -> Iterator[bytes]:
         """`iter_events` as JSON documents (one object each, no newline) rendered by the
-        database: the same objects `EventView` encodes to, for fast bulk export."""
+        database: the objects `formats.event_document` makes, for fast bulk export."""
 
     # key pairs for signed JWTs (Gr4vy dialect): unique per tenant, never across tenants
     def create_key_pair(self, pair: KeyPair) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from trailkeeper.errors import Conflict
-from trailkeeper.formats import EventView
+from trailkeeper.formats import event_document
 from trailkeeper.model import (
     ApiKey,
     Checkpoint,
@@ -23,6 +23,7 @@ from trailkeeper.model import (
     KeyPair,
     Position,
     Tenant,
+    to_ms,
 )
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.purge import RetentionStore
@@ -45,10 +46,6 @@ _SELECT_KEY_PAIR = (
 )
 
 
-def _same_ms(value: int) -> int:
-    return value
-
-
 class SqlReads(RetentionStore):
     """Read queries over `_fetch`; subclasses set the engine specifics below."""
 
@@ -56,18 +53,10 @@ class SqlReads(RetentionStore):
     to_db: Callable[[datetime], Any]  # timestamp -> stored value
     from_db: Callable[[Any], datetime]  # stored value -> timestamp
     position_ts: Callable[[int], Any]  # cursor milliseconds -> stored value
-    # A timestamp as `_fetch_ms` returns it -> milliseconds since the epoch.
-    ms_of: Callable[[Any], int] = staticmethod(_same_ms)
     export_readers = 1  # export ranges fetched at once (see _rendered_chunks)
 
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         raise NotImplementedError
-
-    def _fetch_ms(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        """`_fetch` with timestamps as integers that `ms_of` makes milliseconds since the
-        epoch, the form event reads work in (SQLite stores them so; PostgreSQL's binary
-        timestamps are read as their microseconds since 2000)."""
-        return self._fetch(query, params)
 
     def _writer(self) -> AbstractContextManager[ledger_state.Runner]:
         """A write transaction (committed on success, rolled back on error)."""
@@ -324,60 +313,29 @@ class SqlReads(RetentionStore):
         position: Position | None,
         direction: Direction,
         limit: int,
-    ) -> list[sql.Listed]:
+    ) -> list[Event]:
         query, params = sql.page_query(
             tenant, filters, position, direction, limit, self.ph, self.to_db, self.position_ts
         )
-        ms_of = self.ms_of
-        return [sql.row_to_listed(r, ms_of) for r in self._fetch_ms(query, params)]
+        return [sql.row_to_event(row, self.from_db) for row in self._fetch(query, params)]
 
-    def iter_events(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[EventView]:
+    def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
         """Export support: all matches oldest first in keyset chunks, so memory stays flat."""
-        ms_of = self.ms_of
-        for rows in self._keyset_chunks(
-            tenant, filters, chunk, sql.SELECT_EVENT, sql.event_position(ms_of)
-        ):
-            for row in rows:
-                yield sql.row_to_listed(row, ms_of)[1]
-
-    def _keyset_chunks(
-        self,
-        tenant: str,
-        filters: EventFilter,
-        chunk: int,
-        columns: str,
-        position_of: Callable[[Sequence[Any]], Position],
-    ) -> Iterator[list[Sequence[Any]]]:
-        """Raw rows of `columns` for all matches, oldest first, `chunk` at a time."""
         position: Position | None = None
         while True:
-            query, params = sql.page_query(
-                tenant,
-                filters,
-                position,
-                Direction.NEWER,
-                chunk,
-                self.ph,
-                self.to_db,
-                self.position_ts,
-                columns,
-            )
-            rows = self._fetch_ms(query, params)
-            if rows:
-                yield rows
-            if len(rows) < chunk:
+            events = self.list_events(tenant, filters, position, Direction.NEWER, chunk)
+            yield from events
+            if len(events) < chunk:
                 return
-            position = position_of(rows[-1])
+            position = Position.of(events[-1])
 
     def iter_event_json(
         self, tenant: str, filters: EventFilter, chunk: int = 1000
     ) -> Iterator[bytes]:
         """`iter_events`, each event encoded as its JSON document (engines may do better)."""
         encode = _json.encode
-        for view in self.iter_events(tenant, filters, chunk):
-            yield encode(view)
+        for event in self.iter_events(tenant, filters, chunk):
+            yield encode(event_document(event))
 
     def _rendered_chunks(
         self, tenant: str, filters: EventFilter, chunk: int, columns: str, outer: str = "{}"
@@ -414,11 +372,11 @@ class SqlReads(RetentionStore):
             query, params = sql.boundary_query(
                 tenant, filters, after, chunk, self.ph, self.to_db, self.position_ts
             )
-            rows = self._fetch_ms(query, params)
+            rows = self._fetch(query, params)
             if not rows:
                 yield after, None
                 return
-            upto = Position(self.ms_of(rows[0][0]), int(rows[0][1]))
+            upto = Position(to_ms(self.from_db(rows[0][0])), int(rows[0][1]))
             yield after, upto
             after = upto
 

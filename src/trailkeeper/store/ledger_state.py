@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import msgspec
 from cachetools import LRUCache
@@ -178,15 +178,6 @@ class FrontierCache:
             self._edges[tenant] = frontier
 
 
-class Appended(NamedTuple):
-    """Events just added to a log: the first's log index, and each one's leaf and
-    `Event.canonical` (its document's bytes, or None)."""
-
-    first: int
-    leaves: list[bytes]
-    documents: list[bytes | None]
-
-
 class LogAppend:
     """Appending to one tenant's log inside a write transaction, a run of events at a time.
 
@@ -196,39 +187,29 @@ class LogAppend:
     committing.
     """
 
-    def __init__(
-        self,
-        db: Runner,
-        tenant: str,
-        cache: FrontierCache | None = None,
-        *,
-        keep_canonical: bool = False,
-    ) -> None:
-        """`keep_canonical`: keep each event's document bytes (`Event.canonical`) for an
-        answer that writes them (`formats.ingest_view`); ~0.5 us an event otherwise wasted."""
+    def __init__(self, db: Runner, tenant: str, cache: FrontierCache | None = None) -> None:
         self._db, self._tenant, self._cache = db, tenant, cache
-        self._keep_canonical = keep_canonical
         size, root = head(db, tenant) or (0, EMPTY_ROOT)
         known = cache.get(tenant, size, root) if cache is not None else None
         self._frontier = known or Frontier(size, fetch_nodes(db, tenant, set(frontier_nodes(size))))
         self._nodes: list[tuple[str, int, int, bytes]] = []
 
-    def add_all(self, events: Sequence[Event]) -> Appended:
-        """Append these events (the next places in the log). The leaf covers the public form,
-        which includes log_index but not leaf_hash."""
+    def add_all(self, events: Sequence[Event]) -> list[Event]:
+        """Append these events (the next places in the log); returns them with their log index
+        and leaf. The leaf covers the public document, which includes log_index but not
+        leaf_hash."""
         first = self._frontier.size
-        documents: list[bytes | None] | None = [] if self._keep_canonical else None
-        leaves = event_leaves(events, first, documents)
+        leaves = event_leaves(events, first)
         tenant = self._tenant
         self._nodes += [
             (tenant, level, index, value)
             for level, index, value in self._frontier.extend(leaves, MIN_STORED_LEVEL)
         ]
-        return Appended(first, leaves, [None] * len(leaves) if documents is None else documents)
-
-    def add_items(self, items: Sequence[NewEvent]) -> Appended:
-        """`add_all` of these items' events."""
-        return self.add_all([item.event for item in items])
+        replace = msgspec.structs.replace
+        return [
+            replace(event, log_index=index, leaf_hash=leaf)
+            for index, (event, leaf) in enumerate(zip(events, leaves, strict=True), first)
+        ]
 
     def finish(self) -> None:
         """Store the nodes the new events completed and the new head."""
@@ -262,19 +243,7 @@ def stamp(
     size = chunk or max(len(items), 1)
     for start in range(0, len(items), size):
         part = items[start : start + size]
-        if log is None:
-            for item in part:
-                yield item, replace(item.event, seq=next(seq))
-            continue
-        yield from with_leaves(part, seq, log.add_items(part))
-
-
-def with_leaves(
-    items: Sequence[NewEvent], seqs: Iterator[int], appended: Appended
-) -> Iterator[tuple[NewEvent, Event]]:
-    """`stamp` for items already added to the log (`LogAppend.add_items`)."""
-    replace = msgspec.structs.replace
-    first, leaves, documents = appended
-    for n, (item, leaf, document) in enumerate(zip(items, leaves, documents, strict=True), first):
-        event = replace(item.event, seq=next(seqs), log_index=n, leaf_hash=leaf, canonical=document)
-        yield item, event
+        events = [replace(item.event, seq=next(seq)) for item in part]
+        if log is not None:
+            events = log.add_all(events)
+        yield from zip(part, events, strict=True)

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.numeric import Int8BinaryLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from trailkeeper.errors import Conflict, InvalidInput, Unavailable
@@ -28,7 +27,6 @@ from trailkeeper.model import (
     EventFilter,
     NewEvent,
     Tenant,
-    format_shared_ts,
     format_ts,
     from_ms,
 )
@@ -42,37 +40,16 @@ from trailkeeper.store.migrate import apply_migrations
 # psycopg's COPY buffer (32 KiB, ~70 text rows), so the server has rows to index while Python
 # hashes the next ones.
 LEAF_CHUNK = 64
-_OPTIMISTIC = "optimistic_batch"  # the savepoint of a batch's first attempt
 
-# Event rows go in with text COPY, deliberately not binary, although psycopg formats a binary
-# row ~5 us faster: PostgreSQL buffers COPY rows and inserts them (heap, nine indexes) when the
-# buffer is full, and it measures a binary row as zero bytes, so a batch of up to 1000 binary
-# rows is only inserted once the client ends the COPY, while the client waits. Text rows fill
-# the buffer every ~150 rows, so the server indexes those while Python validates and hashes
-# the next ones: with the ledger on, ~25% more events/s (docs/performance.md). Timestamps are
-# sent as RFC 3339 text: psycopg then formats a row in ~2.9 us instead of ~5.6 us with
-# datetimes (a hand-written line builder measured slower still, ~4.6 us).
+# Event rows go in with text COPY, deliberately not binary: PostgreSQL buffers COPY rows and
+# inserts them (heap, indexes) when its buffer is full, and it measures a binary row as zero
+# bytes, so a batch of binary rows is only inserted once the client ends the COPY, while the
+# client waits. Text rows fill the buffer every ~150 rows, so the server indexes those while
+# Python hashes the next ones (docs/decisions.md). Timestamps are sent as RFC 3339 text.
 EVENT_COPY = f"COPY events ({', '.join(sql.INSERT_COLUMNS)}) FROM STDIN"
 
-# Binary COPY still suits the small tables written after the events; it needs column types
-# (everything not listed is text).
-_NOT_TEXT = {
-    "seq": "int8",
-    "occurred_at": "timestamptz",
-    "received_at": "timestamptz",
-    "actor_staff": "bool",
-    "log_index": "int8",
-    "leaf_hash": "bytea",
-    "request_hash": "bytea",
-    "occurred_at_given": "bool",
-    "level": "int2",
-    "idx": "int8",
-    "hash": "bytea",
-}
-
-
-def binary_copy_types(columns: Sequence[str]) -> list[str]:
-    return [_NOT_TEXT.get(column, "text") for column in columns]
+# Binary COPY suits the ledger's node table, written after the events.
+_NODE_TYPES = {"tenant": "text", "level": "int2", "idx": "int8", "hash": "bytea"}
 
 
 def _savepoint(conn: psycopg.Connection[Any]) -> AbstractContextManager[psycopg.Transaction]:
@@ -84,23 +61,14 @@ def _same(value: datetime) -> datetime:
     return value
 
 
-_PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, where PostgreSQL's binary timestamps count from
-
-
-def _ms_from_pg_micros(micros: int) -> int:
-    """A binary timestamptz read as an int8 (see `_fetch_once`) -> milliseconds since 1970."""
-    return micros // 1000 + _PG_EPOCH_MS
-
-
 class PostgresStore(SqlReads):
     engine = "postgres"
     ph = "%s"
     to_db = staticmethod(_same)
     from_db = staticmethod(_same)
     position_ts = staticmethod(from_ms)
-    ms_of = staticmethod(_ms_from_pg_micros)
-    # Rendering export lines is the server's work (~7 us a row): two backends use both cores
-    # of the machines measured, 1.6-1.9x one. (SQLite measured no gain from a second reader.)
+    # Rendering export lines is the server's work: two backends use both cores of the
+    # machines measured (docs/decisions.md). SQLite measured no gain from a second reader.
     export_readers = 2
 
     def __init__(
@@ -173,31 +141,20 @@ class PostgresStore(SqlReads):
             conn.execute("ANALYZE events")
             conn.execute("ANALYZE ledger_nodes")
 
-    def _fetch(self, query: str, params: Sequence[Any], ms: bool = False) -> list[Sequence[Any]]:
+    def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         try:
-            return self._fetch_once(query, params, ms)
+            return self._fetch_once(query, params)
         except Unavailable as exc:
             cause = exc.__cause__
             if not isinstance(cause, psycopg.OperationalError) or isinstance(
                 cause, psycopg.errors.QueryCanceled
             ):
                 raise  # no connection to be had, or the query timed out: do not wait twice
-            return self._fetch_once(query, params, ms)  # a read is safe to try once more
+            return self._fetch_once(query, params)  # a read is safe to try once more
 
-    def _fetch_ms(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        return self._fetch(query, params, ms=True)
-
-    def _fetch_once(
-        self, query: str, params: Sequence[Any], ms: bool = False
-    ) -> list[Sequence[Any]]:
-        # Binary results: same Python values, 15-25% cheaper to parse (bytea, timestamps).
+    def _fetch_once(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        # Binary results: the same Python values, cheaper to parse (bytea, timestamps).
         with self._conn() as conn, conn.cursor(binary=True) as cursor:
-            if ms:
-                # A binary timestamptz is an int8 of microseconds since 2000, so psycopg's C
-                # int8 loader reads it as one (`ms_of` makes it milliseconds): a Python
-                # loader, or a datetime taken apart again, cost ~0.7 us a value (0.13-0.15 ms
-                # of a page of 100).
-                cursor.adapters.register_loader("timestamptz", Int8BinaryLoader)
             return cursor.execute(query, params).fetchall()
 
     @contextmanager
@@ -219,38 +176,30 @@ class PostgresStore(SqlReads):
 
     # ---- events --------------------------------------------------------------------------
 
-    def insert_events(
-        self, tenant: str, items: Sequence[NewEvent], *, keep_canonical: bool = False
-    ) -> list[tuple[Event, bool]]:
+    def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
         """Batches for one tenant that arrive while another is being written share the next
         transaction (group_commit.py): one commit for several requests."""
-        return self._groups.run(
-            tenant, lambda conn: self._insert_batch(conn, tenant, items, keep_canonical)
-        )
+        return self._groups.run(tenant, lambda conn: self._insert_batch(conn, tenant, items))
 
     def _insert_batch(
-        self, conn: psycopg.Connection[Any], tenant: str, items: Sequence[NewEvent], keep: bool
+        self, conn: psycopg.Connection[Any], tenant: str, items: Sequence[NewEvent]
     ) -> list[tuple[Event, bool]]:
         # Optimistic first: nearly every batch holds only new ids, and the unique index checks
-        # them as the rows go in anyway, so the batch goes straight in without a lookup (1000
-        # id probes cost ~4 ms). A batch that holds an existing id (a retry) or one id twice
-        # is rolled back to its savepoint and runs again with the lookup that sorts out
-        # replays and conflicts. The savepoint is set in the same round trip as the batch's
-        # first query and never released (the commit, or the release of group commit's own
-        # savepoint, ends it): two round trips fewer than `conn.transaction()`, +0-4% HTTP
-        # ingest in turns. Any other error leaves the transaction to group commit to undo.
+        # them as the rows go in anyway, so the batch goes straight in without a lookup. A
+        # batch that holds an existing id (a retry) or one id twice is rolled back to its
+        # savepoint and runs again with the lookup that sorts out replays and conflicts.
         with self._translate():
             try:
-                new = self._insert_new(conn, tenant, items, keep, savepoint=True)
+                with conn.transaction():
+                    new = self._insert_new(conn, tenant, items)
                 return [(event, True) for event in new]
             except psycopg.errors.UniqueViolation as exc:
-                conn.execute(f"ROLLBACK TO SAVEPOINT {_OPTIMISTIC}")
                 if exc.diag.constraint_name != "events_by_id":
                     raise
             client_ids = list({i.event.id for i in items if i.client_id})
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
-            events = self._insert_new(conn, tenant, to_insert, keep) if to_insert else []
+            events = self._insert_new(conn, tenant, to_insert) if to_insert else []
         return assemble_results(outcome, events, stored)
 
     def _after_erasure(self) -> None:
@@ -276,25 +225,14 @@ class PostgresStore(SqlReads):
             yield conn
 
     def _insert_new(
-        self,
-        conn: psycopg.Connection[Any],
-        tenant: str,
-        items: Sequence[NewEvent],
-        keep: bool,
-        savepoint: bool = False,
+        self, conn: psycopg.Connection[Any], tenant: str, items: Sequence[NewEvent]
     ) -> list[Event]:
-        """Insert these events; with `savepoint`, first set `_OPTIMISTIC` (see _insert_batch).
-        `keep`: as `insert_events`'s `keep_canonical`."""
-        next_seqs = f"SELECT nextval('events_seq') FROM generate_series(1, {len(items):d})"
-        with conn.cursor() as cursor:
-            if savepoint:  # two statements in one round trip (simple query protocol)
-                cursor.execute(f"SAVEPOINT {_OPTIMISTIC}; {next_seqs}")
-                cursor.nextset()
-            else:
-                cursor.execute(next_seqs)
-            seqs = cursor.fetchall()
+        """Insert these events, appending them to the tenant's log."""
+        seqs = conn.execute(
+            f"SELECT nextval('events_seq') FROM generate_series(1, {len(items):d})"
+        ).fetchall()
         log = (
-            ledger_state.LogAppend(_PgRunner(conn), tenant, self._frontiers, keep_canonical=keep)
+            ledger_state.LogAppend(_PgRunner(conn), tenant, self._frontiers)
             if self.ledger
             else None
         )
@@ -304,7 +242,7 @@ class PostgresStore(SqlReads):
         with conn.cursor() as cur, cur.copy(EVENT_COPY) as copy:
             stamped = ledger_state.stamp(items, (seq for (seq,) in seqs), log, LEAF_CHUNK)
             for item, event in stamped:
-                copy.write_row(sql.event_row(item, event.seq, format_ts, event, format_shared_ts))
+                copy.write_row(sql.event_row(event, item.occurred_given, format_ts))
                 events.append(event)
         if log is not None:
             log.finish()
@@ -353,6 +291,6 @@ class _PgRunner:
     ) -> None:
         query = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
         with self._conn.cursor() as cur, cur.copy(query) as copy:
-            copy.set_types(binary_copy_types(columns))
+            copy.set_types([_NODE_TYPES[column] for column in columns])
             for row in rows:
                 copy.write_row(row)

@@ -1,4 +1,5 @@
-"""SQL shared by both engines: column lists, row mapping, filter and keyset clauses.
+"""SQL shared by both engines: columns, row mapping, filters, keyset clauses and the export
+rendered by the database, all derived from the field table (`model.FIELDS`).
 
 The engines differ only in placeholders (`?` vs `%s`) and in how timestamps are stored
 (integer ms in SQLite, timestamptz in PostgreSQL); both are passed in, so the query shape is
@@ -13,212 +14,88 @@ from typing import Any
 
 import msgspec
 
-from trailkeeper.formats import EventView, encode_leaf
+from trailkeeper.formats import encode_leaf
 from trailkeeper.model import (
-    NO_CONTEXT,
-    NO_TARGET,
-    Actor,
-    Context,
+    FIELDS,
+    FILTER_FIELDS,
+    LAYOUT,
+    NESTED_TYPES,
     Direction,
     Event,
     EventFilter,
-    NewEvent,
+    Field,
     Position,
-    Target,
     bound_ms,
-    format_ms,
-    format_shared_ms,
-    to_ms,
+    field_values,
 )
 
-EVENT_COLUMNS = (
-    "seq",
-    "tenant",
-    "id",
-    "occurred_at",
-    "received_at",
-    "action",
-    "type",
-    "actor_id",
-    "actor_name",
-    "actor_email",
-    "actor_type",
-    "actor_staff",
-    "actor_status",
-    "target_type",
-    "target_id",
-    "target_name",
-    "target_email",
-    "source",
-    "ip",
-    "user_agent",
-    "metadata",
-    "log_index",
-    "leaf_hash",
-)
-# request_hash: the SHA-256 fingerprint of rows stored before schema 0005 (SQLite 0004); empty
-# since, as replays are compared by content (store/idempotency.py).
-INSERT_COLUMNS = (*EVENT_COLUMNS, "request_hash", "occurred_at_given")
+EVENT_COLUMNS = ("seq", *(field.column for field in FIELDS))
+# occurred_at_given: whether the client gave occurred_at, which tells a replay (idempotency.py).
+INSERT_COLUMNS = (*EVENT_COLUMNS, "occurred_at_given")
 SELECT_EVENT = ", ".join(EVENT_COLUMNS)
-
-# Equality filters: model field -> column. Each has an index (tenant, column, occurred_at).
-_EQUALITY_FILTERS = (
-    ("actor_id", "actor_id"),
-    ("action", "action"),
-    ("type", "type"),
-    ("target_type", "target_type"),
-    ("target_id", "target_id"),
-    ("source", "source"),
-)
+# Nested objects (actor, target, context) and the columns of their fields.
+GROUPS: dict[str, list[Field]] = {}
+for _field in FIELDS:
+    if "." in _field.path:
+        GROUPS.setdefault(_field.path.split(".")[0], []).append(_field)
 
 _metadata_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 
 TsToDb = Callable[[datetime], Any]
 TsFromDb = Callable[[Any], datetime]
-MsFromDb = Callable[[Any], int]
-Listed = tuple[Position, EventView]
 
 
-def event_row(
-    item: NewEvent,
-    seq: int,
-    to_db: TsToDb,
-    e: Event | None = None,
-    received_to_db: TsToDb | None = None,
-) -> tuple[Any, ...]:
-    """The INSERT parameters for one event (`e`, default `item.event`), in column order;
-    `received_to_db` (default `to_db`) for received_at, which a whole batch shares."""
-    e = e or item.event
-    actor, target, context = e.actor, e.target or NO_TARGET, e.context or NO_CONTEXT
-    return (
-        seq,
-        e.tenant,
-        e.id,
-        to_db(e.occurred_at),
-        (received_to_db or to_db)(e.received_at),
-        e.action,
-        e.type,
-        actor.id,
-        actor.name,
-        actor.email,
-        actor.type,
-        actor.staff,
-        actor.status,
-        target.type,
-        target.id,
-        target.name,
-        target.email,
-        e.source,
-        context.ip,
-        context.user_agent,
-        item.metadata_json
-        if item.metadata_json is not None and e.metadata is item.event.metadata
-        else _encoder.encode(e.metadata).decode("utf-8"),
-        e.log_index,
-        e.leaf_hash,
-        b"",
-        item.occurred_given,
-    )
+_TIME_COLUMNS = [n for n, field in enumerate(FIELDS, 1) if field.kind == "time"]
+_JSON_COLUMNS = [n for n, field in enumerate(FIELDS, 1) if field.kind == "json"]
 
 
-_SEQ, _OCCURRED, _RECEIVED, _LEAF = (
-    EVENT_COLUMNS.index(column) for column in ("seq", "occurred_at", "received_at", "leaf_hash")
-)
+def event_row(event: Event, occurred_given: bool, to_db: TsToDb) -> list[Any]:
+    """The INSERT parameters for one event, in `INSERT_COLUMNS` order."""
+    row = [event.seq, *field_values(event), occurred_given]
+    for n in _TIME_COLUMNS:
+        row[n] = to_db(row[n])
+    for n in _JSON_COLUMNS:
+        row[n] = _encoder.encode(row[n]).decode("utf-8")
+    return row
 
 
-def event_position(ms_from_db: MsFromDb) -> Callable[[Sequence[Any]], Position]:
-    """The keyset position of a row selected with `SELECT_EVENT`."""
-    return lambda row: Position(ms_from_db(row[_OCCURRED]), row[_SEQ])
+# Where each column of `SELECT_EVENT` goes: (attribute, index, kind) of the event's own
+# values; (attribute, struct, [(index, kind)]) of its nested objects.
+_OWN: list[tuple[str, int, str]] = []
+_NESTED: list[tuple[str, Any, list[tuple[int, str]]]] = []
+for _name, _nested in LAYOUT:
+    _at = len(_OWN) + sum(len(columns) for _, _, columns in _NESTED) + 1  # after seq
+    if _nested is None:
+        _OWN.append((_name, _at, FIELDS[_at - 1].kind))
+    else:
+        _columns = [(_at + n, field.kind) for n, field in enumerate(_nested)]
+        _NESTED.append((_name, NESTED_TYPES[_name], _columns))
+
+
+def _readers(from_db: TsFromDb) -> dict[str, Callable[[Any], Any]]:
+    """How a stored value of each kind that needs it becomes the Event's (None stays None)."""
+    return {"time": from_db, "json": _metadata_decoder.decode, "bool": bool, "bytes": bytes}
 
 
 def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
-    """Build the model `Event` (datetimes, raw leaf) from a row selected with `SELECT_EVENT`.
-
-    For single reads, the idempotency check and the ledger backfill; it reuses the view's
-    mapping, so the two cannot drift apart.
-    """
-    _, view = row_to_listed(row, lambda value: to_ms(from_db(value)))
-    leaf = row[_LEAF]
-    return Event(
-        id=view.id,
-        tenant=view.tenant,
-        occurred_at=from_db(row[_OCCURRED]),
-        received_at=from_db(row[_RECEIVED]),
-        action=view.action,
-        actor=view.actor,
-        type=view.type,
-        target=view.target,
-        source=view.source,
-        context=view.context,
-        metadata=view.metadata,
-        log_index=view.log_index,
-        leaf_hash=None if leaf is None else bytes(leaf),
-        seq=row[_SEQ],
-    )
-
-
-def row_to_listed(row: Sequence[Any], ms_from_db: MsFromDb) -> Listed:
-    """A row selected with `SELECT_EVENT` straight to its public view and keyset position.
-
-    Pages and exports take this path instead of `row_to_event` + `to_view`: no datetimes,
-    positional structs and table-driven timestamps make it about four times cheaper, and it
-    runs for every event read.
-    """
-    (
-        seq,
-        tenant,
-        event_id,
-        occurred_at,
-        received_at,
-        action,
-        type_,
-        actor_id,
-        actor_name,
-        actor_email,
-        actor_type,
-        actor_staff,
-        actor_status,
-        target_type,
-        target_id,
-        target_name,
-        target_email,
-        source,
-        ip,
-        user_agent,
-        metadata,
-        log_index,
-        leaf,
-    ) = row
-    occurred_ms = ms_from_db(occurred_at)
-    view = EventView(
-        event_id,
-        tenant,
-        format_ms(occurred_ms),
-        format_shared_ms(ms_from_db(received_at)),
-        action,
-        type_,
-        Actor(
-            actor_id,
-            actor_name,
-            actor_email,
-            actor_type,
-            None if actor_staff is None else bool(actor_staff),
-            actor_status,
-        ),
-        None
-        if target_type is None
-        and target_id is None
-        and target_name is None
-        and target_email is None
-        else Target(target_type, target_id, target_name, target_email),
-        source,
-        None if ip is None and user_agent is None else Context(ip, user_agent),
-        _metadata_decoder.decode(metadata),
-        log_index,
-        None if leaf is None else encode_leaf(leaf),
-    )
-    return Position(occurred_ms, seq), view
+    """The `Event` of a row selected with `SELECT_EVENT`; a nested object whose columns are
+    all NULL is none."""
+    read = _readers(from_db)
+    fields: dict[str, Any] = {"seq": row[0]}
+    for name, index, kind in _OWN:
+        value = row[index]
+        fields[name] = read[kind](value) if value is not None and kind in read else value
+    for name, struct, columns in _NESTED:
+        values = [row[index] for index, _ in columns]
+        if all(value is None for value in values):
+            fields[name] = None
+            continue
+        for n, (_, kind) in enumerate(columns):
+            if values[n] is not None and kind in read:
+                values[n] = read[kind](values[n])
+        fields[name] = struct(*values)
+    return Event(**fields)
 
 
 def filter_clause(
@@ -227,10 +104,10 @@ def filter_clause(
     """WHERE terms (ANDed) and their parameters; always leads with the tenant."""
     terms = [f"tenant = {ph}"]
     params: list[Any] = [tenant]
-    for field, column in _EQUALITY_FILTERS:
-        value = getattr(filters, field)
+    for field in FILTER_FIELDS:
+        value = getattr(filters, field.column)
         if value is not None:
-            terms.append(f"{column} = {ph}")
+            terms.append(f"{field.column} = {ph}")
             params.append(value)
     if filters.since is not None:
         terms.append(f"occurred_at >= {ph}")
@@ -338,42 +215,59 @@ def insert_sql(ph: str, rows: int = 1, verb: str = "INSERT") -> str:
 
 # ---- exports rendered by the database ------------------------------------------------------
 # Bulk export is bound by turning rows into objects and back into JSON. Both engines render
-# each line themselves instead (SQLite's JSON functions, PostgreSQL's row_to_json): no Python
-# objects per field, and on PostgreSQL two server processes render two ranges at once
-# (SqlReads._rendered_chunks). Each expression renders the same object that `EventView`
-# encodes to; a contract test holds both stores to that. SQLite has no base64 function, so
-# the leaf hash is selected as hex and spliced in by `sqlite_json_lines`.
+# each event's document themselves instead, from expressions derived from `FIELDS` here: no
+# Python objects per field, and on PostgreSQL two server processes render two ranges at once
+# (SqlReads._rendered_chunks). A contract test holds both to `formats.event_document`.
 
-# Timestamps are integer milliseconds in SQLite; %f is seconds with three decimals.
-_SQLITE_TS = "strftime('%Y-%m-%dT%H:%M:%fZ', {} / 1000.0, 'unixepoch')"
-_SQLITE_TARGET = (
-    "json_object('type', target_type, 'id', target_id, 'name', target_name, 'email', target_email)"
-)
-SQLITE_EVENT_JSON = (
-    "json_object("
-    "'id', id, 'tenant', tenant, "
-    f"'occurred_at', {_SQLITE_TS.format('occurred_at')}, "
-    f"'received_at', {_SQLITE_TS.format('received_at')}, "
-    "'action', action, 'type', type, "
-    "'actor', json_object('id', actor_id, 'name', actor_name, 'email', actor_email, "
-    "'type', actor_type, "
-    "'staff', CASE actor_staff WHEN 1 THEN json('true') WHEN 0 THEN json('false') END, "
-    "'status', actor_status), "
-    "'target', CASE WHEN target_type IS NULL AND target_id IS NULL AND target_name IS NULL "
-    f"AND target_email IS NULL THEN NULL ELSE {_SQLITE_TARGET} END, "
-    "'source', source, "
-    "'context', CASE WHEN ip IS NULL AND user_agent IS NULL THEN NULL "
-    "ELSE json_object('ip', ip, 'user_agent', user_agent) END, "
-    "'metadata', json(metadata), 'log_index', log_index)"
-)
-SQLITE_EXPORT_COLUMNS = f"{SQLITE_EVENT_JSON} AS line, leaf_hash AS leaf"
-# A whole range as one row: its lines joined by newlines (JSON text never holds a raw one) and
-# its leaf hashes in hex, comma-separated ('' for none), aligned as both aggregate each row in
-# the same pass. One sqlite3 step then renders the whole range with the GIL released, so the
-# thread writing out the previous range really runs beside it; with a step per row the two
-# took turns for the GIL (in process: ~110-120k -> ~190k events/s). SQLite feeds an aggregate
-# the rows of an ordered subquery in order (such a subquery is never flattened into an
-# aggregate query); the contract tests check the order in any chunking.
+
+def _document(
+    value: Callable[[Field], str],
+    group: Callable[[list[tuple[str, str]]], str],
+    fields: Sequence[Field] = FIELDS,
+) -> str:
+    """The document as one expression: `value` renders a field's column, `group` an object
+    from (key, expression) pairs; a nested object whose columns are all NULL is null."""
+    members: list[tuple[str, str]] = []
+    for field in fields:
+        head, _, rest = field.path.partition(".")
+        if not rest:
+            members.append((head, value(field)))
+        elif head not in dict(members):
+            fields = GROUPS[head]
+            empty = " AND ".join(f"{f.column} IS NULL" for f in fields)
+            inner = group([(f.path.partition(".")[2], value(f)) for f in fields])
+            members.append((head, f"CASE WHEN {empty} THEN NULL ELSE {inner} END"))
+    return group(members)
+
+
+def _sqlite_value(field: Field) -> str:
+    column = field.column
+    if field.kind == "time":  # integer ms; %f is seconds with three decimals
+        return f"strftime('%Y-%m-%dT%H:%M:%fZ', {column} / 1000.0, 'unixepoch')"
+    if field.kind == "bool":
+        return f"CASE {column} WHEN 1 THEN json('true') WHEN 0 THEN json('false') END"
+    if field.kind == "json":
+        return f"json({column})"
+    return column
+
+
+def _sqlite_object(members: list[tuple[str, str]]) -> str:
+    pairs = ", ".join(f"'{key}', {value}" for key, value in members)
+    return f"json_object({pairs})"
+
+
+# SQLite has no base64 function: the leaf hash (the last field) is selected as hex and
+# spliced in by `sqlite_json_lines`.
+[_LEAF] = [field for field in FIELDS if field.kind == "bytes"]
+assert FIELDS[-1] is _LEAF, "sqlite_json_lines appends the leaf hash last"
+SQLITE_EVENT_JSON = _document(_sqlite_value, _sqlite_object, FIELDS[:-1])
+SQLITE_EXPORT_COLUMNS = f"{SQLITE_EVENT_JSON} AS line, {_LEAF.column} AS leaf"
+# A whole range as one row: its documents joined by newlines (JSON text never holds a raw
+# one) and its leaf hashes in hex, comma-separated ('' for none), aligned as both aggregate
+# each row in the same pass. One sqlite3 step then renders the whole range with the GIL
+# released, so the thread writing out the previous range really runs beside it. SQLite feeds
+# an aggregate the rows of an ordered subquery in order (such a subquery is never flattened
+# into an aggregate query); the contract tests check the order in any chunking.
 SQLITE_RANGE_AS_ONE_ROW = (
     "SELECT group_concat(line, char(10)), group_concat(coalesce(hex(leaf), ''), ',') FROM ({})"
 )
@@ -381,33 +275,35 @@ SQLITE_RANGE_AS_ONE_ROW = (
 
 def sqlite_json_lines(row: Sequence[Any]) -> Iterator[bytes]:
     """The documents of a range selected with `SQLITE_RANGE_AS_ONE_ROW`, leaf hashes spliced
-    in (the leaf is the view's last field)."""
+    in as the last key."""
     documents: str | None = row[0]
     if documents is None:  # an empty range
         return
     lines, leaves = documents.split("\n"), row[1].split(",")
     if len(lines) != len(leaves):
         raise ValueError(f"export range of {len(lines)} documents but {len(leaves)} leaf hashes")
+    key = f',"{_LEAF.path}":'
     for document, leaf in zip(lines, leaves, strict=True):
         ending = '"' + encode_leaf(bytes.fromhex(leaf)) + '"}' if leaf else "null}"
-        yield (document[:-1] + ',"leaf_hash":' + ending).encode("utf-8")
+        yield (document[:-1] + key + ending).encode("utf-8")
 
 
-# PostgreSQL renders export lines with row_to_json over row types named like the view's fields
-# (migration 0004), which is compact and keeps the view's key order: ~7 us of server CPU a row,
-# against ~5 us of server and ~5 us of Python for fetching the columns and encoding a view.
-_PG_TS = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-PG_EVENT_JSON = (
-    "row_to_json(ROW(id, tenant, "
-    f"{_PG_TS.format('occurred_at')}, {_PG_TS.format('received_at')}, action, type, "
-    "ROW(actor_id, actor_name, actor_email, actor_type, actor_staff, actor_status)"
-    "::tk_export_actor, "
-    "CASE WHEN target_type IS NULL AND target_id IS NULL AND target_name IS NULL "
-    "AND target_email IS NULL THEN NULL "
-    "ELSE ROW(target_type, target_id, target_name, target_email)::tk_export_target END, "
-    "source, "
-    "CASE WHEN ip IS NULL AND user_agent IS NULL THEN NULL "
-    "ELSE ROW(ip, user_agent)::tk_export_context END, "
-    "metadata::json, log_index, encode(leaf_hash, 'base64'))::tk_export_event)"
-)
+def _pg_value(field: Field) -> str:
+    column = field.column
+    if field.kind == "time":
+        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    if field.kind == "json":
+        return f"{column}::json"
+    if field.kind == "bytes":
+        return f"encode({column}, 'base64')"
+    return column
+
+
+def _pg_object(members: list[tuple[str, str]]) -> str:
+    """A record whose field names are the keys: row_to_json renders it compactly, in order."""
+    columns = ", ".join(f'{value} AS "{key}"' for key, value in members)
+    return f"(SELECT r FROM (SELECT {columns}) r)"
+
+
+PG_EVENT_JSON = f"row_to_json({_document(_pg_value, _pg_object)})"
 PG_EXPORT_COLUMNS = f"convert_to({PG_EVENT_JSON}::text, 'UTF8')"

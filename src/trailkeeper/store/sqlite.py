@@ -9,15 +9,12 @@ read-only connections that WAL lets run beside the writer. (Pattern from dataset
 
 from __future__ import annotations
 
-import functools
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent import futures
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from itertools import chain, count
 from pathlib import Path
 from typing import Any
@@ -38,26 +35,11 @@ from trailkeeper.store.idempotency import StoredEvent, assemble_results, plan_in
 from trailkeeper.store.migrate import apply_migrations
 
 MAX_ROWS_PER_INSERT = 512
-# Events per INSERT of a batch with the ledger on (see _insert_hashing_ahead): the helper hashes
-# 256 leaves in ~1-1.6 ms, within the ~2 ms SQLite's step of 256 rows holds no GIL. 128 measured
-# the same; 384, or a batch in two halves, more (the first chunk's leaves are hashed in turn).
-LEAF_CHUNK = 256
 _DUPLICATE_ID = "UNIQUE constraint failed: events.tenant, events.id"
 MAX_READERS = 8  # read connections kept open; more concurrent readers wait for one
 WRITER_CACHE_KIB = 32768  # page cache of the single writer
 READER_CACHE_KIB = 4096  # page cache of each reader
 CACHE_BOUND_MIB = (WRITER_CACHE_KIB + MAX_READERS * READER_CACHE_KIB) // 1024  # 64 MiB in all
-
-
-# Batch sizes that get an INSERT statement of their own (the first sizes to come twice), so
-# that batches of these sizes go in one statement; others go in power-of-two chunks. Bounded:
-# SQLite keeps each prepared, ~3.6 MB for 1000 rows.
-OWN_STATEMENT_SIZES = 4
-
-
-@functools.lru_cache(maxsize=OWN_STATEMENT_SIZES + 16)
-def _insert_statement(rows: int) -> str:
-    return sql.insert_sql("?", rows, verb="INSERT OR FAIL")  # see _insert_batch
 
 
 def chunk_sizes(count: int, largest: int) -> list[int]:
@@ -99,7 +81,6 @@ class SQLiteStore(SqlReads):
         self.path = path
         self.ledger = ledger
         self._frontiers = ledger_state.FrontierCache()
-        self._leaf_hasher = futures.ThreadPoolExecutor(1, thread_name_prefix="trailkeeper-leaves")
         self._synchronous = synchronous.upper()
         self._timeout = timeout
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -110,9 +91,6 @@ class SQLiteStore(SqlReads):
         # Parameters one statement may take: 32,766 since SQLite 3.32, 999 before.
         self._max_variables = writer.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._max_rows = rows_per_insert(self._max_variables)
-        self._most_rows = self._max_variables // len(sql.INSERT_COLUMNS)
-        self._sizes_seen: set[int] = set()
-        self._own_statement_sizes: set[int] = set()
         self._write_lock = threading.Lock()
         self._group = GroupCommit(self._write_lock, self._transaction, _savepoint, timeout)
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -213,7 +191,6 @@ class SQLiteStore(SqlReads):
         self._closed = True
         with self._write_lock:
             self._write_conn.close()
-        self._leaf_hasher.shutdown()
         while True:
             try:
                 self._readers.get_nowait().close()
@@ -272,156 +249,64 @@ class SQLiteStore(SqlReads):
 
     # ---- events --------------------------------------------------------------------------
 
-    def insert_events(
-        self, tenant: str, items: Sequence[NewEvent], *, keep_canonical: bool = False
-    ) -> list[tuple[Event, bool]]:
+    def insert_events(self, tenant: str, items: Sequence[NewEvent]) -> list[tuple[Event, bool]]:
         """Batches that arrive while another is being written share the next transaction
         (group_commit.py): one fsync for several requests."""
-        # Checked and normalized before queueing (see validation.EventBatch): here that work
-        # overlaps the SQLite steps and the fsync of the batches written before it, which hold
-        # no GIL.
-        items = list(items)
-        return self._group.run(lambda conn: self._insert_batch(conn, tenant, items, keep_canonical))
+        return self._group.run(lambda conn: self._insert_batch(conn, tenant, items))
 
     def _insert_batch(
-        self, conn: sqlite3.Connection, tenant: str, items: Sequence[NewEvent], keep: bool
+        self, conn: sqlite3.Connection, tenant: str, items: Sequence[NewEvent]
     ) -> list[tuple[Event, bool]]:
         # Optimistic first, as on PostgreSQL: the unique index checks ids as rows go in, and
         # only a batch holding a stored id (a retry) or one id twice runs again with the lookup.
         with self._translate():
             first = _next_seq(conn)
             try:
-                new = self._insert_new(conn, tenant, items, first, keep)
+                new = self._insert_new(conn, tenant, items, first)
                 return [(event, True) for event in new]
             except sqlite3.IntegrityError as exc:
                 # Undone by hand, not by a savepoint: with one open, SQLite copies every page
-                # the batch changes into a sub-journal first (~5% of ingest). The attempt's rows
-                # are those from `first` on: INSERT OR FAIL keeps the rows before the failing
-                # one, and the ledger writes nothing before all rows are in.
+                # the batch changes into a sub-journal first. The attempt's rows are those from
+                # `first` on: INSERT OR FAIL keeps the rows before the failing one, and the
+                # ledger writes nothing before all rows are in.
                 conn.execute("DELETE FROM events WHERE seq >= ?", (first,))
                 if _DUPLICATE_ID not in str(exc):
                     raise
             client_ids = list({i.event.id for i in items if i.client_id})
             stored = self._stored_by_id(conn, tenant, client_ids)
             to_insert, outcome = plan_insert(items, stored)
-            events = self._insert_new(conn, tenant, to_insert, first, keep) if to_insert else []
+            events = self._insert_new(conn, tenant, to_insert, first) if to_insert else []
         return assemble_results(outcome, events, stored)
 
     def _insert_new(
-        self,
-        conn: sqlite3.Connection,
-        tenant: str,
-        items: Sequence[NewEvent],
-        first: int,
-        keep: bool,
+        self, conn: sqlite3.Connection, tenant: str, items: Sequence[NewEvent], first: int
     ) -> list[Event]:
+        """Insert these events, appending them to the tenant's log."""
         log = (
-            ledger_state.LogAppend(
-                _SQLiteRunner(conn), tenant, self._frontiers, keep_canonical=keep
-            )
+            ledger_state.LogAppend(_SQLiteRunner(conn), tenant, self._frontiers)
             if self.ledger
             else None
         )
-        received_to_db = _shared_ms(items[0].event.received_at) if items else to_ms
-        seqs = count(first)
-        if log is None or len(items) <= LEAF_CHUNK:
-            events = self._insert_stamped(
-                conn, ledger_state.stamp(items, seqs, log), received_to_db
-            )
-        else:
-            events = self._insert_hashing_ahead(conn, items, seqs, log, received_to_db)
+        stamped = list(ledger_state.stamp(items, count(first), log))
+        self._insert_rows(
+            conn, [sql.event_row(event, item.occurred_given, to_ms) for item, event in stamped]
+        )
         if log is not None:
             log.finish()
-        return events
-
-    def _insert_stamped(
-        self,
-        conn: sqlite3.Connection,
-        stamped: Iterable[tuple[NewEvent, Event]],
-        received_to_db: Callable[[datetime], int],
-    ) -> list[Event]:
-        """Insert these events; returns them.
-
-        Every row is made first, in one tight loop, and then handed to SQLite: making each row
-        as SQLite asked for it interleaved Python with SQLite's B-tree work, and each evicted
-        the other's caches (~5-12% slower ingest, the leaf hash ~3x its cost in isolation)."""
-        events: list[Event] = []
-        rows: list[tuple[Any, ...]] = []
-        for item, event in stamped:
-            events.append(event)
-            rows.append(sql.event_row(item, event.seq, to_ms, event, received_to_db))
-        self._insert_rows(conn, rows)
-        return events
-
-    def _insert_hashing_ahead(
-        self,
-        conn: sqlite3.Connection,
-        items: Sequence[NewEvent],
-        seqs: Iterator[int],
-        log: ledger_state.LogAppend,
-        received_to_db: Callable[[datetime], int],
-    ) -> list[Event]:
-        """Insert `LEAF_CHUNK` events at a time while a helper thread hashes the next chunk's
-        leaves: SQLite's step of an INSERT holds no GIL, so only the first chunk's leaves cost
-        the writer any time (docs/performance-log.md, "Built on 2026-12-04, later")."""
-        chunks = [items[start : start + LEAF_CHUNK] for start in range(0, len(items), LEAF_CHUNK)]
-        events: list[Event] = []
-        appended = log.add_items(chunks[0])
-        pending: futures.Future[ledger_state.Appended] | None = None
-        try:
-            for n, chunk in enumerate(chunks):
-                if pending is not None:
-                    appended = pending.result()
-                    pending = None
-                if n + 1 < len(chunks):  # the log takes chunks in order: one at a time
-                    pending = self._leaf_hasher.submit(log.add_items, chunks[n + 1])
-                stamped = ledger_state.with_leaves(chunk, seqs, appended)
-                events += self._insert_stamped(conn, stamped, received_to_db)
-        finally:
-            if pending is not None:  # a failed insert: let the helper finish before the retry
-                futures.wait([pending])
-        return events
+        return [event for _, event in stamped]
 
     def _insert_rows(self, conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert with one multi-row statement per chunk instead of `executemany`.
-
-        `executemany` gives up the GIL for every row's step and must take it back before
-        binding the next row; in the server, where other threads parse, validate and answer
-        requests, the writer then waits for the GIL once per row while holding the write lock
-        (4 clients posting 500-event batches: 7% more events/s this way). Alone, both run
-        alike (59k and 61k rows/s).
-
-        A run of rows of a size that repeats (a client's usual batch size; with the ledger,
-        `LEAF_CHUNK` and what a usual size leaves after its chunks, e.g. 232 of `import`'s
-        1000) goes in one statement: fewer GIL round trips, each a wait of up to 5 ms when
-        another thread is busy (1000 rows in power-of-two chunks take 6), and ~10% less time
-        alone. Preparing a statement for a new size costs about as much as the insert (~13 ms
-        for 1000 rows), so that is paid only for a size that came before, and for a few sizes
-        (`OWN_STATEMENT_SIZES`).
-        """
-        count = len(rows)
-        if count <= self._most_rows and self._has_own_statement(count):
-            conn.execute(_insert_statement(count), list(chain.from_iterable(rows)))
-            return
+        """Insert with one multi-row statement per chunk instead of `executemany`, which gives
+        up the GIL for every row's step and must take it back before binding the next, while
+        the write lock is held. Chunks are powers of two, so that a handful of statement texts
+        serve any batch size from sqlite3's statement cache."""
         start = 0
-        for size in chunk_sizes(count, self._max_rows):
+        for size in chunk_sizes(len(rows), self._max_rows):
             chunk = rows[start : start + size]
-            conn.execute(_insert_statement(size), list(chain.from_iterable(chunk)))
+            conn.execute(
+                sql.insert_sql("?", size, verb="INSERT OR FAIL"), list(chain.from_iterable(chunk))
+            )
             start += size
-
-    def _has_own_statement(self, count: int) -> bool:
-        """Whether `count` rows get a statement of their own size (called by the writer only).
-        A power of two up to `_max_rows` is one of `chunk_sizes`' statements already, and
-        takes no place: every batch over `LEAF_CHUNK` would otherwise spend one on it."""
-        if count & (count - 1) == 0 and count <= self._max_rows:
-            return False
-        if count in self._own_statement_sizes:
-            return True
-        if count in self._sizes_seen and len(self._own_statement_sizes) < OWN_STATEMENT_SIZES:
-            self._own_statement_sizes.add(count)
-            return True
-        self._sizes_seen.add(count)
-        return False
 
     def _stored_by_id(
         self, conn: sqlite3.Connection, tenant: str, ids: list[str]
@@ -440,12 +325,6 @@ class SQLiteStore(SqlReads):
                 event = sql.row_to_event(row[1:], from_ms)
                 found[event.id] = StoredEvent(bool(row[0]), event)
         return found
-
-
-def _shared_ms(shared: datetime) -> Callable[[datetime], int]:
-    """`to_ms`, worked out once for the receive time that a batch's events share."""
-    shared_ms = to_ms(shared)
-    return lambda value: shared_ms if value is shared else to_ms(value)
 
 
 def _next_seq(conn: sqlite3.Connection) -> int:

@@ -1,4 +1,4 @@
--- depends: 0006.admin
+-- depends: 0008.outcome
 -- Retention and erasure (docs/retention.md). A tenant may keep events for `retention_days`
 -- (NULL: for ever) and name metadata keys that hold personal data (a JSON array).
 -- A purged prefix of a tenant's log leaves behind its size (`ledger_floors`) and the few
