@@ -36,6 +36,9 @@ ERASURE_PART = 500  # log indexes listed per erasure event (metadata is at most 
 SUBJECT_KINDS = ("actor_id", "email", "target_id")
 ERASURE_ACTION = "trailkeeper.erasure"
 LEASE = "purge"
+# The share of time the purge job in `serve` spends in batches: ingest keeps the rest of the
+# writer (>= 70% of its rate without a purge, bench/retention.py).
+BACKGROUND_SHARE = 0.25
 
 
 class PurgeResult(msgspec.Struct, frozen=True):
@@ -76,11 +79,12 @@ def purge(
     *,
     dry_run: bool = False,
     batch: int = PURGE_BATCH,
-    pause: float = 0.0,
+    share: float = 1.0,
 ) -> list[PurgeResult]:
     """Purge every tenant with a retention policy (or just `tenant`) down to its window.
-    A tenant on legal hold is skipped (with `tenant` given: 409). `pause` seconds between
-    batches leave the writer to ingest."""
+    A tenant on legal hold is skipped (with `tenant` given: 409). `share` < 1 paces the
+    batches so that they take at most that share of the time: after a batch that took t
+    seconds it waits t * (1 / share - 1), leaving the writer to ingest the rest."""
     tenants = [service.require_tenant(tenant)] if tenant else service.list_tenants()
     results = []
     for found in tenants:
@@ -91,17 +95,18 @@ def purge(
                 raise Conflict(f"tenant {found.id!r} is on legal hold: nothing is purged")
             continue
         cutoff = service.now() - timedelta(days=found.retention_days)
-        results.append(_purge_tenant(service, found.id, cutoff, dry_run, batch, pause))
+        results.append(_purge_tenant(service, found.id, cutoff, dry_run, batch, share))
     return results
 
 
 def _purge_tenant(
-    service: AuditService, tenant: str, cutoff: datetime, dry_run: bool, batch: int, pause: float
+    service: AuditService, tenant: str, cutoff: datetime, dry_run: bool, batch: int, share: float
 ) -> PurgeResult:
     store = service.store
     floor = store.purged_size(tenant)
     total = 0
     while True:
+        started = time.monotonic()
         if dry_run:
             count = store.purgeable(tenant, cutoff, floor + total, batch)
         else:
@@ -109,8 +114,8 @@ def _purge_tenant(
         total += count
         if count < batch:
             break
-        if pause:
-            time.sleep(pause)
+        if share < 1:
+            time.sleep((time.monotonic() - started) * (1 / share - 1))
     return PurgeResult(tenant, total, floor + total if dry_run else store.purged_size(tenant))
 
 
@@ -146,7 +151,7 @@ class PeriodicPurge:
             ttl_ms = int(max(60.0, 3 * self._interval) * 1000)
             if not self._service.store.claim_lease(LEASE, self.holder, now_ms, ttl_ms):
                 return 0
-            purged = sum(r.purged for r in purge(self._service, pause=0.01))
+            purged = sum(r.purged for r in purge(self._service, share=BACKGROUND_SHARE))
         except TrailkeeperError as exc:  # database away: try again next round
             log.warning("could not purge: %s", exc.message)
             return 0
