@@ -32,6 +32,7 @@ SCOPE_EVENTS_READ = "events.read"
 SCOPE_AUDIT_LOGS_READ = "audit-logs.read"
 SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
 SCOPE_VIEWER_CREATE = "viewer.create"
+SCOPE_STREAMS_WRITE = "streams.write"  # manage streams (they carry every event out)
 SCOPE_ERASURE_WRITE = "erasure.write"
 SCOPE_LEGAL_HOLDS_WRITE = "legal-holds.write"
 # Every scope a tenant's key may have.
@@ -41,6 +42,7 @@ ALL_SCOPES = (
     SCOPE_AUDIT_LOGS_READ,
     SCOPE_KEY_PAIRS_WRITE,
     SCOPE_VIEWER_CREATE,
+    SCOPE_STREAMS_WRITE,
     SCOPE_ERASURE_WRITE,
     SCOPE_LEGAL_HOLDS_WRITE,
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
+import msgspec
 
 from trailkeeper import __version__, auth, retention
 from trailkeeper.api import viewer
@@ -37,6 +38,14 @@ from trailkeeper.model import (
 )
 from trailkeeper.service import AdminActor, AuditService
 from trailkeeper.store import open_store
+from trailkeeper.streams.manage import StreamAdmin
+from trailkeeper.streams.model import (
+    DEFAULT_BATCH,
+    DEFAULT_BATCH_WAIT_MS,
+    DESTINATIONS,
+    StreamIn,
+)
+from trailkeeper.streams.model import FILTERS as STREAM_FILTERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 QUICKSTART_KEY = "quickstart"
@@ -1254,3 +1263,178 @@ def _ndjson_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+# ---- streams (docs/streams.md) --------------------------------------------------------------
+
+_TENANT_OPTION = click.option("--tenant", default="default", show_default=True)
+
+
+@main.group()
+def streams() -> None:
+    """Push a tenant's events to a webhook, Splunk HEC, Datadog or NATS (serve delivers)."""
+
+
+@streams.command("create")
+@_TENANT_OPTION
+@click.option("--name", required=True, help="What the stream is for, e.g. 'siem'.")
+@click.option("--type", "kind", required=True, type=click.Choice(DESTINATIONS))
+@click.option("--url", help="Webhook URL, HEC base URL, Datadog intake URL or NATS server URL.")
+@click.option("--token", help="splunk_hec: the HEC token; nats: an auth token.")
+@click.option("--api-key", help="datadog: the API key.")
+@click.option("--subject", help="nats: the subject to publish to.")
+@click.option("--index", help="splunk_hec: the index.")
+@click.option("--service-name", "service_name", help="datadog: the service (default trailkeeper).")
+@click.option("--tags", help="datadog: ddtags to add, e.g. env:prod.")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help=f"Only matching events (repeatable): {', '.join(STREAM_FILTERS)}.",
+)
+@click.option("--start", type=click.Choice(["beginning", "end"]), default="beginning")
+@click.option("--batch-size", type=int, default=DEFAULT_BATCH, show_default=True)
+@click.option("--batch-wait-ms", type=int, default=DEFAULT_BATCH_WAIT_MS, show_default=True)
+@click.pass_context
+@_fail_cleanly
+def streams_create(
+    ctx: click.Context,
+    /,
+    tenant: str,
+    name: str,
+    kind: str,
+    filters: tuple[str, ...],
+    start: str,
+    batch_size: int,
+    batch_wait_ms: int,
+    **destination: str | None,
+) -> None:
+    """Create a stream and print it as JSON (a webhook's `secret` is shown this once)."""
+    renamed = {"api_key": destination.pop("api_key"), "service": destination.pop("service_name")}
+    given = {k: v for k, v in {**destination, **renamed}.items() if v is not None}
+    wanted: dict[str, Any] = {
+        "name": name,
+        "destination": {"type": kind, **given},
+        "filters": dict(_filter_pair(f) for f in filters),
+        "start": start,
+        "batch_size": batch_size,
+        "batch_wait_ms": batch_wait_ms,
+    }
+    try:
+        data = msgspec.convert(wanted, StreamIn)
+    except msgspec.ValidationError as exc:
+        raise _UsageLine(str(exc).replace("$.destination.", "--").replace("$.", "--")) from None
+    with _service(ctx) as service:
+        admin = StreamAdmin(service.store)
+        stream, secret = admin.create(tenant, data)
+        _echo_json(admin.view(stream, secret))
+
+
+def _filter_pair(text: str) -> tuple[str, str]:
+    field, sep, value = text.partition("=")
+    if not sep or field not in STREAM_FILTERS:
+        raise _UsageLine(
+            f"--filter takes FIELD=VALUE with FIELD one of {', '.join(STREAM_FILTERS)}"
+        )
+    return field, value
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(msgspec.json.format(msgspec.json.encode(value)).decode())
+
+
+@streams.command("list")
+@click.option("--tenant", help="Only this tenant's streams.")
+@click.pass_context
+@_fail_cleanly
+def streams_list(ctx: click.Context, tenant: str | None) -> None:
+    """List streams with their state and lag."""
+    with _service(ctx) as service:
+        admin = StreamAdmin(service.store)
+        click.echo(
+            f"{'STREAM ID':<21} {'TENANT':<16} {'NAME':<16} {'TYPE':<11} {'STATE':<8} "
+            f"{'POSITION':>9} {'LAG':>8} LAST ERROR"
+        )
+        for stream in admin.list(tenant):
+            status = admin.status(stream)
+            click.echo(
+                f"{stream.id:<21} {stream.tenant:<16} {stream.name:<16} {stream.destination:<11} "
+                f"{status.state:<8} {stream.position:>9} {status.lag_events:>8} "
+                f"{_one_line(status.last_error or '-')[:60]}"
+            )
+
+
+@streams.command("show")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.pass_context
+@_fail_cleanly
+def streams_show(ctx: click.Context, stream_id: str, tenant: str) -> None:
+    """Print a stream and its status as JSON (credentials are never shown)."""
+    with _service(ctx) as service:
+        admin = StreamAdmin(service.store)
+        _echo_json(admin.view(admin.get(tenant, stream_id)))
+
+
+@streams.command("pause")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.pass_context
+@_fail_cleanly
+def streams_pause(ctx: click.Context, stream_id: str, tenant: str) -> None:
+    """Stop delivering (after the batch in flight); the position stays."""
+    with _service(ctx) as service:
+        StreamAdmin(service.store).set_paused(tenant, stream_id, True)
+    click.echo(f"paused {stream_id}", err=True)
+
+
+@streams.command("resume")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.pass_context
+@_fail_cleanly
+def streams_resume(ctx: click.Context, stream_id: str, tenant: str) -> None:
+    """Deliver again from the stream's position."""
+    with _service(ctx) as service:
+        StreamAdmin(service.store).set_paused(tenant, stream_id, False)
+    click.echo(f"resumed {stream_id}", err=True)
+
+
+@streams.command("delete")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.pass_context
+@_fail_cleanly
+def streams_delete(ctx: click.Context, stream_id: str, tenant: str) -> None:
+    """Delete a stream (a batch in flight may still arrive)."""
+    with _service(ctx) as service:
+        StreamAdmin(service.store).delete(tenant, stream_id)
+    click.echo(f"deleted {stream_id}", err=True)
+
+
+@streams.command("replay")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.option("--log-index", type=click.IntRange(min=0), help="Deliver again from this index.")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+    help="Deliver again from the first event received at or after this time.",
+)
+@click.pass_context
+@_fail_cleanly
+def streams_replay(
+    ctx: click.Context,
+    stream_id: str,
+    tenant: str,
+    log_index: int | None,
+    since: datetime | None,
+) -> None:
+    """Move a stream's position back (never forward: a stream never skips events)."""
+    if (log_index is None) == (since is None):
+        raise _UsageLine("give exactly one of --log-index or --since")
+    with _service(ctx) as service:
+        admin = StreamAdmin(service.store)
+        stream = admin.replay(tenant, stream_id, log_index=log_index, since=_as_utc(since))
+    click.echo(f"{stream_id} delivers again after log index {stream.position}", err=True)

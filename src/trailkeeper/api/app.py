@@ -31,11 +31,14 @@ from trailkeeper.api.ratelimit import rate_limiter
 from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
+from trailkeeper.api.streams import streams_router
 from trailkeeper.api.viewer import viewer_api_router, viewer_router, viewer_tokens_router
 from trailkeeper.config import Settings
 from trailkeeper.errors import Unavailable
 from trailkeeper.retention import PeriodicPurge
 from trailkeeper.service import AuditService
+from trailkeeper.streams.delivery import DeliveryOptions, StreamDeliverer
+from trailkeeper.streams.manage import StreamAdmin
 
 _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
@@ -176,8 +179,15 @@ def create_app(
     )
     checkpoints = PeriodicCheckpoints(service, settings.checkpoint_interval_seconds)
     purges = PeriodicPurge(service, settings.purge_interval_seconds)
+    deliverer = StreamDeliverer(service.store, delivery_options(settings))
+
+    def startup() -> None:
+        checkpoints.start()
+        deliverer.start()
+        purges.start()
 
     def shutdown() -> None:
+        deliverer.stop()
         checkpoints.stop()
         purges.stop()
         if owns_service:
@@ -191,6 +201,7 @@ def create_app(
             ledger_router,
             key_pairs_router,
             erasures_router,
+            streams_router,
             admin_router,
             courier_router,
             gr4vy_router,
@@ -207,11 +218,21 @@ def create_app(
                 "service": service,
                 "rate_limiter": rate_limiter(settings),
                 "draining": draining,
+                "streams": StreamAdmin(service.store),
             }
         ),
-        on_startup=[checkpoints.start, purges.start],
+        on_startup=[startup],
         on_shutdown=[shutdown],
         logging_config=None,
     )
     instrument(app, service, settings.metrics_max_tenants, settings.metrics_token)
     return app
+
+
+def delivery_options(settings: Settings) -> DeliveryOptions:
+    return DeliveryOptions(
+        poll_seconds=settings.stream_poll_seconds,
+        lease_seconds=settings.stream_lease_seconds,
+        retry_budget=settings.stream_retry_budget,
+        max_backoff_seconds=settings.stream_max_backoff_seconds,
+    )

@@ -27,6 +27,7 @@ from trailkeeper.model import (
 )
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.purge import RetentionStore
+from trailkeeper.store.streams import StreamRows
 
 _json = msgspec.json.Encoder()
 # Credentials are read with their tenant's state: a deactivated tenant's keys are refused
@@ -46,7 +47,7 @@ _SELECT_KEY_PAIR = (
 )
 
 
-class SqlReads(RetentionStore):
+class SqlReads(StreamRows, RetentionStore):
     """Read queries over `_fetch`; subclasses set the engine specifics below."""
 
     ph: str  # parameter placeholder
