@@ -4,6 +4,7 @@ parameters and an empty JSON body; and integer parameters written with leading z
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from trailkeeper.api import viewer
 from trailkeeper.api.app import create_app
 from trailkeeper.config import load_settings
 from trailkeeper.service import AuditService
+from trailkeeper.store import open_store
 
 Headers = Callable[..., dict[str, str]]
 
@@ -25,8 +27,11 @@ Headers = Callable[..., dict[str, str]]
 def _every_route() -> list[tuple[str, str]]:
     """(method, path template) of every route the app serves, walked from the app itself so
     that a route added later is covered without editing this list."""
-    settings = load_settings({}, database_url="sqlite:///unused.db")
-    app = create_app(AuditService.__new__(AuditService), settings)
+    store = open_store(f"sqlite:///{tempfile.mkdtemp()}/routes.db")
+    try:
+        app = create_app(AuditService(store), load_settings({}))
+    finally:
+        store.close()
     found = []
     for route in app.routes:
         if isinstance(route, HTTPRoute):
