@@ -51,6 +51,7 @@ from trailkeeper.model import (
     to_ms,
     utc_now_ms,
 )
+from trailkeeper.query import Query
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
 from trailkeeper.validation import validate
@@ -490,7 +491,9 @@ def deep_position(engine: str, url: str, filters: EventFilter, depth: float) -> 
         position, seen = None, 0
         while seen < offset:
             step = min(1000, offset - seen)
-            rows = service.store.list_events("acme", filters, position, Direction.OLDER, step)
+            rows = service.store.list_events(
+                "acme", Query.from_filters(filters), position, Direction.OLDER, step
+            )
             if not rows:
                 break
             seen += len(rows)
@@ -505,7 +508,7 @@ def native_cursor(url: str, filters: EventFilter, position: Position) -> str:
     service = AuditService(open_store(url))
     try:  # bench-only use of the codec: a cursor deep in the log without paging to it
         return service._cursors.encode(
-            position, Direction.OLDER, cursor_scope("acme", "native", filters)
+            position, Direction.OLDER, cursor_scope("acme", "native", Query.from_filters(filters))
         )
     finally:
         service.close()

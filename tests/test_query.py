@@ -111,9 +111,9 @@ PARSES = [
     # An instant is one millisecond: > and <= move past it.
     ("occurred:>2026-02-01T10:00Z", q(TimeBound("after", ms(2026, 2, 1, 10) + 1))),
     ("occurred:<=2026-02-01T10:00Z", q(TimeBound("before", ms(2026, 2, 1, 10) + 1))),
-    # Between two milliseconds: every bound rounds to the next one (events are whole ms).
-    ("after:2026-02-01T10:00:00.0005Z", q(TimeBound("after", ms(2026, 2, 1, 10) + 1))),
-    ("before:2026-02-01T10:00:00.0005Z", q(TimeBound("before", ms(2026, 2, 1, 10) + 1))),
+    # Between two milliseconds: truncated to the millisecond, as the since/until parameters.
+    ("after:2026-02-01T10:00:00.0005Z", q(TimeBound("after", ms(2026, 2, 1, 10)))),
+    ("before:2026-02-01T10:00:00.0005Z", q(TimeBound("before", ms(2026, 2, 1, 10)))),
     ("occurred:>2026-02-01T10:00:00.0005Z", q(TimeBound("after", ms(2026, 2, 1, 10) + 1))),
     ("occurred:<=2026-02-01T10:00:00.000999Z", q(TimeBound("before", ms(2026, 2, 1, 10) + 1))),
     # Outside the stored range: clamped, which selects the same events.
@@ -329,10 +329,10 @@ def test_filters_are_sugar_for_qualifiers() -> None:
     assert Query.from_filters(EventFilter()) == Query()
 
 
-def test_filter_times_round_up_to_whole_milliseconds() -> None:
+def test_filter_times_are_truncated_to_whole_milliseconds() -> None:
     at = datetime(2026, 1, 1, 0, 0, 0, 500, tzinfo=UTC)
     query = Query.from_filters(EventFilter(since=at, until=at))
-    assert query == q(TimeBound("after", JAN1 + 1), TimeBound("before", JAN1 + 1))
+    assert query == q(TimeBound("after", JAN1), TimeBound("before", JAN1))
     early = Query.from_filters(EventFilter(since=datetime(1900, 1, 1, tzinfo=UTC)))
     assert early == q(TimeBound("after", 0))
 
