@@ -36,6 +36,7 @@ from tests.e2e.server import clean_env, free_port, start_serve, wait_healthy
 
 from bench import client as client_bench
 from bench import observability, verify_export, workers
+from bench import search as search_bench
 from bench.data import batches, iter_batches, json_batches, with_amounts
 from trailkeeper.cursor import cursor_scope
 from trailkeeper.ledger import event_leaves
@@ -730,6 +731,7 @@ def main() -> None:
                     url = fresh_url(engine, tmp, f"data{size}")
                     service_ingest(url, iter_batches(size, 1000), analyze=True)
                     read_benchmarks(engine, url, tmp, size, floor_url, args.load_seconds)
+                    search_bench.report(engine, url, size, say)  # bench/search.py
                 observability.report(engine, say)
                 workers.report(engine, say)
             say()
