@@ -35,8 +35,9 @@ import psycopg
 from tests.e2e.server import clean_env, free_port, start_serve, wait_healthy
 
 from bench import client as client_bench
-from bench import observability, verify_export, workers
+from bench import observability, retention, verify_export, workers
 from bench import search as search_bench
+from bench import streams as streams_bench
 from bench.data import batches, iter_batches, json_batches, with_amounts
 from trailkeeper.cursor import cursor_scope
 from trailkeeper.ledger import event_leaves
@@ -73,6 +74,9 @@ FILTERS = [
     ),
 ]
 report: list[str] = []
+
+
+RETENTION_EVENTS = 100_000  # events purged by bench/retention.py per engine
 
 
 def say(line: str = "") -> None:
@@ -734,6 +738,9 @@ def main() -> None:
                     search_bench.report(engine, url, size, say)  # bench/search.py
                 observability.report(engine, say)
                 workers.report(engine, say)
+                streams_bench.report(engine, say)  # delivery vs ingest, lag: bench/streams.py
+                # purge while ingesting: bench/retention.py
+                retention.report(engine, fresh_url(engine, tmp, "retention"), RETENTION_EVENTS, say)
             say()
             say(verify_export.measure(tmp, VERIFY_EVENTS, os.cpu_count() or 1))
     finally:

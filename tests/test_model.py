@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,3 +59,57 @@ def test_format_ms_edges() -> None:
     assert format_ms(_EARLIEST) == "0001-01-01T00:00:00.000Z"
     assert format_ms(_LATEST) == "9999-12-31T23:59:59.999Z"
     assert format_ms(1_657_060_224_662) == "2022-07-05T22:30:24.662Z"
+
+
+# ---- the positional mappings against the field table, field by field (issue 24) -------------
+
+
+def _generic_document(event: Any) -> dict[str, Any]:
+    """The public document walked from `FIELDS` by path, the slow obvious way."""
+    from trailkeeper.formats import public_value
+    from trailkeeper.model import FIELDS
+
+    document: dict[str, Any] = {}
+    for field in FIELDS:
+        head, _, rest = field.path.partition(".")
+        value = getattr(event, head)
+        if not rest:
+            document[head] = public_value(field, value)
+        elif value is None:
+            document[head] = None
+        else:
+            document.setdefault(head, {})[rest] = getattr(value, rest)
+    return document
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_positional_mappings_match_the_field_table(nested: bool) -> None:
+    import msgspec
+
+    from trailkeeper.api.native import to_view
+    from trailkeeper.formats import event_document
+    from trailkeeper.model import Actor, Context, Event, Target, from_ms, to_ms
+    from trailkeeper.store import sql
+
+    event = Event(
+        id="e-1",
+        tenant="acme",
+        occurred_at=datetime(2024, 2, 29, 23, 59, 59, 999000, tzinfo=UTC),
+        received_at=datetime(5, 1, 2, 3, 4, 5, 6000, tzinfo=UTC),
+        action="user.login",
+        actor=Actor(id="u", name="N", email="a@b", type="user", staff=False, status="ok"),
+        outcome="failure",
+        type="t",
+        target=Target(type="tt", id="ti", name="tn", email="c@d") if nested else None,
+        source="api",
+        context=Context(ip="203.0.113.7", user_agent="ua") if nested else None,
+        metadata={"k": [1, 2.5, None]},
+        log_index=7,
+        leaf_hash=bytes(range(32)),
+        seq=9,
+    )
+    document = _generic_document(event)
+    assert event_document(event) == document
+    assert msgspec.to_builtins(to_view(event)) == document
+    row = sql.event_row(event, True, to_ms)[:-1]
+    assert sql.row_to_event(row, from_ms) == event

@@ -28,6 +28,7 @@ from trailkeeper.query import (
     TimeBound,
     Value,
     parse_query,
+    words,
 )
 
 PREFIX = Match.PREFIX
@@ -405,7 +406,8 @@ def _terms() -> st.SearchStrategy[Clause]:
         st.sampled_from(["after", "before"]),
         st.one_of(st.integers(0, LIMIT), st.integers(0, LIMIT // DAY).map(lambda d: d * DAY)),
     )
-    text = st.builds(Text, _text, _match, st.booleans())
+    # free text needs a letter or digit (else a 400: nothing to search for)
+    text = st.builds(Text, _text.filter(words), _match, st.booleans())
     return st.one_of(text_term, outcome_term, metadata, time, text)
 
 
@@ -470,3 +472,10 @@ def test_parse_raises_only_invalid_input_and_reads_back(text: str) -> None:
         return
     assert parse_query(query.render()) == query
     assert parse_query(query.render()).canonical() == query.canonical()
+
+
+@pytest.mark.parametrize("text", ["...", '":"', "-@@", "*"])
+def test_free_text_without_a_letter_or_digit_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_query(text)
+    assert raised.value.details[0]["position"] >= 1

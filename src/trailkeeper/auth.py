@@ -32,13 +32,24 @@ SCOPE_EVENTS_READ = "events.read"
 SCOPE_AUDIT_LOGS_READ = "audit-logs.read"
 SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
 SCOPE_VIEWER_CREATE = "viewer.create"
-# Every scope a tenant's key may have (and what it gets by default).
+SCOPE_STREAMS_WRITE = "streams.write"  # manage streams (they carry every event out)
+SCOPE_ERASURE_WRITE = "erasure.write"
+SCOPE_LEGAL_HOLDS_WRITE = "legal-holds.write"
+# Every scope a tenant's key may have.
 ALL_SCOPES = (
     SCOPE_EVENTS_WRITE,
     SCOPE_EVENTS_READ,
     SCOPE_AUDIT_LOGS_READ,
     SCOPE_KEY_PAIRS_WRITE,
     SCOPE_VIEWER_CREATE,
+    SCOPE_STREAMS_WRITE,
+    SCOPE_ERASURE_WRITE,
+    SCOPE_LEGAL_HOLDS_WRITE,
+)
+# What a new key gets unless scopes are chosen: erasing data and placing legal holds are
+# granted only when asked for (docs/retention.md).
+DEFAULT_SCOPES = tuple(
+    s for s in ALL_SCOPES if s not in (SCOPE_ERASURE_WRITE, SCOPE_LEGAL_HOLDS_WRITE)
 )
 # The operator's scope: the admin API (tenants and their keys). Only keys of the reserved
 # operator tenant hold it, beside at most `events.read` (to read and verify the operator log).

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import click
+import msgspec
 
-from trailkeeper import __version__, auth
+from trailkeeper import __version__, auth, retention
 from trailkeeper.api import viewer
 from trailkeeper.config import (
     Settings,
@@ -37,6 +38,14 @@ from trailkeeper.model import (
 )
 from trailkeeper.service import AdminActor, AuditService, search_query
 from trailkeeper.store import open_store
+from trailkeeper.streams.manage import StreamAdmin
+from trailkeeper.streams.model import (
+    DEFAULT_BATCH,
+    DEFAULT_BATCH_WAIT_MS,
+    DESTINATIONS,
+    StreamIn,
+)
+from trailkeeper.streams.model import FILTERS as STREAM_FILTERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 QUICKSTART_KEY = "quickstart"
@@ -343,7 +352,7 @@ def _fresh_quickstart_key(service: AuditService, by: AdminActor) -> str:
     if not _has_default(service):
         with contextlib.suppress(Conflict):  # another process made it meanwhile
             service.create_tenant("default", "Default tenant", by=by)
-    return _replace_key(service, "default", QUICKSTART_KEY, auth.ALL_SCOPES, by)
+    return _replace_key(service, "default", QUICKSTART_KEY, auth.DEFAULT_SCOPES, by)
 
 
 def _fresh_admin_key(service: AuditService, by: AdminActor) -> str:
@@ -497,6 +506,9 @@ def _file_size(stream: IO[bytes]) -> int | None:
         return None
 
 
+_EXPORT_HEADER = b'{"trailkeeper_export"'
+
+
 def _batches(
     source: IO[bytes], size: int, progress: Callable[[int], None]
 ) -> Iterator[tuple[list[EventIn], list[int]]]:
@@ -505,8 +517,8 @@ def _batches(
     lines: list[int] = []
     for number, line in enumerate(source, 1):
         progress(len(line))
-        if not line.strip():
-            continue
+        if not line.strip() or (not lines and _EXPORT_HEADER in line[:40]):
+            continue  # blank, or the header of an export of a purged log (docs/retention.md)
         try:
             batch.append(parse_event_line(line))
         except ValueError as exc:
@@ -714,7 +726,7 @@ def keys_create(
         key, token = service.create_key(
             tenant,
             name,
-            scopes or auth.ALL_SCOPES,
+            scopes or auth.DEFAULT_SCOPES,
             expires_at=_as_utc(expires_at),
             by=AdminActor.cli("trailkeeper keys create"),
         )
@@ -907,6 +919,158 @@ def tenants_reactivate(ctx: click.Context, tenant_id: str) -> None:
         by = AdminActor.cli("trailkeeper tenants reactivate")
         service.update_tenant(tenant_id, active=True, by=by)
     click.echo(f"reactivated tenant {tenant_id}", err=True)
+
+
+@tenants.command("retention")
+@click.argument("tenant_id")
+@click.option("--days", type=click.IntRange(1, 36500), help="Keep events this many days.")
+@click.option("--forever", is_flag=True, help="Keep events for ever (the default).")
+@click.option(
+    "--personal-key",
+    "personal_keys",
+    multiple=True,
+    help="A metadata key holding personal data, which an erasure redacts (repeat; replaces "
+    "the list; give '' alone to clear it).",
+)
+@click.pass_context
+@_fail_cleanly
+def tenants_retention(
+    ctx: click.Context,
+    tenant_id: str,
+    days: int | None,
+    forever: bool,
+    personal_keys: tuple[str, ...],
+) -> None:
+    """Set how long the tenant's events are kept after they were received, and which
+    metadata keys are personal data (docs/retention.md). Shows the settings."""
+    if days is not None and forever:
+        raise click.UsageError("give --days or --forever, not both")
+    changes: dict[str, Any] = {}
+    if days is not None or forever:
+        changes["retention_days"] = days
+    if personal_keys:
+        changes["personal_metadata_keys"] = [k for k in personal_keys if k]
+    with _service(ctx) as service:
+        by = AdminActor.cli("trailkeeper tenants retention")
+        tenant = service.update_tenant(tenant_id, by=by, **changes)
+    kept = "for ever" if tenant.retention_days is None else f"{tenant.retention_days} days"
+    personal = ", ".join(tenant.personal_metadata_keys) or "none"
+    click.echo(f"{tenant.id}: events kept {kept}; personal metadata keys: {personal}")
+
+
+@main.command()
+@click.option("--tenant", help="Only this tenant (409 if it is on legal hold).")
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; delete nothing.")
+@click.pass_context
+@_fail_cleanly
+def purge(ctx: click.Context, tenant: str | None, dry_run: bool) -> None:
+    """Delete events past their tenant's retention_days, oldest first, 1000 per transaction.
+    Proofs and exports of what remains still verify (docs/retention.md)."""
+    with _service(ctx) as service:
+        results = retention.purge(service, tenant, dry_run=dry_run)
+    verb = "would purge" if dry_run else "purged"
+    for result in results:
+        click.echo(
+            f"{result.tenant}: {verb} {result.purged} events; log starts at "
+            f"index {result.first_index}"
+        )
+    if not results:
+        click.echo("no tenant has a retention policy to apply", err=True)
+
+
+@main.command()
+@click.option("--tenant", required=True)
+@click.option("--actor-id", help="Erase the events this actor did.")
+@click.option("--email", help="Erase the events whose actor or target has this email.")
+@click.option("--target-id", help="Erase the events done to this target.")
+@click.option("--reason", required=True, help="Why (logged; do not put personal data here).")
+@click.pass_context
+@_fail_cleanly
+def erase(
+    ctx: click.Context,
+    tenant: str,
+    actor_id: str | None,
+    email: str | None,
+    target_id: str | None,
+    reason: str,
+) -> None:
+    """Erase a person's data from a tenant's events (docs/retention.md): names, emails, IPs,
+    user agents and personal metadata keys read "[erased]" from then on, and the erasure is
+    logged so the log still verifies."""
+    given = [
+        (k, v) for k, v in (("actor_id", actor_id), ("email", email), ("target_id", target_id)) if v
+    ]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --actor-id, --email, --target-id")
+    kind, value = given[0]
+    with _service(ctx) as service:
+        result = retention.erase(
+            service, tenant, kind, value, reason, AdminActor.cli("trailkeeper erase")
+        )
+    click.echo(
+        f"erasure {result.id}: {result.events} events erased, logged as "
+        f"{', '.join(result.logged_as)}"
+    )
+
+
+@main.group("legal-holds")
+def legal_holds() -> None:
+    """Place, list and lift legal holds: a held tenant or subject is neither purged nor
+    erased. Placing and lifting are logged in the tenant's log."""
+
+
+@legal_holds.command("place")
+@click.option("--tenant", required=True)
+@click.option("--reason", required=True)
+@click.option("--actor-id")
+@click.option("--email")
+@click.option("--target-id")
+@click.pass_context
+@_fail_cleanly
+def legal_holds_place(
+    ctx: click.Context,
+    tenant: str,
+    reason: str,
+    actor_id: str | None,
+    email: str | None,
+    target_id: str | None,
+) -> None:
+    """Hold the whole tenant, or one subject (give one of --actor-id, --email, --target-id)."""
+    given = [
+        (k, v) for k, v in (("actor_id", actor_id), ("email", email), ("target_id", target_id)) if v
+    ]
+    if len(given) > 1:
+        raise click.UsageError("give at most one of --actor-id, --email, --target-id")
+    with _service(ctx) as service:
+        by = AdminActor.cli("trailkeeper legal-holds place")
+        hold = retention.place_hold(service, tenant, reason, by, given[0] if given else None)
+    click.echo(hold.id)
+
+
+@legal_holds.command("list")
+@click.option("--tenant", required=True)
+@click.pass_context
+@_fail_cleanly
+def legal_holds_list(ctx: click.Context, tenant: str) -> None:
+    """id, created, subject (a keyed hash, or "tenant"), reason."""
+    with _service(ctx) as service:
+        for hold in retention.list_holds(service, tenant):
+            subject = hold.subject or "tenant"
+            click.echo(f"{hold.id}\t{format_ts(hold.created_at)}\t{subject}\t{hold.reason}")
+
+
+@legal_holds.command("lift")
+@click.option("--tenant", required=True)
+@click.argument("hold_id")
+@click.pass_context
+@_fail_cleanly
+def legal_holds_lift(ctx: click.Context, tenant: str, hold_id: str) -> None:
+    """Lift a hold."""
+    with _service(ctx) as service:
+        retention.lift_hold(
+            service, tenant, hold_id, AdminActor.cli("trailkeeper legal-holds lift")
+        )
+    click.echo(f"lifted {hold_id}", err=True)
 
 
 # ---- verify ---------------------------------------------------------------------------------
@@ -1108,3 +1272,178 @@ def _ndjson_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+# ---- streams (docs/streams.md) --------------------------------------------------------------
+
+_TENANT_OPTION = click.option("--tenant", default="default", show_default=True)
+
+
+@main.group()
+def streams() -> None:
+    """Push a tenant's events to a webhook, Splunk HEC, Datadog or NATS (serve delivers)."""
+
+
+@streams.command("create")
+@_TENANT_OPTION
+@click.option("--name", required=True, help="What the stream is for, e.g. 'siem'.")
+@click.option("--type", "kind", required=True, type=click.Choice(DESTINATIONS))
+@click.option("--url", help="Webhook URL, HEC base URL, Datadog intake URL or NATS server URL.")
+@click.option("--token", help="splunk_hec: the HEC token; nats: an auth token.")
+@click.option("--api-key", help="datadog: the API key.")
+@click.option("--subject", help="nats: the subject to publish to.")
+@click.option("--index", help="splunk_hec: the index.")
+@click.option("--service-name", "service_name", help="datadog: the service (default trailkeeper).")
+@click.option("--tags", help="datadog: ddtags to add, e.g. env:prod.")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help=f"Only matching events (repeatable): {', '.join(STREAM_FILTERS)}.",
+)
+@click.option("--start", type=click.Choice(["beginning", "end"]), default="beginning")
+@click.option("--batch-size", type=int, default=DEFAULT_BATCH, show_default=True)
+@click.option("--batch-wait-ms", type=int, default=DEFAULT_BATCH_WAIT_MS, show_default=True)
+@click.pass_context
+@_fail_cleanly
+def streams_create(
+    ctx: click.Context,
+    /,
+    tenant: str,
+    name: str,
+    kind: str,
+    filters: tuple[str, ...],
+    start: str,
+    batch_size: int,
+    batch_wait_ms: int,
+    **destination: str | None,
+) -> None:
+    """Create a stream and print it as JSON (a webhook's `secret` is shown this once)."""
+    renamed = {"api_key": destination.pop("api_key"), "service": destination.pop("service_name")}
+    given = {k: v for k, v in {**destination, **renamed}.items() if v is not None}
+    wanted: dict[str, Any] = {
+        "name": name,
+        "destination": {"type": kind, **given},
+        "filters": dict(_filter_pair(f) for f in filters),
+        "start": start,
+        "batch_size": batch_size,
+        "batch_wait_ms": batch_wait_ms,
+    }
+    try:
+        data = msgspec.convert(wanted, StreamIn)
+    except msgspec.ValidationError as exc:
+        raise _UsageLine(str(exc).replace("$.destination.", "--").replace("$.", "--")) from None
+    with _service(ctx) as service:
+        admin = StreamAdmin(service.store)
+        stream, secret = admin.create(tenant, data)
+        _echo_json(admin.view(stream, secret))
+
+
+def _filter_pair(text: str) -> tuple[str, str]:
+    field, sep, value = text.partition("=")
+    if not sep or field not in STREAM_FILTERS:
+        raise _UsageLine(
+            f"--filter takes FIELD=VALUE with FIELD one of {', '.join(STREAM_FILTERS)}"
+        )
+    return field, value
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(msgspec.json.format(msgspec.json.encode(value)).decode())
+
+
+@streams.command("list")
+@click.option("--tenant", help="Only this tenant's streams.")
+@click.pass_context
+@_fail_cleanly
+def streams_list(ctx: click.Context, tenant: str | None) -> None:
+    """List streams with their state and lag."""
+    with _service(ctx) as service:
+        admin = StreamAdmin(service.store)
+        click.echo(
+            f"{'STREAM ID':<21} {'TENANT':<16} {'NAME':<16} {'TYPE':<11} {'STATE':<8} "
+            f"{'POSITION':>9} {'LAG':>8} LAST ERROR"
+        )
+        for stream in admin.list(tenant):
+            status = admin.status(stream)
+            click.echo(
+                f"{stream.id:<21} {stream.tenant:<16} {stream.name:<16} {stream.destination:<11} "
+                f"{status.state:<8} {stream.position:>9} {status.lag_events:>8} "
+                f"{_one_line(status.last_error or '-')[:60]}"
+            )
+
+
+@streams.command("show")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.pass_context
+@_fail_cleanly
+def streams_show(ctx: click.Context, stream_id: str, tenant: str) -> None:
+    """Print a stream and its status as JSON (credentials are never shown)."""
+    with _service(ctx) as service:
+        admin = StreamAdmin(service.store)
+        _echo_json(admin.view(admin.get(tenant, stream_id)))
+
+
+@streams.command("pause")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.pass_context
+@_fail_cleanly
+def streams_pause(ctx: click.Context, stream_id: str, tenant: str) -> None:
+    """Stop delivering (after the batch in flight); the position stays."""
+    with _service(ctx) as service:
+        StreamAdmin(service.store).set_paused(tenant, stream_id, True)
+    click.echo(f"paused {stream_id}", err=True)
+
+
+@streams.command("resume")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.pass_context
+@_fail_cleanly
+def streams_resume(ctx: click.Context, stream_id: str, tenant: str) -> None:
+    """Deliver again from the stream's position."""
+    with _service(ctx) as service:
+        StreamAdmin(service.store).set_paused(tenant, stream_id, False)
+    click.echo(f"resumed {stream_id}", err=True)
+
+
+@streams.command("delete")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.pass_context
+@_fail_cleanly
+def streams_delete(ctx: click.Context, stream_id: str, tenant: str) -> None:
+    """Delete a stream (a batch in flight may still arrive)."""
+    with _service(ctx) as service:
+        StreamAdmin(service.store).delete(tenant, stream_id)
+    click.echo(f"deleted {stream_id}", err=True)
+
+
+@streams.command("replay")
+@click.argument("stream_id")
+@_TENANT_OPTION
+@click.option("--log-index", type=click.IntRange(min=0), help="Deliver again from this index.")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
+    help="Deliver again from the first event received at or after this time.",
+)
+@click.pass_context
+@_fail_cleanly
+def streams_replay(
+    ctx: click.Context,
+    stream_id: str,
+    tenant: str,
+    log_index: int | None,
+    since: datetime | None,
+) -> None:
+    """Move a stream's position back (never forward: a stream never skips events)."""
+    if (log_index is None) == (since is None):
+        raise _UsageLine("give exactly one of --log-index or --since")
+    with _service(ctx) as service:
+        admin = StreamAdmin(service.store)
+        stream = admin.replay(tenant, stream_id, log_index=log_index, since=_as_utc(since))
+    click.echo(f"{stream_id} delivers again after log index {stream.position}", err=True)

@@ -39,6 +39,7 @@ class Settings:
     log_origin: str = "trailkeeper.local"
     signing_key: str = ""
     checkpoint_interval_seconds: float = 60.0
+    purge_interval_seconds: float = 3600.0
     rate_limit_per_second: float = 100.0
     rate_limit_burst: float = 200.0
     credential_cache_seconds: float = 5.0
@@ -52,6 +53,10 @@ class Settings:
     header_timeout_seconds: float = 10.0
     shutdown_timeout_seconds: float = 30.0
     shutdown_drain_seconds: float = 0.0
+    stream_poll_seconds: float = 0.2
+    stream_lease_seconds: float = 30.0
+    stream_retry_budget: int = 8
+    stream_max_backoff_seconds: float = 60.0
 
 
 SETTINGS: dict[str, str] = {
@@ -75,6 +80,8 @@ SETTINGS: dict[str, str] = {
     "one is generated once and kept in the database. Set it to keep the key out of the database.",
     "checkpoint_interval_seconds": "How often `serve` signs a checkpoint for every tenant whose "
     "log grew (0: only on request).",
+    "purge_interval_seconds": "How often `serve` purges events past their tenant's "
+    "`retention_days` (0: only `trailkeeper purge`).",
     "rate_limit_per_second": "Requests per second allowed per API key or key pair: per server "
     "process, or across all of them with `redis_url` (0: no limit). Past it: 429 with "
     "Retry-After.",
@@ -107,6 +114,14 @@ SETTINGS: dict[str, str] = {
     "shutdown_drain_seconds": "On SIGTERM, how long to keep serving while `/healthz` answers "
     "503, so a load balancer takes this process out first (set it above the balancer's "
     "health-check interval times its fall count). 0: stop accepting at once.",
+    "stream_poll_seconds": "How often `serve` looks for new events to push to each stream "
+    "(docs/streams.md). 0: this process delivers no streams.",
+    "stream_lease_seconds": "How long a server keeps a stream it delivers after it stopped "
+    "renewing its lease (e.g. it died): another server takes the stream over after this.",
+    "stream_retry_budget": "Failed deliveries in a row before a stream is marked `failing` (it "
+    "keeps retrying, every `stream_max_backoff_seconds` at most).",
+    "stream_max_backoff_seconds": "The longest wait between two attempts to deliver a batch "
+    "(exponential backoff with jitter up to this).",
 }
 
 SECRET_SETTINGS = frozenset({"secret", "signing_key", "metrics_token"})
@@ -295,6 +310,7 @@ def _validate(settings: Settings, describe: Callable[[str], str]) -> None:
     _check(
         settings.credential_cache_seconds >= 0, "credential_cache_seconds", "must not be negative"
     )
+    _check(settings.purge_interval_seconds >= 0, "purge_interval_seconds", "must not be negative")
     _check(
         settings.checkpoint_interval_seconds >= 0,
         "checkpoint_interval_seconds",
@@ -334,6 +350,14 @@ def _validate(settings: Settings, describe: Callable[[str], str]) -> None:
     _check(settings.header_timeout_seconds > 0, "header_timeout_seconds", "must be positive")
     _check(settings.shutdown_timeout_seconds > 0, "shutdown_timeout_seconds", "must be positive")
     _check(settings.shutdown_drain_seconds >= 0, "shutdown_drain_seconds", "must not be negative")
+    _check(settings.stream_poll_seconds >= 0, "stream_poll_seconds", "must not be negative")
+    _check(settings.stream_lease_seconds >= 1, "stream_lease_seconds", "must be at least 1")
+    _check(settings.stream_retry_budget >= 1, "stream_retry_budget", "must be at least 1")
+    _check(
+        settings.stream_max_backoff_seconds >= 1,
+        "stream_max_backoff_seconds",
+        "must be at least 1",
+    )
 
 
 def _seed_length(value: str) -> int:

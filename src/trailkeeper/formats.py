@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import csv
 import io
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -40,26 +41,43 @@ def public_value(field: Field, value: Any) -> Any:
 
 # Nested objects hold text and booleans only, which the document holds as they are.
 assert all(f.kind in ("text", "bool") for _, nested in LAYOUT for f in nested or ())
-_TOP_KINDS = {field.path: field.kind for field in FIELDS if "." not in field.path}
+DOCUMENT_KEYS = tuple(name for name, _ in LAYOUT)
+_LAYOUT_VALUES = operator.attrgetter(*DOCUMENT_KEYS)
+_KINDS = {field.path: field.kind for field in FIELDS if "." not in field.path}
 _PUBLIC: dict[str, Callable[[Any], Any]] = {"time": format_ts, "bytes": encode_leaf}
+# (position in DOCUMENT_KEYS, how the value becomes public) of each value that needs it.
+_TO_PUBLIC = [
+    (at, _PUBLIC[_KINDS[name]])
+    for at, name in enumerate(DOCUMENT_KEYS)
+    if _KINDS.get(name) in _PUBLIC
+]
+_NESTED_AT = [at for at, (_, nested) in enumerate(LAYOUT) if nested is not None]
+[_LEAF_AT] = [at for at, name in enumerate(DOCUMENT_KEYS) if _KINDS.get(name) == "bytes"]
+assert len(DOCUMENT_KEYS) - 1 == _LEAF_AT, "the leaf hash is the document's last key"
+
+
+def document_values(event: Event) -> list[Any]:
+    """The values of the event's public document, one per `DOCUMENT_KEYS`: timestamps as
+    RFC 3339, the leaf in base64, nested objects still as their structs (which encode as the
+    same JSON objects)."""
+    values: list[Any] = list(_LAYOUT_VALUES(event))
+    for at, public in _TO_PUBLIC:
+        if values[at] is not None:
+            values[at] = public(values[at])
+    return values
 
 
 def event_document(event: Event, *, leaf: bool = True) -> dict[str, Any]:
     """The event's public document (docs/events.md), keys in `FIELDS` order; `leaf=False`
     leaves out `leaf_hash`: the object whose RFC 8785 encoding is the leaf. A nested object
     the event does not have is null."""
-    document: dict[str, Any] = {}
-    for name, nested in LAYOUT:
-        value = getattr(event, name)
-        if nested is not None:
-            value = None if value is None else msgspec.structs.asdict(value)
-        else:
-            kind = _TOP_KINDS[name]
-            if kind == "bytes" and not leaf:
-                continue
-            if value is not None and kind in _PUBLIC:
-                value = _PUBLIC[kind](value)
-        document[name] = value
+    values = document_values(event)
+    for at in _NESTED_AT:
+        if values[at] is not None:
+            values[at] = msgspec.structs.asdict(values[at])
+    document = dict(zip(DOCUMENT_KEYS, values, strict=True))
+    if not leaf:
+        del document[DOCUMENT_KEYS[_LEAF_AT]]
     return document
 
 

@@ -13,6 +13,7 @@ import contextlib
 import getpass
 import hmac
 import ipaddress
+import itertools
 import re
 import secrets
 import socket
@@ -282,11 +283,14 @@ class AuditService:
         *,
         name: str | None = None,
         active: bool | None = None,
+        retention_days: int | msgspec.UnsetType | None = msgspec.UNSET,
+        personal_metadata_keys: Sequence[str] | None = None,
         by: AdminActor | None = None,
     ) -> Tenant:
-        """Rename, deactivate or reactivate. Deactivating refuses every credential of the
-        tenant at once (in this process; other workers within the credential cache TTL) and
-        keeps its data; reactivating lets its unrevoked, unexpired keys in again."""
+        """Rename, deactivate or reactivate; set the retention policy (docs/retention.md).
+        Deactivating refuses every credential of the tenant at once (in this process; other
+        workers within the credential cache TTL) and keeps its data; reactivating lets its
+        unrevoked, unexpired keys in again."""
         tenant = self.require_tenant(tenant_id)
         if tenant.id == auth.SYSTEM_TENANT:
             raise InvalidInput(f"the operator tenant {auth.SYSTEM_TENANT} cannot be changed")
@@ -298,6 +302,18 @@ class AuditService:
             at = None if active else self._clock()
             changes.append(("tenant.reactivated" if active else "tenant.deactivated", {}))
             tenant = msgspec.structs.replace(tenant, deactivated_at=at)
+        if retention_days is not msgspec.UNSET and retention_days != tenant.retention_days:
+            if retention_days is not None and retention_days < 1:
+                raise InvalidInput("retention_days must be at least 1 (or none: keep for ever)")
+            metadata = {"from": tenant.retention_days, "to": retention_days}
+            changes.append(("tenant.retention_changed", metadata))
+            tenant = msgspec.structs.replace(tenant, retention_days=retention_days)
+        keys = (
+            None if personal_metadata_keys is None else tuple(dict.fromkeys(personal_metadata_keys))
+        )
+        if keys is not None and keys != tenant.personal_metadata_keys:
+            changes.append(("tenant.personal_metadata_keys_changed", {"keys": list(keys)}))
+            tenant = msgspec.structs.replace(tenant, personal_metadata_keys=keys)
         if not changes:
             return tenant
         if not self.store.update_tenant(tenant):
@@ -311,7 +327,7 @@ class AuditService:
         self,
         tenant_id: str,
         name: str,
-        scopes: Iterable[str] = auth.ALL_SCOPES,
+        scopes: Iterable[str] = auth.DEFAULT_SCOPES,
         *,
         expires_at: datetime | None = None,
         by: AdminActor | None = None,
@@ -611,6 +627,9 @@ class AuditService:
 
     # ---- tamper evidence ----------------------------------------------------------------
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def origin(self, tenant: str) -> str:
         return f"{self.log_origin}/{tenant}"
 
@@ -678,13 +697,31 @@ class AuditService:
         nodes = self.store.ledger_nodes(tenant, nodes_for(ranges))
         return older, newer, hash_ranges(ranges, nodes)
 
+    def _export_header(self, tenant: str, filters: Query) -> list[bytes]:
+        """The first line of a whole export of a log whose first events were purged: where
+        it starts and the frontier hashes a verifier needs (docs/retention.md)."""
+        if filters.clauses:
+            return []
+        first, frontier = self.store.frontier(tenant)
+        if not first:
+            return []
+        header = {
+            "trailkeeper_export": {
+                "tenant": tenant,
+                "first_index": first,
+                "frontier": [base64.b64encode(h).decode() for h in frontier],
+            }
+        }
+        return [msgspec.json.encode(header) + b"\n"]
+
     def export(
         self, tenant: str, selection: Query | EventFilter, fmt: str = "jsonl"
     ) -> Iterator[bytes]:
         """Every matching event, oldest first, as JSONL or CSV chunks in constant memory."""
         filters = search_query(selection) if isinstance(selection, EventFilter) else selection
         if fmt == "jsonl":
-            return jsonl_chunks(self.store.iter_event_json(tenant, filters))
+            chunks = jsonl_chunks(self.store.iter_event_json(tenant, filters))
+            return itertools.chain(self._export_header(tenant, filters), chunks)
         if fmt == "csv":
             return csv_chunks(self.store.iter_events(tenant, filters))
         raise InvalidInput(f"format must be one of {', '.join(EXPORT_FORMATS)}")

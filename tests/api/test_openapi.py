@@ -16,9 +16,16 @@ from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
 
 PUBLIC = {("get", "/healthz"), ("get", "/v1/ledger/public-key")}
-# Minting a viewer token stores nothing, and only a key's id is chosen by the server: nothing a
-# client sends to these can conflict.
-SERVER_CHOSEN_IDS = {"/v1/tenants/{tenant_id}/keys", "/v1/viewer-tokens"}
+# Minting a viewer token stores nothing, and only a key's or a stream's id is chosen by the
+# server (replaying and rotating a secret change one stream): nothing a client sends to these
+# can conflict.
+SERVER_CHOSEN_IDS = {
+    "/v1/tenants/{tenant_id}/keys",
+    "/v1/viewer-tokens",
+    "/v1/streams",
+    "/v1/streams/{stream_id}/replay",
+    "/v1/streams/{stream_id}/rotate-secret",
+}
 LEDGER = {
     ("get", "/v1/ledger/checkpoint"),
     ("get", "/v1/events/{event_id}/proof"),

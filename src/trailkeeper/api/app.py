@@ -20,6 +20,7 @@ from trailkeeper.api.admin import admin_router
 from trailkeeper.api.checkpointer import PeriodicCheckpoints
 from trailkeeper.api.courier import courier_router
 from trailkeeper.api.docs_ui import LocalSwaggerUI, docs_router
+from trailkeeper.api.erasures import erasures_router
 from trailkeeper.api.errors import handler, render_native
 from trailkeeper.api.gr4vy import gr4vy_router
 from trailkeeper.api.key_pairs import key_pairs_router
@@ -30,10 +31,14 @@ from trailkeeper.api.ratelimit import rate_limiter
 from trailkeeper.api.reference import NATIVE, documented
 from trailkeeper.api.request import SafeRequest
 from trailkeeper.api.shared import service_of
+from trailkeeper.api.streams import streams_router
 from trailkeeper.api.viewer import viewer_api_router, viewer_router, viewer_tokens_router
 from trailkeeper.config import Settings
 from trailkeeper.errors import Unavailable
+from trailkeeper.retention import PeriodicPurge
 from trailkeeper.service import AuditService
+from trailkeeper.streams.delivery import DeliveryOptions, StreamDeliverer
+from trailkeeper.streams.manage import StreamAdmin
 
 _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 
@@ -173,9 +178,18 @@ def create_app(
         ),
     )
     checkpoints = PeriodicCheckpoints(service, settings.checkpoint_interval_seconds)
+    purges = PeriodicPurge(service, settings.purge_interval_seconds)
+    deliverer = StreamDeliverer(service.store, delivery_options(settings))
+
+    def startup() -> None:
+        checkpoints.start()
+        deliverer.start()
+        purges.start()
 
     def shutdown() -> None:
+        deliverer.stop()
         checkpoints.stop()
+        purges.stop()
         if owns_service:
             service.close()
 
@@ -186,6 +200,8 @@ def create_app(
             native_router,
             ledger_router,
             key_pairs_router,
+            erasures_router,
+            streams_router,
             admin_router,
             courier_router,
             gr4vy_router,
@@ -202,11 +218,21 @@ def create_app(
                 "service": service,
                 "rate_limiter": rate_limiter(settings),
                 "draining": draining,
+                "streams": StreamAdmin(service.store),
             }
         ),
-        on_startup=[checkpoints.start],
+        on_startup=[startup],
         on_shutdown=[shutdown],
         logging_config=None,
     )
     instrument(app, service, settings.metrics_max_tenants, settings.metrics_token)
     return app
+
+
+def delivery_options(settings: Settings) -> DeliveryOptions:
+    return DeliveryOptions(
+        poll_seconds=settings.stream_poll_seconds,
+        lease_seconds=settings.stream_lease_seconds,
+        retry_budget=settings.stream_retry_budget,
+        max_backoff_seconds=settings.stream_max_backoff_seconds,
+    )

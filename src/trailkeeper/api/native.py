@@ -19,7 +19,7 @@ from trailkeeper.api import examples
 from trailkeeper.api.observability import note_ingested
 from trailkeeper.api.reference import NATIVE, Alternative, documented
 from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
-from trailkeeper.formats import encode_leaf
+from trailkeeper.formats import DOCUMENT_KEYS, document_values
 from trailkeeper.model import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -31,7 +31,6 @@ from trailkeeper.model import (
     EventIn,
     Outcome,
     Target,
-    format_ts,
 )
 from trailkeeper.service import search_query
 
@@ -119,23 +118,12 @@ class EventView(msgspec.Struct, frozen=True, gc=False):
     leaf_hash: str | None
 
 
+# The view is the event's public document, field for field (checked here at import).
+assert EventView.__struct_fields__ == DOCUMENT_KEYS
+
+
 def to_view(event: Event) -> EventView:
-    return EventView(
-        id=event.id,
-        tenant=event.tenant,
-        occurred_at=format_ts(event.occurred_at),
-        received_at=format_ts(event.received_at),
-        action=event.action,
-        outcome=event.outcome,
-        type=event.type,
-        actor=event.actor,
-        target=event.target,
-        source=event.source,
-        context=event.context,
-        metadata=event.metadata,
-        log_index=event.log_index,
-        leaf_hash=None if event.leaf_hash is None else encode_leaf(event.leaf_hash),
-    )
+    return EventView(*document_values(event))
 
 
 class EventPageView(msgspec.Struct, frozen=True):

@@ -36,6 +36,7 @@ from prometheus_client import (
 )
 
 from trailkeeper.service import AuditService
+from trailkeeper.streams.manage import StreamAdmin
 
 access_log = logging.getLogger("trailkeeper.access")
 
@@ -44,6 +45,9 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 OTHER_TENANTS = "_other"
 UNMATCHED_ROUTE = "unmatched"
 POOL_REFRESH_SECONDS = 1.0
+# Streams with their own `stream` label on the stream gauges (the oldest, by tenant): a label
+# per stream without bound would let stream count blow up Prometheus.
+MAX_STREAM_LABELS = 100
 
 
 @dataclass
@@ -161,6 +165,53 @@ class Metrics:
         )
         self._pool_seen: dict[str, int] = {}
         self._pool_read_at = 0.0
+        stream_gauge = {
+            "labelnames": ["stream", "tenant"],
+            "multiprocess_mode": "livemostrecent",
+            "registry": reg,
+        }
+        self.stream_lag_events = Gauge(
+            "trailkeeper_stream_lag_events",
+            "Events stored after a stream's position (not yet delivered), read from the "
+            f"database at scrape time; the first {MAX_STREAM_LABELS} streams.",
+            **stream_gauge,  # type: ignore[arg-type]
+        )
+        self.stream_lag_seconds = Gauge(
+            "trailkeeper_stream_lag_seconds",
+            "Age of the oldest event a stream has not delivered (0: caught up).",
+            **stream_gauge,  # type: ignore[arg-type]
+        )
+        self.stream_deliveries = Gauge(
+            "trailkeeper_stream_deliveries",
+            "Batches a stream's destination acknowledged, since the stream was made.",
+            **stream_gauge,  # type: ignore[arg-type]
+        )
+        self.stream_failures = Gauge(
+            "trailkeeper_stream_failures",
+            "Failed delivery attempts of a stream, since the stream was made.",
+            **stream_gauge,  # type: ignore[arg-type]
+        )
+        self.streams: StreamAdmin | None = None
+
+    def refresh_streams(self) -> None:
+        """Copy each stream's status from the database (any process can: it is all there)."""
+        if self.streams is None:
+            return
+        gauges = (
+            self.stream_lag_events,
+            self.stream_lag_seconds,
+            self.stream_deliveries,
+            self.stream_failures,
+        )
+        for gauge in gauges:
+            gauge.clear()
+        for stream in self.streams.list(None)[:MAX_STREAM_LABELS]:
+            status = self.streams.status(stream)
+            labels = (stream.id, stream.tenant)
+            self.stream_lag_events.labels(*labels).set(status.lag_events)
+            self.stream_lag_seconds.labels(*labels).set(status.lag_seconds)
+            self.stream_deliveries.labels(*labels).set(status.deliveries)
+            self.stream_failures.labels(*labels).set(status.failures)
 
     def tenant_label(self, tenant: str) -> str:
         """The tenant itself for the first `max_tenants` seen, then `_other`: a label per
@@ -267,6 +318,7 @@ class Observability:
             await _send_error(send, 401, "unauthenticated", "metrics need the metrics token")
             return
         self.metrics.refresh_pool(self.service, force=True)
+        self.metrics.refresh_streams()
         body = self.metrics.exposition()
         await send(
             {
@@ -423,5 +475,6 @@ def instrument(app: Any, service: AuditService, max_tenants: int, metrics_token:
     """Wrap `app`'s request handling (a Litestar app: its routing and error rendering stay
     inside) with the observability wrapper."""
     metrics = Metrics(max_tenants)
+    metrics.streams = app.state.get("streams")
     app.state.metrics = metrics
     app.asgi_handler = Observability(app.asgi_handler, service, metrics, metrics_token)

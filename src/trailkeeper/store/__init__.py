@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from trailkeeper.config import redact_url
 from trailkeeper.errors import InvalidInput
@@ -19,11 +19,13 @@ from trailkeeper.model import (
     Direction,
     Event,
     KeyPair,
+    LegalHold,
     NewEvent,
     Position,
     Tenant,
 )
 from trailkeeper.query import Query
+from trailkeeper.streams.model import Stream
 
 
 class Store(Protocol):
@@ -116,6 +118,47 @@ class Store(Protocol):
     def get_checkpoint(self, tenant: str, size: int | None = None) -> Checkpoint | None: ...
     def save_checkpoint(self, checkpoint: Checkpoint) -> Checkpoint: ...
     def tenants_behind_checkpoint(self) -> list[str]: ...
+
+    # streams (store/streams.py; docs/streams.md)
+    def create_stream(self, stream: Stream) -> None:
+        """Raises Conflict when the id exists."""
+
+    def get_stream(self, tenant: str, stream_id: str) -> Stream | None: ...
+    def list_streams(self, tenant: str | None) -> list[Stream]: ...
+    def update_stream_settings(
+        self, tenant: str, stream_id: str, *, paused: bool | None = None, config: Any = None
+    ) -> bool: ...
+    def delete_stream(self, tenant: str, stream_id: str) -> bool: ...
+    def move_stream(self, tenant: str, stream_id: str, position: int) -> bool:
+        """Set the position (replay) and clear `failing`; False when there is no such stream."""
+
+    def record_stream_delivery(
+        self, stream_id: str, after: int, upto: int, events: int, purged: int, at: datetime
+    ) -> bool:
+        """Advance from `after` to `upto` (compare-and-set: False if the position moved)."""
+
+    def record_stream_failure(
+        self, stream_id: str, error: str, at: datetime, *, failing: bool
+    ) -> None: ...
+    def events_after(self, tenant: str, log_index: int, limit: int) -> list[Event]:
+        """Up to `limit` events with a log index above `log_index`, in log order."""
+
+    def first_log_index_since(self, tenant: str, at: datetime) -> int | None:
+        """The log index of the first event received at or after `at`."""
+
+    # retention, erasure, legal holds (store/purge.py)
+    def purged_size(self, tenant: str) -> int: ...
+    def purgeable(self, tenant: str, cutoff: datetime, floor: int, limit: int) -> int: ...
+    def purge_batch(self, tenant: str, cutoff: datetime, limit: int) -> int: ...
+    def frontier(self, tenant: str) -> tuple[int, list[bytes]]: ...
+    def kept_node_count(self, tenant: str) -> int: ...
+    def subject_events(self, tenant: str, kind: str, value: str) -> list[int]: ...
+    def redact(
+        self, tenant: str, kind: str, value: str, indexes: Sequence[int], personal: Sequence[str]
+    ) -> int: ...
+    def add_hold(self, hold: LegalHold) -> None: ...
+    def remove_hold(self, tenant: str, hold_id: str) -> bool: ...
+    def holds(self, tenant: str) -> list[LegalHold]: ...
 
 
 def open_store(

@@ -26,6 +26,8 @@ from trailkeeper.model import (
 )
 from trailkeeper.query import Query
 from trailkeeper.store import ledger_state, sql
+from trailkeeper.store.purge import RetentionStore
+from trailkeeper.store.streams import StreamRows
 
 _json = msgspec.json.Encoder()
 # Credentials are read with their tenant's state: a deactivated tenant's keys are refused
@@ -35,14 +37,17 @@ _SELECT_KEY = (
     "k.expires_at, k.last_used_at, t.deactivated_at IS NULL "
     "FROM api_keys k JOIN tenants t ON t.id = k.tenant"
 )
-_SELECT_TENANT = "SELECT id, name, created_at, deactivated_at FROM tenants"
+_SELECT_TENANT = (
+    "SELECT id, name, created_at, deactivated_at, retention_days, personal_metadata_keys "
+    "FROM tenants"
+)
 _SELECT_KEY_PAIR = (
     "SELECT k.id, k.tenant, k.name, k.public_key, k.created_at, k.revoked_at, "
     "t.deactivated_at IS NULL FROM key_pairs k JOIN tenants t ON t.id = k.tenant"
 )
 
 
-class SqlReads:
+class SqlReads(StreamRows, RetentionStore):
     """Read queries over `_fetch`; subclasses set the engine specifics below."""
 
     ph: str  # parameter placeholder
@@ -133,14 +138,16 @@ class SqlReads:
         return [self._tenant(r) for r in rows]
 
     def update_tenant(self, tenant: Tenant) -> bool:
-        """Store the tenant's name and deactivation time; False when there is no such tenant."""
+        """Store the tenant's name, deactivation time and retention settings; False when there
+        is no such tenant."""
         ph = self.ph
         deactivated = None if tenant.deactivated_at is None else self.to_db(tenant.deactivated_at)
+        personal = _json.encode(list(tenant.personal_metadata_keys)).decode()
         with self._writer() as db:
             rows = db.rows(
-                f"UPDATE tenants SET name = {ph}, deactivated_at = {ph} WHERE id = {ph} "
-                "RETURNING id",
-                (tenant.name, deactivated, tenant.id),
+                f"UPDATE tenants SET name = {ph}, deactivated_at = {ph}, retention_days = {ph}, "
+                f"personal_metadata_keys = {ph} WHERE id = {ph} RETURNING id",
+                (tenant.name, deactivated, tenant.retention_days, personal, tenant.id),
             )
         return bool(rows)
 
@@ -378,6 +385,8 @@ class SqlReads:
             name=row[1],
             created_at=self.from_db(row[2]),
             deactivated_at=None if row[3] is None else self.from_db(row[3]),
+            retention_days=None if row[4] is None else int(row[4]),
+            personal_metadata_keys=tuple(msgspec.json.decode(row[5] or "[]")),
         )
 
     def _key(self, row: Sequence[Any]) -> ApiKey:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import msgspec
@@ -59,42 +60,44 @@ def event_row(event: Event, occurred_given: bool, to_db: TsToDb) -> list[Any]:
     return row
 
 
-# Where each column of `SELECT_EVENT` goes: (attribute, index, kind) of the event's own
-# values; (attribute, struct, [(index, kind)]) of its nested objects.
-_OWN: list[tuple[str, int, str]] = []
-_NESTED: list[tuple[str, Any, list[tuple[int, str]]]] = []
+# Where the columns of `SELECT_EVENT` go, after seq: (attribute, column) of each value of the
+# event's own; (attribute, struct, first column, last column + 1) of each nested object.
+_OWN: list[tuple[str, int]] = []
+_NESTED: list[tuple[str, Any, int, int]] = []
+_at = 1
 for _name, _nested in LAYOUT:
-    _at = len(_OWN) + sum(len(columns) for _, _, columns in _NESTED) + 1  # after seq
     if _nested is None:
-        _OWN.append((_name, _at, FIELDS[_at - 1].kind))
+        _OWN.append((_name, _at))
+        _at += 1
     else:
-        _columns = [(_at + n, field.kind) for n, field in enumerate(_nested)]
-        _NESTED.append((_name, NESTED_TYPES[_name], _columns))
+        _NESTED.append((_name, NESTED_TYPES[_name], _at, _at + len(_nested)))
+        _at += len(_nested)
 
 
-def _readers(from_db: TsFromDb) -> dict[str, Callable[[Any], Any]]:
-    """How a stored value of each kind that needs it becomes the Event's (None stays None)."""
-    return {"time": from_db, "json": _metadata_decoder.decode, "bool": bool, "bytes": bytes}
+@cache
+def _readers(from_db: TsFromDb) -> list[Callable[[Any], Any] | None]:
+    """How a stored value of each column becomes the Event's, None where it is the same."""
+    kinds: dict[str, Callable[[Any], Any]] = {
+        "time": from_db,
+        "json": _metadata_decoder.decode,
+        "bool": bool,
+        "bytes": bytes,
+    }
+    return [None, *(kinds.get(field.kind) for field in FIELDS)]
 
 
 def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
     """The `Event` of a row selected with `SELECT_EVENT`; a nested object whose columns are
     all NULL is none."""
-    read = _readers(from_db)
-    fields: dict[str, Any] = {"seq": row[0]}
-    for name, index, kind in _OWN:
-        value = row[index]
-        fields[name] = read[kind](value) if value is not None and kind in read else value
-    for name, struct, columns in _NESTED:
-        values = [row[index] for index, _ in columns]
-        if all(value is None for value in values):
-            fields[name] = None
-            continue
-        for n, (_, kind) in enumerate(columns):
-            if values[n] is not None and kind in read:
-                values[n] = read[kind](values[n])
-        fields[name] = struct(*values)
-    return Event(**fields)
+    values = [
+        value if read is None or value is None else read(value)
+        for read, value in zip(_readers(from_db), row, strict=True)
+    ]
+    fields = {name: values[at] for name, at in _OWN}
+    for name, struct, start, end in _NESTED:
+        nested = values[start:end]
+        fields[name] = struct(*nested) if nested.count(None) < len(nested) else None
+    return Event(seq=values[0], **fields)
 
 
 def filter_clause(

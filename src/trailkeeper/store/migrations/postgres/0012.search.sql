@@ -1,4 +1,4 @@
--- depends: 0009.outcome
+-- depends: 0011.retention
 -- Search (docs/search.md).
 -- Prefix qualifiers (`action:user.*`) are ranges (action >= 'user.' AND action < 'user/'):
 -- the qualifier columns compare in code-point order ("C"), whatever the database's default
