@@ -598,3 +598,41 @@ def test_tenant_and_key_pair_lists_have_a_header_row(database_url: str) -> None:
     code, pairs, _ = run(database_url, "key-pairs", "list")
     assert code == 0
     assert pairs.splitlines() == ["KEY PAIR ID\tTENANT\tNAME\tCREATED\tSTATUS"]
+
+
+def test_export_query(database_url: str) -> None:
+    run(database_url, "tenants", "create", "acme")
+    events = [event_payload(n) for n in range(60)]
+    run(
+        database_url,
+        "import",
+        "--tenant",
+        "acme",
+        "--quiet",
+        input="\n".join(json.dumps(e) for e in events),
+    )
+    code, out, _ = run(
+        database_url,
+        "export",
+        "--tenant",
+        "acme",
+        "--query",
+        "action:created,user.* -source:api",
+        "--since",
+        "2024-05-01T00:00:10Z",
+    )
+    assert code == 0
+    expected = {
+        e["id"]
+        for e in events
+        if e["action"] in ("created", "user.login")
+        and e.get("source") != "api"
+        and e["occurred_at"] >= "2024-05-01T00:00:10"
+    }
+    assert {json.loads(line)["id"] for line in out.splitlines()} == expected
+    assert expected
+    code, out, err = run(database_url, "export", "--tenant", "acme", "-q", "action:a OR b")
+    assert code != 0
+    assert out == ""
+    [line] = err.strip().splitlines()
+    assert "unsupported operator 'OR' at position 10" in line

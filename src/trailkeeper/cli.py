@@ -36,7 +36,7 @@ from trailkeeper.model import (
     format_ts,
     utc_now_ms,
 )
-from trailkeeper.service import AdminActor, AuditService
+from trailkeeper.service import AdminActor, AuditService, search_query
 from trailkeeper.store import open_store
 from trailkeeper.streams.manage import StreamAdmin
 from trailkeeper.streams.model import (
@@ -599,6 +599,13 @@ def _as_utc(value: datetime | None) -> datetime | None:
     "--output", "-o", type=click.File("wb"), default="-", help="File to write (default: stdout)."
 )
 @_filter_options
+@click.option(
+    "--query",
+    "-q",
+    default="",
+    help="A search query (docs/search.md), ANDed with the filter options, e.g. "
+    "'action:user.* -outcome:failure after:2026-01-01'.",
+)
 @click.pass_context
 @_fail_cleanly
 def export_events(
@@ -606,6 +613,7 @@ def export_events(
     tenant: str,
     fmt: str,
     output: IO[bytes],
+    query: str,
     actor_id: str | None,
     action: str | None,
     outcome: Outcome | None,
@@ -617,7 +625,7 @@ def export_events(
     until: datetime | None,
 ) -> None:
     """Export events, oldest first, as JSON lines or CSV. Streams in constant memory."""
-    selection = EventFilter(
+    filters = EventFilter(
         actor_id=actor_id,
         action=action,
         outcome=outcome,
@@ -628,6 +636,7 @@ def export_events(
         since=_as_utc(since),
         until=_as_utc(until),
     )
+    selection = search_query(filters, query)  # a syntax error fails before any output
     with _service(ctx) as service:
         service.require_tenant(tenant)
         for chunk in service.export(tenant, selection, fmt):

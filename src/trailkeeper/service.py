@@ -60,6 +60,7 @@ from trailkeeper.model import (
     is_event_id,
     utc_now_ms,
 )
+from trailkeeper.query import Query, parse_query
 from trailkeeper.store import Store
 from trailkeeper.validation import check_filters, validate
 from trailkeeper.verifier import EMPTY_ROOT
@@ -175,6 +176,14 @@ class Page(msgspec.Struct, frozen=True):
     events: list[Event]
     next: Position | None
     previous: Position | None
+
+
+def search_query(filters: EventFilter, q: str = "") -> Query:
+    """What a listing or export selects: the filter parameters (shorthand for qualifiers)
+    AND the search text `q` (docs/search.md). InvalidInput names a bad parameter, or the
+    position and token of a syntax error."""
+    check_filters(filters)
+    return Query.from_filters(filters).and_(parse_query(q))
 
 
 class AuditService:
@@ -572,15 +581,16 @@ class AuditService:
     def list_events(
         self,
         tenant: str,
-        filters: EventFilter,
+        selection: Query | EventFilter,
         limit: int,
         cursor: str | None,
         dialect: str,
     ) -> tuple[Page, str | None, str | None]:
-        """One page newest first; returns it with the next and previous cursors (or None)."""
+        """One page newest first; returns it with the next and previous cursors (or None),
+        which are bound to the query."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-        check_filters(filters)
+        filters = search_query(selection) if isinstance(selection, EventFilter) else selection
         scope = cursor_scope(tenant, dialect, filters)
         position, direction = (
             self._cursors.decode(cursor, scope) if cursor else (None, Direction.OLDER)
@@ -595,7 +605,7 @@ class AuditService:
     def _page(
         self,
         tenant: str,
-        filters: EventFilter,
+        filters: Query,
         limit: int,
         position: Position | None,
         direction: Direction,
@@ -695,10 +705,10 @@ class AuditService:
         nodes = self.store.ledger_nodes(tenant, nodes_for(ranges))
         return older, newer, hash_ranges(ranges, nodes)
 
-    def _export_header(self, tenant: str, filters: EventFilter) -> list[bytes]:
+    def _export_header(self, tenant: str, filters: Query) -> list[bytes]:
         """The first line of a whole export of a log whose first events were purged: where
         it starts and the frontier hashes a verifier needs (docs/retention.md)."""
-        if filters != EventFilter():
+        if filters.clauses:
             return []
         first, frontier = self.store.frontier(tenant)
         if not first:
@@ -712,9 +722,11 @@ class AuditService:
         }
         return [msgspec.json.encode(header) + b"\n"]
 
-    def export(self, tenant: str, filters: EventFilter, fmt: str = "jsonl") -> Iterator[bytes]:
+    def export(
+        self, tenant: str, selection: Query | EventFilter, fmt: str = "jsonl"
+    ) -> Iterator[bytes]:
         """Every matching event, oldest first, as JSONL or CSV chunks in constant memory."""
-        check_filters(filters)
+        filters = search_query(selection) if isinstance(selection, EventFilter) else selection
         if fmt == "jsonl":
             chunks = jsonl_chunks(self.store.iter_event_json(tenant, filters))
             return itertools.chain(self._export_header(tenant, filters), chunks)

@@ -18,13 +18,13 @@ from trailkeeper.model import (
     Checkpoint,
     Direction,
     Event,
-    EventFilter,
     KeyPair,
     LegalHold,
     NewEvent,
     Position,
     Tenant,
 )
+from trailkeeper.query import Query
 from trailkeeper.streams.model import Stream
 
 
@@ -83,7 +83,7 @@ class Store(Protocol):
     def list_events(
         self,
         tenant: str,
-        filters: EventFilter,
+        filters: Query,
         position: Position | None,
         direction: Direction,
         limit: int,
@@ -91,12 +91,10 @@ class Store(Protocol):
         """Up to `limit` events strictly past `position`, nearest first (each event's own
         position is `Position.of(event)`, so the caller can continue from any of them)."""
 
-    def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
+    def iter_events(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[Event]:
         """All matching events, oldest first, fetched in keyset chunks (constant memory)."""
 
-    def iter_event_json(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[bytes]:
+    def iter_event_json(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[bytes]:
         """`iter_events` as JSON documents (one object each, no newline) rendered by the
         database: the objects `formats.event_document` makes, for fast bulk export."""
 

@@ -19,12 +19,12 @@ from trailkeeper.model import (
     Checkpoint,
     Direction,
     Event,
-    EventFilter,
     KeyPair,
     Position,
     Tenant,
     to_ms,
 )
+from trailkeeper.query import Query
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.purge import RetentionStore
 from trailkeeper.store.streams import StreamRows
@@ -310,17 +310,17 @@ class SqlReads(StreamRows, RetentionStore):
     def list_events(
         self,
         tenant: str,
-        filters: EventFilter,
+        filters: Query,
         position: Position | None,
         direction: Direction,
         limit: int,
     ) -> list[Event]:
         query, params = sql.page_query(
-            tenant, filters, position, direction, limit, self.ph, self.to_db, self.position_ts
+            tenant, filters, position, direction, limit, self.ph, self.position_ts
         )
         return [sql.row_to_event(row, self.from_db) for row in self._fetch(query, params)]
 
-    def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
+    def iter_events(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[Event]:
         """Export support: all matches oldest first in keyset chunks, so memory stays flat."""
         position: Position | None = None
         while True:
@@ -330,16 +330,14 @@ class SqlReads(StreamRows, RetentionStore):
                 return
             position = Position.of(events[-1])
 
-    def iter_event_json(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[bytes]:
+    def iter_event_json(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[bytes]:
         """`iter_events`, each event encoded as its JSON document (engines may do better)."""
         encode = _json.encode
         for event in self.iter_events(tenant, filters, chunk):
             yield encode(event_document(event))
 
     def _rendered_chunks(
-        self, tenant: str, filters: EventFilter, chunk: int, columns: str, outer: str = "{}"
+        self, tenant: str, filters: Query, chunk: int, columns: str, outer: str = "{}"
     ) -> Iterator[list[Sequence[Any]]]:
         """Rows of `columns` for all matches, oldest first, in ranges of about `chunk` (each
         range's query formatted into `outer`, which may aggregate it).
@@ -354,7 +352,7 @@ class SqlReads(StreamRows, RetentionStore):
         try:
             for after, upto in self._export_ranges(tenant, filters, chunk):
                 query, params = sql.range_query(
-                    tenant, filters, after, upto, self.ph, self.to_db, self.position_ts, columns
+                    tenant, filters, after, upto, self.ph, self.position_ts, columns
                 )
                 pending.append(readers.submit(self._fetch, outer.format(query), params))
                 while len(pending) > self.export_readers:
@@ -365,13 +363,13 @@ class SqlReads(StreamRows, RetentionStore):
             readers.shutdown(wait=True, cancel_futures=True)
 
     def _export_ranges(
-        self, tenant: str, filters: EventFilter, chunk: int
+        self, tenant: str, filters: Query, chunk: int
     ) -> Iterator[tuple[Position | None, Position | None]]:
         """Consecutive (after, upto] ranges covering every match; the last is open-ended."""
         after: Position | None = None
         while True:
             query, params = sql.boundary_query(
-                tenant, filters, after, chunk, self.ph, self.to_db, self.position_ts
+                tenant, filters, after, chunk, self.ph, self.position_ts
             )
             rows = self._fetch(query, params)
             if not rows:

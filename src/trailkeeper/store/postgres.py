@@ -24,12 +24,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from trailkeeper.errors import Conflict, InvalidInput, Unavailable
 from trailkeeper.model import (
     Event,
-    EventFilter,
     NewEvent,
     Tenant,
     format_ts,
     from_ms,
 )
+from trailkeeper.query import Query
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
 from trailkeeper.store.group_commit import GroupCommit, GroupCommitByKey
@@ -209,9 +209,7 @@ class PostgresStore(SqlReads):
         with self._conn() as conn:
             conn.execute("VACUUM events")
 
-    def iter_event_json(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[bytes]:
+    def iter_event_json(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[bytes]:
         """Rendered by PostgreSQL (see sql.PG_EVENT_JSON), two ranges at a time."""
         for rows in self._rendered_chunks(tenant, filters, chunk, sql.PG_EXPORT_COLUMNS):
             for row in rows:

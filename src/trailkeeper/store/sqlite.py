@@ -22,12 +22,12 @@ from typing import Any
 from trailkeeper.errors import Conflict, Unavailable
 from trailkeeper.model import (
     Event,
-    EventFilter,
     NewEvent,
     Tenant,
     from_ms,
     to_ms,
 )
+from trailkeeper.query import Query
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
 from trailkeeper.store.group_commit import GroupCommit
@@ -237,9 +237,7 @@ class SQLiteStore(SqlReads):
             except sqlite3.IntegrityError:
                 raise Conflict(f"tenant {tenant.id!r} already exists") from None
 
-    def iter_event_json(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[bytes]:
+    def iter_event_json(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[bytes]:
         """Rendered by SQLite's JSON functions (see sql.SQLITE_EVENT_JSON)."""
         for rows in self._rendered_chunks(
             tenant, filters, chunk, sql.SQLITE_EXPORT_COLUMNS, sql.SQLITE_RANGE_AS_ONE_ROW
