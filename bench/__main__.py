@@ -35,7 +35,8 @@ import psycopg
 from tests.e2e.server import clean_env, free_port, start_serve, wait_healthy
 
 from bench import client as client_bench
-from bench import observability, verify_export, workers
+from bench import observability, retention, verify_export, workers
+from bench import search as search_bench
 from bench import streams as streams_bench
 from bench.data import batches, iter_batches, json_batches, with_amounts
 from trailkeeper.cursor import cursor_scope
@@ -52,6 +53,7 @@ from trailkeeper.model import (
     to_ms,
     utc_now_ms,
 )
+from trailkeeper.query import Query
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
 from trailkeeper.validation import validate
@@ -72,6 +74,9 @@ FILTERS = [
     ),
 ]
 report: list[str] = []
+
+
+RETENTION_EVENTS = 100_000  # events purged by bench/retention.py per engine
 
 
 def say(line: str = "") -> None:
@@ -491,7 +496,9 @@ def deep_position(engine: str, url: str, filters: EventFilter, depth: float) -> 
         position, seen = None, 0
         while seen < offset:
             step = min(1000, offset - seen)
-            rows = service.store.list_events("acme", filters, position, Direction.OLDER, step)
+            rows = service.store.list_events(
+                "acme", Query.from_filters(filters), position, Direction.OLDER, step
+            )
             if not rows:
                 break
             seen += len(rows)
@@ -506,7 +513,7 @@ def native_cursor(url: str, filters: EventFilter, position: Position) -> str:
     service = AuditService(open_store(url))
     try:  # bench-only use of the codec: a cursor deep in the log without paging to it
         return service._cursors.encode(
-            position, Direction.OLDER, cursor_scope("acme", "native", filters)
+            position, Direction.OLDER, cursor_scope("acme", "native", Query.from_filters(filters))
         )
     finally:
         service.close()
@@ -728,9 +735,12 @@ def main() -> None:
                     url = fresh_url(engine, tmp, f"data{size}")
                     service_ingest(url, iter_batches(size, 1000), analyze=True)
                     read_benchmarks(engine, url, tmp, size, floor_url, args.load_seconds)
+                    search_bench.report(engine, url, size, say)  # bench/search.py
                 observability.report(engine, say)
                 workers.report(engine, say)
                 streams_bench.report(engine, say)  # delivery vs ingest, lag: bench/streams.py
+                # purge while ingesting: bench/retention.py
+                retention.report(engine, fresh_url(engine, tmp, "retention"), RETENTION_EVENTS, say)
             say()
             say(verify_export.measure(tmp, VERIFY_EVENTS, os.cpu_count() or 1))
     finally:

@@ -580,3 +580,59 @@ def test_import_failing_at_once_says_nothing_was_imported(
     assert code == 1
     assert err.startswith("Error: line 1: ")
     assert err.endswith("(nothing was imported)\n")
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "65536", "-1"])
+def test_a_bad_port_says_what_a_port_is(port: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--port", port])
+    assert result.exit_code == 2
+    assert f"--port must be an integer 1-65535, got '{port}'" in result.output
+
+
+def test_tenant_and_key_pair_lists_have_a_header_row(database_url: str) -> None:
+    assert run(database_url, "tenants", "create", "acme")[0] == 0
+    code, tenants, _ = run(database_url, "tenants", "list")
+    assert code == 0
+    assert tenants.splitlines()[0] == "TENANT\tNAME\tCREATED\tSTATUS", tenants
+    assert any(line.startswith("acme\t") for line in tenants.splitlines()[1:])
+    code, pairs, _ = run(database_url, "key-pairs", "list")
+    assert code == 0
+    assert pairs.splitlines() == ["KEY PAIR ID\tTENANT\tNAME\tCREATED\tSTATUS"]
+
+
+def test_export_query(database_url: str) -> None:
+    run(database_url, "tenants", "create", "acme")
+    events = [event_payload(n) for n in range(60)]
+    run(
+        database_url,
+        "import",
+        "--tenant",
+        "acme",
+        "--quiet",
+        input="\n".join(json.dumps(e) for e in events),
+    )
+    code, out, _ = run(
+        database_url,
+        "export",
+        "--tenant",
+        "acme",
+        "--query",
+        "action:created,user.* -source:api",
+        "--since",
+        "2024-05-01T00:00:10Z",
+    )
+    assert code == 0
+    expected = {
+        e["id"]
+        for e in events
+        if e["action"] in ("created", "user.login")
+        and e.get("source") != "api"
+        and e["occurred_at"] >= "2024-05-01T00:00:10"
+    }
+    assert {json.loads(line)["id"] for line in out.splitlines()} == expected
+    assert expected
+    code, out, err = run(database_url, "export", "--tenant", "acme", "-q", "action:a OR b")
+    assert code != 0
+    assert out == ""
+    [line] = err.strip().splitlines()
+    assert "unsupported operator 'OR' at position 10" in line

@@ -9,7 +9,8 @@ import msgspec
 import psycopg
 
 from tests.factories import event_payload
-from trailkeeper.model import EventFilter, EventIn
+from trailkeeper.model import EventIn
+from trailkeeper.query import Query
 from trailkeeper.service import AuditService
 from trailkeeper.store import sql
 from trailkeeper.store.postgres import PostgresStore
@@ -38,15 +39,14 @@ def test_an_export_range_walks_the_time_index(clean_pg_url: str) -> None:
             ],
         )
     service.after_bulk_load()
-    ranges = list(store._export_ranges("acme", EventFilter(), 200))
+    ranges = list(store._export_ranges("acme", Query(), 200))
     after, upto = ranges[len(ranges) // 2]
     query, params = sql.range_query(
         "acme",
-        EventFilter(),
+        Query(),
         after,
         upto,
         store.ph,
-        store.to_db,
         store.position_ts,
         sql.PG_EXPORT_COLUMNS,
     )

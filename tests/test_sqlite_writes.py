@@ -10,7 +10,8 @@ import msgspec
 
 from tests.factories import event_payload
 from trailkeeper.api.native import to_view
-from trailkeeper.model import MAX_BATCH, EventFilter, EventIn
+from trailkeeper.model import MAX_BATCH, EventIn
+from trailkeeper.query import Query
 from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
 from trailkeeper.store.sqlite import SQLiteStore, _SQLiteRunner
@@ -54,7 +55,7 @@ def test_multi_row_inserts_split_at_the_builds_variable_limit() -> None:
 
 def assert_log_matches_events(store: SQLiteStore, tenant: str, count: int) -> None:
     """Every stored event has its own leaf at a gap-free index, and the head covers them all."""
-    stored = sorted(store.iter_events(tenant, EventFilter()), key=lambda e: e.log_index or 0)
+    stored = sorted(store.iter_events(tenant, Query()), key=lambda e: e.log_index or 0)
     assert [e.log_index for e in stored] == list(range(count))
     views = [msgspec.to_builtins(to_view(e)) for e in stored]  # what the customer checks
     leaves = [event_leaf_hash(view) for view in views]

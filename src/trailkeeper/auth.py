@@ -33,7 +33,9 @@ SCOPE_AUDIT_LOGS_READ = "audit-logs.read"
 SCOPE_KEY_PAIRS_WRITE = "key-pairs.write"
 SCOPE_VIEWER_CREATE = "viewer.create"
 SCOPE_STREAMS_WRITE = "streams.write"  # manage streams (they carry every event out)
-# Every scope a tenant's key may have (and what it gets by default).
+SCOPE_ERASURE_WRITE = "erasure.write"
+SCOPE_LEGAL_HOLDS_WRITE = "legal-holds.write"
+# Every scope a tenant's key may have.
 ALL_SCOPES = (
     SCOPE_EVENTS_WRITE,
     SCOPE_EVENTS_READ,
@@ -41,6 +43,13 @@ ALL_SCOPES = (
     SCOPE_KEY_PAIRS_WRITE,
     SCOPE_VIEWER_CREATE,
     SCOPE_STREAMS_WRITE,
+    SCOPE_ERASURE_WRITE,
+    SCOPE_LEGAL_HOLDS_WRITE,
+)
+# What a new key gets unless scopes are chosen: erasing data and placing legal holds are
+# granted only when asked for (docs/retention.md).
+DEFAULT_SCOPES = tuple(
+    s for s in ALL_SCOPES if s not in (SCOPE_ERASURE_WRITE, SCOPE_LEGAL_HOLDS_WRITE)
 )
 # The operator's scope: the admin API (tenants and their keys). Only keys of the reserved
 # operator tenant hold it, beside at most `events.read` (to read and verify the operator log).
@@ -70,10 +79,16 @@ class Principal(msgspec.Struct, frozen=True):
     def require(self, *scopes: str) -> None:
         """Every one of `scopes`, or a 403 naming those missing (no wildcards: a key's scopes
         are from ALL_SCOPES, and `check_jwt` turns a JWT's into at most `audit-logs.read`)."""
-        missing = [f"`{s}`" for s in scopes if s not in self.scopes]
+        missing = [s for s in scopes if s not in self.scopes]
         if missing:
-            plural = "scope" if len(missing) == 1 else "scopes"
-            raise PermissionDenied(f"this credential lacks the {', '.join(missing)} {plural}")
+            raise PermissionDenied(lacking(missing))
+
+
+def lacking(scopes: Iterable[str]) -> str:
+    """The 403 message for a credential without `scopes` (also the OpenAPI examples')."""
+    names = [f"`{s}`" for s in scopes]
+    plural = "scope" if len(names) == 1 else "scopes"
+    return f"this credential lacks the {', '.join(names)} {plural}"
 
 
 def hash_token(token: str) -> bytes:

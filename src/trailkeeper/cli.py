@@ -15,7 +15,7 @@ from typing import IO, Any, TypeVar
 import click
 import msgspec
 
-from trailkeeper import __version__, auth
+from trailkeeper import __version__, auth, retention
 from trailkeeper.api import viewer
 from trailkeeper.config import (
     Settings,
@@ -36,7 +36,7 @@ from trailkeeper.model import (
     format_ts,
     utc_now_ms,
 )
-from trailkeeper.service import AdminActor, AuditService
+from trailkeeper.service import AdminActor, AuditService, search_query
 from trailkeeper.store import open_store
 from trailkeeper.streams.manage import StreamAdmin
 from trailkeeper.streams.model import (
@@ -178,9 +178,21 @@ def main(ctx: click.Context, database_url: str | None, config_file: str | None) 
 # ---- serve ----------------------------------------------------------------------------------
 
 
+class PortType(click.ParamType[int]):
+    """A TCP port: one message for every bad value (click's says "not a valid integer range")."""
+
+    name = "port"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+            self.fail(f"--port must be an integer 1-65535, got {value!r}", param, ctx)
+        return int(text)
+
+
 @main.command()
 @click.option("--host", help="Interface to bind (default 127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port to listen on (default 8000).")
+@click.option("--port", type=PortType(), help="Port to listen on (default 8000).")
 @click.option(
     "--print-key",
     is_flag=True,
@@ -352,7 +364,7 @@ def _fresh_quickstart_key(service: AuditService, by: AdminActor) -> str:
     if not _has_default(service):
         with contextlib.suppress(Conflict):  # another process made it meanwhile
             service.create_tenant("default", "Default tenant", by=by)
-    return _replace_key(service, "default", QUICKSTART_KEY, auth.ALL_SCOPES, by)
+    return _replace_key(service, "default", QUICKSTART_KEY, auth.DEFAULT_SCOPES, by)
 
 
 def _fresh_admin_key(service: AuditService, by: AdminActor) -> str:
@@ -506,6 +518,9 @@ def _file_size(stream: IO[bytes]) -> int | None:
         return None
 
 
+_EXPORT_HEADER = b'{"trailkeeper_export"'
+
+
 def _batches(
     source: IO[bytes], size: int, progress: Callable[[int], None]
 ) -> Iterator[tuple[list[EventIn], list[int]]]:
@@ -514,8 +529,8 @@ def _batches(
     lines: list[int] = []
     for number, line in enumerate(source, 1):
         progress(len(line))
-        if not line.strip():
-            continue
+        if not line.strip() or (not lines and _EXPORT_HEADER in line[:40]):
+            continue  # blank, or the header of an export of a purged log (docs/retention.md)
         try:
             batch.append(parse_event_line(line))
         except ValueError as exc:
@@ -584,6 +599,13 @@ def _as_utc(value: datetime | None) -> datetime | None:
     "--output", "-o", type=click.File("wb"), default="-", help="File to write (default: stdout)."
 )
 @_filter_options
+@click.option(
+    "--query",
+    "-q",
+    default="",
+    help="A search query (docs/search.md), ANDed with the filter options, e.g. "
+    "'action:user.* -outcome:failure after:2026-01-01'.",
+)
 @click.pass_context
 @_fail_cleanly
 def export_events(
@@ -591,6 +613,7 @@ def export_events(
     tenant: str,
     fmt: str,
     output: IO[bytes],
+    query: str,
     actor_id: str | None,
     action: str | None,
     outcome: Outcome | None,
@@ -602,7 +625,7 @@ def export_events(
     until: datetime | None,
 ) -> None:
     """Export events, oldest first, as JSON lines or CSV. Streams in constant memory."""
-    selection = EventFilter(
+    filters = EventFilter(
         actor_id=actor_id,
         action=action,
         outcome=outcome,
@@ -613,6 +636,7 @@ def export_events(
         since=_as_utc(since),
         until=_as_utc(until),
     )
+    selection = search_query(filters, query)  # a syntax error fails before any output
     with _service(ctx) as service:
         service.require_tenant(tenant)
         for chunk in service.export(tenant, selection, fmt):
@@ -714,7 +738,7 @@ def keys_create(
         key, token = service.create_key(
             tenant,
             name,
-            scopes or auth.ALL_SCOPES,
+            scopes or auth.DEFAULT_SCOPES,
             expires_at=_as_utc(expires_at),
             by=AdminActor.cli("trailkeeper keys create"),
         )
@@ -822,6 +846,7 @@ def key_pairs_list(ctx: click.Context, tenant: str | None) -> None:
     """List key pairs (ids are the JWT `kid` values)."""
     with _service(ctx) as service:
         pairs = service.list_key_pairs(tenant)
+    click.echo("KEY PAIR ID\tTENANT\tNAME\tCREATED\tSTATUS")
     for pair in pairs:
         status = "revoked" if pair.revoked_at else "active"
         click.echo(f"{pair.id}\t{pair.tenant}\t{pair.name}\t{format_ts(pair.created_at)}\t{status}")
@@ -867,6 +892,7 @@ def tenants_create(ctx: click.Context, tenant_id: str, name: str | None) -> None
 def tenants_list(ctx: click.Context) -> None:
     """List tenants: id, name, created, status (active or deactivated)."""
     with _service(ctx) as service:
+        click.echo("TENANT\tNAME\tCREATED\tSTATUS")
         for tenant in service.list_tenants():
             status = "active" if tenant.active else "deactivated"
             click.echo(f"{tenant.id}\t{tenant.name}\t{format_ts(tenant.created_at)}\t{status}")
@@ -907,6 +933,158 @@ def tenants_reactivate(ctx: click.Context, tenant_id: str) -> None:
         by = AdminActor.cli("trailkeeper tenants reactivate")
         service.update_tenant(tenant_id, active=True, by=by)
     click.echo(f"reactivated tenant {tenant_id}", err=True)
+
+
+@tenants.command("retention")
+@click.argument("tenant_id")
+@click.option("--days", type=click.IntRange(1, 36500), help="Keep events this many days.")
+@click.option("--forever", is_flag=True, help="Keep events for ever (the default).")
+@click.option(
+    "--personal-key",
+    "personal_keys",
+    multiple=True,
+    help="A metadata key holding personal data, which an erasure redacts (repeat; replaces "
+    "the list; give '' alone to clear it).",
+)
+@click.pass_context
+@_fail_cleanly
+def tenants_retention(
+    ctx: click.Context,
+    tenant_id: str,
+    days: int | None,
+    forever: bool,
+    personal_keys: tuple[str, ...],
+) -> None:
+    """Set how long the tenant's events are kept after they were received, and which
+    metadata keys are personal data (docs/retention.md). Shows the settings."""
+    if days is not None and forever:
+        raise click.UsageError("give --days or --forever, not both")
+    changes: dict[str, Any] = {}
+    if days is not None or forever:
+        changes["retention_days"] = days
+    if personal_keys:
+        changes["personal_metadata_keys"] = [k for k in personal_keys if k]
+    with _service(ctx) as service:
+        by = AdminActor.cli("trailkeeper tenants retention")
+        tenant = service.update_tenant(tenant_id, by=by, **changes)
+    kept = "for ever" if tenant.retention_days is None else f"{tenant.retention_days} days"
+    personal = ", ".join(tenant.personal_metadata_keys) or "none"
+    click.echo(f"{tenant.id}: events kept {kept}; personal metadata keys: {personal}")
+
+
+@main.command()
+@click.option("--tenant", help="Only this tenant (409 if it is on legal hold).")
+@click.option("--dry-run", is_flag=True, help="Count what would be purged; delete nothing.")
+@click.pass_context
+@_fail_cleanly
+def purge(ctx: click.Context, tenant: str | None, dry_run: bool) -> None:
+    """Delete events past their tenant's retention_days, oldest first, 1000 per transaction.
+    Proofs and exports of what remains still verify (docs/retention.md)."""
+    with _service(ctx) as service:
+        results = retention.purge(service, tenant, dry_run=dry_run)
+    verb = "would purge" if dry_run else "purged"
+    for result in results:
+        click.echo(
+            f"{result.tenant}: {verb} {result.purged} events; log starts at "
+            f"index {result.first_index}"
+        )
+    if not results:
+        click.echo("no tenant has a retention policy to apply", err=True)
+
+
+@main.command()
+@click.option("--tenant", required=True)
+@click.option("--actor-id", help="Erase the events this actor did.")
+@click.option("--email", help="Erase the events whose actor or target has this email.")
+@click.option("--target-id", help="Erase the events done to this target.")
+@click.option("--reason", required=True, help="Why (logged; do not put personal data here).")
+@click.pass_context
+@_fail_cleanly
+def erase(
+    ctx: click.Context,
+    tenant: str,
+    actor_id: str | None,
+    email: str | None,
+    target_id: str | None,
+    reason: str,
+) -> None:
+    """Erase a person's data from a tenant's events (docs/retention.md): names, emails, IPs,
+    user agents and personal metadata keys read "[erased]" from then on, and the erasure is
+    logged so the log still verifies."""
+    given = [
+        (k, v) for k, v in (("actor_id", actor_id), ("email", email), ("target_id", target_id)) if v
+    ]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --actor-id, --email, --target-id")
+    kind, value = given[0]
+    with _service(ctx) as service:
+        result = retention.erase(
+            service, tenant, kind, value, reason, AdminActor.cli("trailkeeper erase")
+        )
+    click.echo(
+        f"erasure {result.id}: {result.events} events erased, logged as "
+        f"{', '.join(result.logged_as)}"
+    )
+
+
+@main.group("legal-holds")
+def legal_holds() -> None:
+    """Place, list and lift legal holds: a held tenant or subject is neither purged nor
+    erased. Placing and lifting are logged in the tenant's log."""
+
+
+@legal_holds.command("place")
+@click.option("--tenant", required=True)
+@click.option("--reason", required=True)
+@click.option("--actor-id")
+@click.option("--email")
+@click.option("--target-id")
+@click.pass_context
+@_fail_cleanly
+def legal_holds_place(
+    ctx: click.Context,
+    tenant: str,
+    reason: str,
+    actor_id: str | None,
+    email: str | None,
+    target_id: str | None,
+) -> None:
+    """Hold the whole tenant, or one subject (give one of --actor-id, --email, --target-id)."""
+    given = [
+        (k, v) for k, v in (("actor_id", actor_id), ("email", email), ("target_id", target_id)) if v
+    ]
+    if len(given) > 1:
+        raise click.UsageError("give at most one of --actor-id, --email, --target-id")
+    with _service(ctx) as service:
+        by = AdminActor.cli("trailkeeper legal-holds place")
+        hold = retention.place_hold(service, tenant, reason, by, given[0] if given else None)
+    click.echo(hold.id)
+
+
+@legal_holds.command("list")
+@click.option("--tenant", required=True)
+@click.pass_context
+@_fail_cleanly
+def legal_holds_list(ctx: click.Context, tenant: str) -> None:
+    """id, created, subject (a keyed hash, or "tenant"), reason."""
+    with _service(ctx) as service:
+        for hold in retention.list_holds(service, tenant):
+            subject = hold.subject or "tenant"
+            click.echo(f"{hold.id}\t{format_ts(hold.created_at)}\t{subject}\t{hold.reason}")
+
+
+@legal_holds.command("lift")
+@click.option("--tenant", required=True)
+@click.argument("hold_id")
+@click.pass_context
+@_fail_cleanly
+def legal_holds_lift(ctx: click.Context, tenant: str, hold_id: str) -> None:
+    """Lift a hold."""
+    with _service(ctx) as service:
+        retention.lift_hold(
+            service, tenant, hold_id, AdminActor.cli("trailkeeper legal-holds lift")
+        )
+    click.echo(f"lifted {hold_id}", err=True)
 
 
 # ---- verify ---------------------------------------------------------------------------------

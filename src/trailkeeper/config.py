@@ -39,6 +39,7 @@ class Settings:
     log_origin: str = "trailkeeper.local"
     signing_key: str = ""
     checkpoint_interval_seconds: float = 60.0
+    purge_interval_seconds: float = 3600.0
     rate_limit_per_second: float = 100.0
     rate_limit_burst: float = 200.0
     credential_cache_seconds: float = 5.0
@@ -79,6 +80,8 @@ SETTINGS: dict[str, str] = {
     "one is generated once and kept in the database. Set it to keep the key out of the database.",
     "checkpoint_interval_seconds": "How often `serve` signs a checkpoint for every tenant whose "
     "log grew (0: only on request).",
+    "purge_interval_seconds": "How often `serve` purges events past their tenant's "
+    "`retention_days` (0: only `trailkeeper purge`).",
     "rate_limit_per_second": "Requests per second allowed per API key or key pair: per server "
     "process, or across all of them with `redis_url` (0: no limit). Past it: 429 with "
     "Retry-After.",
@@ -182,8 +185,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
     known = [field.name for field in fields(Settings)]
     values: dict[str, Any] = {}
     for name, value in data.items():
+        if isinstance(value, dict):
+            raise InvalidInput(
+                f"{path}: [{name}] is a table; settings are top-level keys (`port = 8000`), "
+                "tables are not supported"
+            )
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
+            # Only a near miss is suggested (a typo), not any name that shares letters.
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InvalidInput(f"{path}: unknown setting {name!r}{hint}")
         values[name] = _from_toml(path, name, value)
@@ -205,8 +214,15 @@ def _from_toml(path: Path, name: str, value: Any) -> Any:
         ok = False
     if not ok:
         wanted = _KIND_NAMES.get(kind, "a string")
-        raise InvalidInput(f"{path}: {name} must be {wanted}, got {value!r}")
+        raise InvalidInput(f"{path}: {name} must be {wanted}, got {_toml_text(value)}")
     return kind(value)
+
+
+def _toml_text(value: Any) -> str:
+    """A value as TOML spells it (`true`, not Python's `True`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _kind(name: str) -> type:
@@ -307,6 +323,7 @@ def _validate(settings: Settings, describe: Callable[[str], str]) -> None:
     _check(
         settings.credential_cache_seconds >= 0, "credential_cache_seconds", "must not be negative"
     )
+    _check(settings.purge_interval_seconds >= 0, "purge_interval_seconds", "must not be negative")
     _check(
         settings.checkpoint_interval_seconds >= 0,
         "checkpoint_interval_seconds",

@@ -16,7 +16,8 @@ import hmac
 import msgspec
 
 from trailkeeper.errors import InvalidCursor
-from trailkeeper.model import Direction, EventFilter, Position
+from trailkeeper.model import Direction, Position
+from trailkeeper.query import Query
 
 _VERSION = 1
 _MAC_BYTES = 16
@@ -25,9 +26,10 @@ _DIRECTIONS = {Direction.OLDER: 0, Direction.NEWER: 1}
 _BY_CODE = {code: direction for direction, code in _DIRECTIONS.items()}
 
 
-def cursor_scope(tenant: str, dialect: str, filters: EventFilter) -> bytes:
-    """What a cursor is bound to: it only decodes again for the same tenant, API and filters."""
-    return b"\x1f".join((tenant.encode(), dialect.encode(), filters.canonical()))
+def cursor_scope(tenant: str, dialect: str, query: Query) -> bytes:
+    """What a cursor is bound to: it only decodes again for the same tenant, API and query
+    (the filter parameters included: they are part of the query)."""
+    return b"\x1f".join((tenant.encode(), dialect.encode(), query.canonical()))
 
 
 class CursorCodec:

@@ -45,6 +45,11 @@ class InvalidInput(TrailkeeperError):
 class InvalidCursor(InvalidInput):
     code = "invalid_cursor"
 
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        """Every cursor error is about the `cursor` query parameter: its details say so."""
+        named = [{"field": "cursor", "message": message, "in": "query"}]
+        super().__init__(message, details=details or named)
+
 
 class Unauthenticated(TrailkeeperError):
     status = 401

@@ -235,6 +235,10 @@ class Signer:
         encoded = base64.b64encode(ED25519_ALG + self.public_key).decode()
         return f"{self.name}+{self.key_id.hex()}+{encoded}"
 
+    def sign(self, message: bytes) -> bytes:
+        """key id || Ed25519 signature over `message` (erasure statements, verifier.py)."""
+        return self.key_id + self._key.sign(message)
+
     def sign_checkpoint(self, origin: str, size: int, root: bytes, at: datetime) -> str:
         body = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\ntime {format_ts(at)}\n"
         signature = base64.b64encode(self.key_id + self._key.sign(body.encode())).decode()

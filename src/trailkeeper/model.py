@@ -304,6 +304,17 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
         return cls(to_ms(event.occurred_at), event.seq)
 
 
+class LegalHold(msgspec.Struct, frozen=True):
+    """Blocks purge and erasure of a tenant (subject None) or of one subject (docs/retention.md).
+    `subject` is the keyed hash of the identifier, never the identifier itself."""
+
+    id: str
+    tenant: str
+    subject: str | None
+    reason: str
+    created_at: datetime
+
+
 class Tenant(msgspec.Struct, frozen=True):
     """A customer account. Deactivated: its credentials get 401, its data stays."""
 
@@ -311,6 +322,10 @@ class Tenant(msgspec.Struct, frozen=True):
     name: str
     created_at: datetime
     deactivated_at: datetime | None = None
+    # Retention (docs/retention.md): days an event is kept after it was received (None: for
+    # ever), and the metadata keys an erasure redacts.
+    retention_days: int | None = None
+    personal_metadata_keys: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:

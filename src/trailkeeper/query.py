@@ -10,7 +10,8 @@ states are decided here:
 - `*` ending a value is a prefix wildcard; a literal star is `\\*`.
 - Times resolve to half-open bounds in milliseconds (events are stored with millisecond
   precision): `after:X` is occurred_at >= X, `before:X` is occurred_at < X. A date is the whole
-  UTC day, so `occurred:>D` starts the next day and `occurred:<=D` includes all of D.
+  UTC day, so `occurred:>D` starts the next day and `occurred:<=D` includes all of D. A time
+  finer than a millisecond is truncated to it, as the `since`/`until` parameters are.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from trailkeeper.errors import InvalidInput
-from trailkeeper.model import EPOCH, EventFilter, format_ms, to_ms
+from trailkeeper.model import EPOCH, Event, EventFilter, format_ms, to_ms
 
 # ---- limits (documented in docs/search.md): they bound the size of the SQL a query becomes ---
 MAX_QUERY_CHARS = 1024
@@ -74,6 +75,7 @@ _DAY_MS = 86_400_000
 # Bounds are clamped to [0, _LIMIT_MS]: no event is older than 1970 (validation refuses it)
 # nor later than datetime's last millisecond, so a clamped bound selects the same events.
 _LIMIT_MS = to_ms(datetime(9999, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC)) + 1
+LIMIT_MS = _LIMIT_MS  # bounds at it select everything (before) or nothing (after)
 _EPOCH_ORDINAL = EPOCH.date().toordinal()
 
 
@@ -191,6 +193,7 @@ class Query:
 _FILTER_FIELDS = (
     ("actor_id", "actor"),
     ("action", "action"),
+    ("outcome", "outcome"),
     ("type", "type"),
     ("target_type", "target.type"),
     ("target_id", "target.id"),
@@ -212,8 +215,7 @@ def _filter_ms(name: str, instant: datetime) -> int:
             f"{name} needs a timezone offset, e.g. 2024-05-01T10:00:00Z",
             details=[{"field": name, "message": "timezone offset required"}],
         )
-    ms = to_ms(instant)
-    return _clamp(ms + (1 if instant.microsecond % 1000 else 0))
+    return _clamp(to_ms(instant))
 
 
 def _clamp(ms: int) -> int:
@@ -440,6 +442,10 @@ def _free_text(word: _Piece, negated: bool) -> Text:
     if not word.text:
         reason = "a wildcard needs a prefix:" if word.prefix else "empty text"
         raise _fail(word.start, word.raw, reason)
+    if not words(word.text):
+        raise _fail(
+            word.start, word.raw, "nothing to search for in", "free text needs a letter or digit"
+        )
     _check_length(word, MAX_VALUE_CHARS)
     return Text(word.text, Match.PREFIX if word.prefix else Match.EXACT, negated)
 
@@ -588,8 +594,7 @@ def _span(piece: _Piece) -> tuple[int, int, bool]:
         + ((h * 60 + m - offset) * 60 + s) * 1000
         + int(digits[:3])
     )
-    between = digits[3:].strip("0") != ""
-    return (ms + 1, ms + 1, False) if between else (ms, ms + 1, False)
+    return ms, ms + 1, False
 
 
 def _days(piece: _Piece, text: str) -> int:
@@ -606,3 +611,94 @@ def _offset_minutes(piece: _Piece, zone: str) -> int:
     if hours > 23 or minutes > 59:
         raise _fail(piece.start, piece.raw, "bad offset in")
     return (hours * 60 + minutes) * (-1 if zone[0] == "-" else 1)
+
+
+# ---- free-text words and matching one event ---------------------------------------------------
+# The stores compile a Query to SQL (store/search.py); `matches` states the same rules for one
+# event in Python: the viewer applies a pin to a single event with it, and the contract tests
+# hold both engines' SQL to it.
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """Free text as the full-text indexes see it: lowercased runs of letters and digits
+    (everything else separates words), so `user.login` is the words `user`, `login`."""
+    return _WORD.findall(text.lower())
+
+
+def searchable_text(event: Event) -> str:
+    """What free text searches, as one text in this order (both indexes store it so)."""
+    actor, target = event.actor, event.target
+    parts = (actor.name, actor.email, target.name if target else None, event.action, event.type)
+    return " ".join(part or "" for part in parts)
+
+
+def metadata_text(metadata: dict[str, Any], path: tuple[str, ...]) -> str | None:
+    """The metadata value at `path` as `metadata.<key>:` compares it: a string as itself, a
+    number as its digits, a boolean as `true`/`false`; None for null, objects, arrays and
+    missing keys (which a negated term keeps)."""
+    value: Any = metadata
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
+
+
+def field_value(event: Event, field: str) -> str | None:
+    """The value a qualifier field (a value of FIELDS) reads on the event."""
+    target = event.target
+    values: dict[str, str | None] = {
+        "actor": event.actor.id,
+        "actor.email": event.actor.email,
+        "action": event.action,
+        "type": event.type,
+        "target.type": target.type if target else None,
+        "target.id": target.id if target else None,
+        "source": event.source,
+        "outcome": event.outcome,
+    }
+    return values[field]
+
+
+def matches(query: Query, event: Event) -> bool:
+    """Whether the event is one the query selects."""
+    return all(_clause_matches(clause, event) for clause in query.clauses)
+
+
+def _clause_matches(clause: Clause, event: Event) -> bool:
+    if isinstance(clause, TimeBound):
+        ms = to_ms(event.occurred_at)
+        return ms >= clause.ms if clause.bound == "after" else ms < clause.ms
+    if isinstance(clause, Text):
+        found = _contains(words(searchable_text(event)), words(clause.text), clause.match)
+        return found != clause.negated
+    if isinstance(clause, Term):
+        value = field_value(event, clause.field)
+        hit = value is not None and any(
+            value == v.text if v.match is Match.EXACT else value.startswith(v.text)
+            for v in clause.values
+        )
+    else:
+        value = metadata_text(event.metadata, clause.path)
+        hit = value is not None and value in clause.values
+    if clause.negated:
+        return value is None or not hit
+    return hit
+
+
+def _contains(haystack: list[str], phrase: list[str], match: Match) -> bool:
+    """Whether the words of `phrase` occur in a row in `haystack` (the last as a prefix)."""
+    size = len(phrase)
+    for start in range(len(haystack) - size + 1):
+        window = haystack[start : start + size]
+        if window[:-1] == phrase[:-1] and (
+            window[-1] == phrase[-1] if match is Match.EXACT else window[-1].startswith(phrase[-1])
+        ):
+            return True
+    return False

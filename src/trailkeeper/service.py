@@ -13,6 +13,7 @@ import contextlib
 import getpass
 import hmac
 import ipaddress
+import itertools
 import re
 import secrets
 import socket
@@ -59,6 +60,7 @@ from trailkeeper.model import (
     is_event_id,
     utc_now_ms,
 )
+from trailkeeper.query import Query, parse_query
 from trailkeeper.store import Store
 from trailkeeper.validation import check_filters, validate
 from trailkeeper.verifier import EMPTY_ROOT
@@ -176,6 +178,14 @@ class Page(msgspec.Struct, frozen=True):
     previous: Position | None
 
 
+def search_query(filters: EventFilter, q: str = "") -> Query:
+    """What a listing or export selects: the filter parameters (shorthand for qualifiers)
+    AND the search text `q` (docs/search.md). InvalidInput names a bad parameter, or the
+    position and token of a syntax error."""
+    check_filters(filters)
+    return Query.from_filters(filters).and_(parse_query(q))
+
+
 class AuditService:
     """The application: one instance per process, shared by all requests (thread-safe)."""
 
@@ -273,11 +283,14 @@ class AuditService:
         *,
         name: str | None = None,
         active: bool | None = None,
+        retention_days: int | msgspec.UnsetType | None = msgspec.UNSET,
+        personal_metadata_keys: Sequence[str] | None = None,
         by: AdminActor | None = None,
     ) -> Tenant:
-        """Rename, deactivate or reactivate. Deactivating refuses every credential of the
-        tenant at once (in this process; other workers within the credential cache TTL) and
-        keeps its data; reactivating lets its unrevoked, unexpired keys in again."""
+        """Rename, deactivate or reactivate; set the retention policy (docs/retention.md).
+        Deactivating refuses every credential of the tenant at once (in this process; other
+        workers within the credential cache TTL) and keeps its data; reactivating lets its
+        unrevoked, unexpired keys in again."""
         tenant = self.require_tenant(tenant_id)
         if tenant.id == auth.SYSTEM_TENANT:
             raise InvalidInput(f"the operator tenant {auth.SYSTEM_TENANT} cannot be changed")
@@ -289,6 +302,18 @@ class AuditService:
             at = None if active else self._clock()
             changes.append(("tenant.reactivated" if active else "tenant.deactivated", {}))
             tenant = msgspec.structs.replace(tenant, deactivated_at=at)
+        if retention_days is not msgspec.UNSET and retention_days != tenant.retention_days:
+            if retention_days is not None and retention_days < 1:
+                raise InvalidInput("retention_days must be at least 1 (or none: keep for ever)")
+            metadata = {"from": tenant.retention_days, "to": retention_days}
+            changes.append(("tenant.retention_changed", metadata))
+            tenant = msgspec.structs.replace(tenant, retention_days=retention_days)
+        keys = (
+            None if personal_metadata_keys is None else tuple(dict.fromkeys(personal_metadata_keys))
+        )
+        if keys is not None and keys != tenant.personal_metadata_keys:
+            changes.append(("tenant.personal_metadata_keys_changed", {"keys": list(keys)}))
+            tenant = msgspec.structs.replace(tenant, personal_metadata_keys=keys)
         if not changes:
             return tenant
         if not self.store.update_tenant(tenant):
@@ -302,7 +327,7 @@ class AuditService:
         self,
         tenant_id: str,
         name: str,
-        scopes: Iterable[str] = auth.ALL_SCOPES,
+        scopes: Iterable[str] = auth.DEFAULT_SCOPES,
         *,
         expires_at: datetime | None = None,
         by: AdminActor | None = None,
@@ -556,15 +581,16 @@ class AuditService:
     def list_events(
         self,
         tenant: str,
-        filters: EventFilter,
+        selection: Query | EventFilter,
         limit: int,
         cursor: str | None,
         dialect: str,
     ) -> tuple[Page, str | None, str | None]:
-        """One page newest first; returns it with the next and previous cursors (or None)."""
+        """One page newest first; returns it with the next and previous cursors (or None),
+        which are bound to the query."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-        check_filters(filters)
+        filters = search_query(selection) if isinstance(selection, EventFilter) else selection
         scope = cursor_scope(tenant, dialect, filters)
         position, direction = (
             self._cursors.decode(cursor, scope) if cursor else (None, Direction.OLDER)
@@ -579,7 +605,7 @@ class AuditService:
     def _page(
         self,
         tenant: str,
-        filters: EventFilter,
+        filters: Query,
         limit: int,
         position: Position | None,
         direction: Direction,
@@ -601,11 +627,15 @@ class AuditService:
 
     # ---- tamper evidence ----------------------------------------------------------------
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def origin(self, tenant: str) -> str:
         return f"{self.log_origin}/{tenant}"
 
-    def checkpoint(self, tenant: str, size: int | None = None) -> Checkpoint:
-        """The signed checkpoint at `size` (default: the current tree).
+    def checkpoint(self, tenant: str, size: int | None = None, name: str = "size") -> Checkpoint:
+        """The signed checkpoint at `size` (default: the current tree); an out-of-range size
+        is a 400 naming the query parameter `name`.
 
         The current tree's checkpoint is stored when first signed, and served again; so is
         any size stored before. Any other past size is signed afresh for each request and not
@@ -618,7 +648,10 @@ class AuditService:
         if size is None:
             size = current
         if not 0 <= size <= current:
-            raise InvalidInput(f"size must be between 0 and the tree size {current}")
+            message = f"must be between 0 and the tree size {current}"
+            raise InvalidInput(
+                f"{name} {message}", details=[{"field": name, "message": message, "in": "query"}]
+            )
         existing = self.store.get_checkpoint(tenant, size)
         if existing is not None:
             return existing
@@ -662,17 +695,41 @@ class AuditService:
     ) -> tuple[Checkpoint, Checkpoint, list[bytes]]:
         """Proof that the tree of size `second` extends the tree of size `first` unchanged."""
         if first > second:
-            raise InvalidInput("from must not be larger than to")
-        older, newer = self.checkpoint(tenant, first), self.checkpoint(tenant, second)
+            raise InvalidInput(
+                "from must not be larger than to",
+                details=[{"field": "from", "message": "must not be larger than to", "in": "query"}],
+            )
+        older = self.checkpoint(tenant, first, name="from")
+        newer = self.checkpoint(tenant, second, name="to")
         ranges = consistency_ranges(first, second)
         nodes = self.store.ledger_nodes(tenant, nodes_for(ranges))
         return older, newer, hash_ranges(ranges, nodes)
 
-    def export(self, tenant: str, filters: EventFilter, fmt: str = "jsonl") -> Iterator[bytes]:
+    def _export_header(self, tenant: str, filters: Query) -> list[bytes]:
+        """The first line of a whole export of a log whose first events were purged: where
+        it starts and the frontier hashes a verifier needs (docs/retention.md)."""
+        if filters.clauses:
+            return []
+        first, frontier = self.store.frontier(tenant)
+        if not first:
+            return []
+        header = {
+            "trailkeeper_export": {
+                "tenant": tenant,
+                "first_index": first,
+                "frontier": [base64.b64encode(h).decode() for h in frontier],
+            }
+        }
+        return [msgspec.json.encode(header) + b"\n"]
+
+    def export(
+        self, tenant: str, selection: Query | EventFilter, fmt: str = "jsonl"
+    ) -> Iterator[bytes]:
         """Every matching event, oldest first, as JSONL or CSV chunks in constant memory."""
-        check_filters(filters)
+        filters = search_query(selection) if isinstance(selection, EventFilter) else selection
         if fmt == "jsonl":
-            return jsonl_chunks(self.store.iter_event_json(tenant, filters))
+            chunks = jsonl_chunks(self.store.iter_event_json(tenant, filters))
+            return itertools.chain(self._export_header(tenant, filters), chunks)
         if fmt == "csv":
             return csv_chunks(self.store.iter_events(tenant, filters))
         raise InvalidInput(f"format must be one of {', '.join(EXPORT_FORMATS)}")

@@ -63,7 +63,10 @@ def check_filters(filters: EventFilter) -> None:
                 details=[{"field": field, "message": "timezone offset required"}],
             )
     if filters.since and filters.until and filters.since >= filters.until:
-        raise InvalidInput("since must be earlier than until")
+        raise InvalidInput(
+            "since must be earlier than until",
+            details=[{"field": "since", "message": "must be earlier than until", "in": "query"}],
+        )
 
 
 def event_place(n: int, count: int) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -34,6 +35,7 @@ __all__ = [
     "ExportReport",
     "VerificationError",
     "canonical_json",
+    "erasure_statement",
     "event_leaf_hash",
     "key_id",
     "leaf_hash",
@@ -226,10 +228,16 @@ def event_leaf_hash(event: dict[str, Any]) -> bytes:
     return leaf_hash(canonical_json(body))
 
 
-def root_hash(leaves: Iterable[bytes]) -> bytes:
+def root_hash(leaves: Iterable[bytes], first: int = 0, frontier: Sequence[bytes] = ()) -> bytes:
     """Merkle tree hash of leaf hashes, in O(n) time and O(log n) memory (a stack of the roots
-    of complete subtrees, as leaves come)."""
-    stack: list[tuple[int, bytes]] = []  # (subtree size, hash), sizes strictly decreasing
+    of complete subtrees, as leaves come). With `first` > 0 the leaves are those from index
+    `first` on, and `frontier` the hashes of the perfect subtrees covering [0, first), largest
+    first (what an export of a purged log starts with)."""
+    sizes = [1 << bit for bit in reversed(range(first.bit_length())) if first >> bit & 1]
+    if len(sizes) != len(frontier):
+        raise VerificationError(f"a frontier of {first} leaves has {len(sizes)} hashes")
+    # (subtree size, hash), sizes strictly decreasing
+    stack: list[tuple[int, bytes]] = list(zip(sizes, frontier, strict=True))
     for leaf in leaves:
         size, value = 1, leaf
         while stack and stack[-1][0] == size:
@@ -316,6 +324,7 @@ class Checkpoint:
     root: bytes
     extensions: tuple[str, ...]
     text: str
+    vkey: str = ""  # the key that verified it (it also signs erasures)
 
 
 def key_id(name: str, public_key: bytes) -> bytes:
@@ -386,7 +395,47 @@ def parse_checkpoint(note: str, vkey: str) -> Checkpoint:
         raise VerificationError("checkpoint size or root is malformed") from None
     if size < 0 or len(root) != 32 or str(size) != lines[1]:
         raise VerificationError("checkpoint size or root is malformed")
-    return Checkpoint(lines[0], size, root, tuple(lines[3:]), body)
+    return Checkpoint(lines[0], size, root, tuple(lines[3:]), body, vkey.strip())
+
+
+# ---- erasures ------------------------------------------------------------------------------
+
+ERASURE_ACTION = "trailkeeper.erasure"
+
+
+def erasure_statement(origin: str, erasure_id: str, part: int, indexes: Sequence[int]) -> bytes:
+    """What the log key signs for one part of an erasure: the events it may redact. Only
+    the server can sign it, so a client cannot log an "erasure" that would excuse tampering."""
+    listed = ",".join(str(i) for i in indexes)
+    return f"trailkeeper erasure\n{origin}\n{erasure_id}\n{part}\n{listed}\n".encode()
+
+
+def verify_signature(vkey: str, message: bytes, signature: bytes) -> bool:
+    """Whether `signature` (key id || Ed25519 signature) is by `vkey` over `message`."""
+    _, kid, public_key = parse_vkey(vkey)
+    if signature[:4] != kid:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature[4:], message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _erasure_claim(event: dict[str, Any]) -> tuple[str, int, list[int], bytes] | None:
+    """(erasure id, part, log indexes, signature) of an erasure event, or None."""
+    if event.get("action") != ERASURE_ACTION:
+        return None
+    metadata = event.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    erasure_id, part, indexes = (metadata.get(k) for k in ("erasure", "part", "log_indexes"))
+    signature = _recorded_leaf(metadata.get("signature"))
+    if not (isinstance(erasure_id, str) and type(part) is int and isinstance(indexes, list)):
+        return None
+    if not all(type(i) is int for i in indexes):
+        return None
+    return erasure_id, part, indexes, signature
 
 
 # ---- whole-log verification from an export -------------------------------------------------
@@ -401,10 +450,20 @@ class ExportReport:
     events_checked: int = 0
 
 
-# One export line's outcome: (line number, log index, leaf, recorded leaf, event id, problem).
-# A problem (a message) ends verification; then the leaves are empty.
-_Line = tuple[int, int | None, bytes, bytes, str | None, str | None]
+# One export line's outcome: (line number, log index, leaf, recorded leaf, event id, problem,
+# erasure claim). A problem (a message) ends verification; then the leaves are empty.
+_Claim = tuple[str, int, list[int], bytes]
+_Line = tuple[int, int | None, bytes, bytes, str | None, str | None, _Claim | None]
 CHUNK_LINES = 1000  # lines a worker process hashes per task
+EXPORT_HEADER = "trailkeeper_export"  # the first line of an export of a purged log
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where an export starts: its first log index and the frontier hashes before it."""
+
+    first: int = 0
+    frontier: tuple[bytes, ...] = ()
 
 
 def verify_export(
@@ -414,55 +473,128 @@ def verify_export(
 
     The lines are read once, as they come (a file is never held in memory). Every log index
     below the checkpoint size must appear exactly once, in any order (an export is ordered by
-    occurred_at); later ones are not covered by the checkpoint and are skipped. When the tree
+    occurred_at); later ones are not covered by the checkpoint and are skipped. An export of
+    a log whose first events were purged starts with a header line
+    `{"trailkeeper_export": {"first_index": N, "frontier": [...]}}`: the hashes of the perfect
+    subtrees covering [0, N), from which the root is recomputed with the events from N on.
+    An event that differs from its recorded leaf is accepted as erased only when an erasure
+    event in the export, signed by the checkpoint's key, lists its log index. When the tree
     the server recorded (the `leaf_hash` fields) matches the checkpoint, each event is checked
     against its recorded leaf, which names the first altered event precisely. Memory: 33 bytes
     per event of the checkpoint (its leaf, and whether it was seen), 32 more once an event
     differs from its recorded leaf. `workers` > 1 hashes chunks of `CHUNK_LINES` lines in that
     many processes (`multiprocessing`), a few chunks ahead of the one being placed.
     """
+    lines = iter(lines)
+    try:
+        start, lines = _export_start(lines)
+    except VerificationError as exc:
+        return ExportReport(False, str(exc))
+    if start.first > checkpoint.size:
+        message = (
+            f"the export starts at log index {start.first} (the events before were purged), "
+            f"after the checkpoint's size {checkpoint.size}: verify a newer checkpoint, and "
+            "that it extends yours with a consistency proof"
+        )
+        return ExportReport(False, message)
     if workers <= 1:
-        return _verify_leaves(_hashed_lines(lines, checkpoint.size), checkpoint)
+        return _verify_leaves(_hashed_lines(lines, checkpoint.size), checkpoint, start)
     # Started before the leaves' buffer is filled, which forked workers need not share.
     with multiprocessing.Pool(workers) as pool:
-        return _verify_leaves(_hashed_lines(lines, checkpoint.size, pool, workers), checkpoint)
+        hashed = _hashed_lines(lines, checkpoint.size, pool, workers)
+        return _verify_leaves(hashed, checkpoint, start)
 
 
-def _verify_leaves(hashed: Iterable[_Line], checkpoint: Checkpoint) -> ExportReport:
-    size = checkpoint.size
-    leaves, seen = bytearray(32 * size), bytearray(size)
+def _export_start(lines: Iterator[bytes | str]) -> tuple[_Start, Iterator[bytes | str]]:
+    """The export's header, if its first line is one, and the lines after it."""
+    for line in lines:
+        if not line.strip():
+            continue
+        if (b'"' + EXPORT_HEADER.encode() + b'"') not in (
+            line if isinstance(line, bytes) else line.encode()
+        ):
+            return _Start(), itertools.chain([line], lines)
+        try:
+            header = json.loads(line)[EXPORT_HEADER]
+            first, frontier = header["first_index"], header["frontier"]
+            hashes = tuple(base64.b64decode(h, validate=True) for h in frontier)
+        except (ValueError, KeyError, TypeError):
+            raise VerificationError("the export's header line is malformed") from None
+        if type(first) is not int or first < 0 or any(len(h) != 32 for h in hashes):
+            raise VerificationError("the export's header line is malformed")
+        if len(hashes) != first.bit_count():
+            raise VerificationError(f"a frontier of {first} leaves has {first.bit_count()} hashes")
+        return _Start(first, hashes), lines
+    return _Start(), iter(())
+
+
+def _verify_leaves(hashed: Iterable[_Line], checkpoint: Checkpoint, start: _Start) -> ExportReport:
+    first_index, size = start.first, checkpoint.size
+    count = size - first_index
+    leaves, seen = bytearray(32 * count), bytearray(count)
     recorded: bytearray | None = None  # the recorded leaves, once one differs from its event
-    first_difference: tuple[int, str | None] | None = None  # (log index, id)
-    for _, index, leaf, kept, event_id, problem in hashed:
+    differing: list[tuple[int, str | None]] = []  # (log index, id)
+    erased: dict[int, str] = {}  # log index -> the erasure that lists it
+    for _, index, leaf, kept, event_id, problem, claim in hashed:
         if problem is not None or index is None:
             return ExportReport(False, problem or "", index, event_id)
-        if seen[index]:
+        if index < first_index:
+            message = f"log index {index} is before the export's first index {first_index}"
+            return ExportReport(False, message, index, event_id)
+        at = index - first_index
+        if seen[at]:
             return ExportReport(False, f"log index {index} appears twice", index, event_id)
-        seen[index] = 1
-        at = slice(32 * index, 32 * index + 32)
-        leaves[at] = leaf
+        seen[at] = 1
+        span = slice(32 * at, 32 * at + 32)
+        leaves[span] = leaf
         if kept != leaf and recorded is None:
             recorded = bytearray(leaves)
         if recorded is not None:
-            recorded[at] = kept.ljust(32, b"\0")[:32]
-        if kept != leaf and (first_difference is None or index < first_difference[0]):
-            first_difference = (index, event_id)
+            recorded[span] = kept.ljust(32, b"\0")[:32]
+        if kept != leaf:
+            differing.append((index, event_id))
+        if claim is not None and _signed_claim(checkpoint, claim):
+            erasure_id, _, listed, _ = claim
+            erased.update((i, erasure_id) for i in listed if i < index)
     missing = seen.find(0)
     if missing != -1:
-        checked = size - seen.count(0)
-        return ExportReport(
-            False, f"event at log index {missing} is missing", missing, None, checked
-        )
-    if root_hash(_split_leaves(leaves)) == checkpoint.root:
-        return ExportReport(True, f"{size} events match the checkpoint", events_checked=size)
-    if first_difference is None:
-        return ExportReport(False, _REWRITTEN, events_checked=size)
-    first, first_id = first_difference
-    if recorded is not None and root_hash(_split_leaves(recorded)) == checkpoint.root:
+        checked = count - seen.count(0)
+        index = missing + first_index
+        return ExportReport(False, f"event at log index {index} is missing", index, None, checked)
+    excused = {index for index, _ in differing if index in erased and index >= first_index}
+    if recorded is not None:
+        for index in excused:
+            at = 32 * (index - first_index)
+            leaves[at : at + 32] = recorded[at : at + 32]
+    frontier = start.frontier
+    if root_hash(_split_leaves(leaves), first_index, frontier) == checkpoint.root:
+        message = f"{count} events match the checkpoint"
+        if first_index:
+            message += f" (the {first_index} before log index {first_index} were purged)"
+        if excused:
+            by = sorted({erased[i] for i in excused})
+            message += f"; {len(excused)} erased by logged erasure {', '.join(by)}"
+        return ExportReport(True, message, events_checked=count)
+    unexplained = sorted(d for d in differing if d[0] not in excused)
+    if not unexplained:
+        return ExportReport(False, _REWRITTEN, events_checked=count)
+    first, first_id = unexplained[0]
+    if recorded is not None and root_hash(_split_leaves(recorded), first_index, frontier) == (
+        checkpoint.root
+    ):
         message = f"event {first_id!r} at log index {first} was altered after it was logged"
-        return ExportReport(False, message, first, first_id, size)
+        return ExportReport(False, message, first, first_id, count)
     where = f"; first event that differs from its recorded leaf: index {first}"
-    return ExportReport(False, _REWRITTEN + where, first, first_id, size)
+    return ExportReport(False, _REWRITTEN + where, first, first_id, count)
+
+
+def _signed_claim(checkpoint: Checkpoint, claim: _Claim) -> bool:
+    """Whether an erasure event's list of log indexes carries the log key's signature."""
+    erasure_id, part, listed, signature = claim
+    if not checkpoint.vkey:
+        return False
+    statement = erasure_statement(checkpoint.origin, erasure_id, part, listed)
+    return verify_signature(checkpoint.vkey, statement, signature)
 
 
 _REWRITTEN = "the log does not match the checkpoint: events or the tree were rewritten"
@@ -524,9 +656,9 @@ def _hash_line(number: int, line: bytes | str, size: int) -> _Line | None:
         event = json.loads(line)
         index = event["log_index"]
     except (ValueError, KeyError, TypeError):
-        return number, None, b"", b"", None, f"line {number} is not an exported event"
+        return number, None, b"", b"", None, f"line {number} is not an exported event", None
     if type(index) is not int or index < 0:
-        return number, None, b"", b"", None, f"line {number} has no valid log_index"
+        return number, None, b"", b"", None, f"line {number} has no valid log_index", None
     if index >= size:
         return None  # newer than the checkpoint: not covered by it
     kept = _recorded_leaf(event.pop("leaf_hash", None))
@@ -534,8 +666,8 @@ def _hash_line(number: int, line: bytes | str, size: int) -> _Line | None:
     try:
         leaf = leaf_hash(canonical_json(event))
     except VerificationError as exc:  # content no server could have hashed (NaN, 2**53)
-        return number, index, b"", b"", event_id, f"line {number}: {exc}"
-    return number, index, leaf, kept, event_id, None
+        return number, index, b"", b"", event_id, f"line {number}: {exc}", None
+    return number, index, leaf, kept, event_id, None, _erasure_claim(event)
 
 
 def _recorded_leaf(value: Any) -> bytes:

@@ -349,7 +349,7 @@ def test_the_operator_log_records_each_admin_action_with_actor_and_context(
         assert event["context"]["user_agent"] == UA["User-Agent"]
         assert event["source"] == "admin-api"
         assert event["log_index"] is not None
-    assert log[0]["metadata"] == {"tenant": "acme", "scopes": list(auth.ALL_SCOPES)}
+    assert log[0]["metadata"] == {"tenant": "acme", "scopes": list(auth.DEFAULT_SCOPES)}
     assert made["key"] not in str(log)  # never the secret
     assert log[2]["metadata"] == {"from": "initech", "to": "Initech"}
 

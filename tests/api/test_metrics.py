@@ -245,3 +245,23 @@ def test_text_logs_escape_control_characters_so_no_line_can_be_forged(
 def metered_key(service: AuditService) -> dict[str, str]:
     _, token = service.create_key("acme", "test", ("events.read",))
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_405_is_labelled_with_its_routes_template(
+    metered: TestClient[Any], key_for: Callable[..., dict[str, str]]
+) -> None:
+    """`unmatched` is for paths no route serves; a wrong method on a served path is not one."""
+    assert metered.put("/v1/events", headers=key_for()).status_code == 405
+    assert metered.delete("/v1/events/evt_1", headers=key_for()).status_code == 405
+    after, _ = scrape(metered)
+    requests = "trailkeeper_http_requests_total"
+    assert value(after, requests, method="PUT", route="/v1/events", status="405") == 1
+    one = {"method": "DELETE", "route": "/v1/events/{event_id}", "status": "405"}
+    assert value(after, requests, **one) == 1
+    assert value(after, requests, method="PUT", route="unmatched", status="405") == 0
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_metrics_take_the_bearer_scheme_in_any_case(metered: TestClient[Any], scheme: str) -> None:
+    response = metered.get("/metrics", headers={"Authorization": f"{scheme} {TOKEN}"})
+    assert response.status_code == 200, response.text

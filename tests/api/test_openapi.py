@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
+from trailkeeper.api import gr4vy
 from trailkeeper.api.app import create_app
 from trailkeeper.config import load_settings
 from trailkeeper.service import AuditService
@@ -149,3 +151,53 @@ def test_error_examples_are_in_each_dialects_shape(document: dict[str, Any]) -> 
             assert set(example["value"]) == expected, (method, path, status)
             if expected == {"error"}:
                 assert example["value"]["error"]["status"] == int(status)
+
+
+def _example(operation: dict[str, Any], status: str) -> Any:
+    [example] = operation["responses"][status]["content"]["application/json"]["examples"].values()
+    return example["value"]
+
+
+def _message(value: Any) -> str:
+    return str(value["error"]["message"] if "error" in value else value["message"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scopes"),
+    [
+        ("get", "/audit-events", "`audit-logs.read` scope"),
+        ("get", "/audit-logs", "`audit-logs.read` scope"),
+        ("post", "/v1/events", "`events.write` scope"),
+        ("get", "/v1/events", "`events.read` scope"),
+        ("post", "/v1/key-pairs", "`key-pairs.write`, `audit-logs.read` scopes"),
+        ("post", "/v1/tenants", "`admin` scope"),
+        ("post", "/v1/viewer-tokens", "`viewer.create` scope"),
+    ],
+)
+def test_each_403_example_names_the_routes_own_scope(
+    document: dict[str, Any], method: str, path: str, scopes: str
+) -> None:
+    operation = document["paths"][path][method]
+    assert _message(_example(operation, "403")) == f"this credential lacks the {scopes}"
+
+
+def test_a_route_with_a_body_shows_a_body_error_as_its_400(document: dict[str, Any]) -> None:
+    for method, path, operation in _operations(document):
+        if "400" not in operation["responses"]:
+            continue
+        about_body = "body" in json.dumps(_example(operation, "400"))
+        assert about_body == bool(operation.get("requestBody")), (method, path)
+
+
+def test_no_201_promises_a_location_it_does_not_send(document: dict[str, Any]) -> None:
+    for method, path, operation in _operations(document):
+        created = operation["responses"].get("201")
+        if created and not (created.get("headers") or {}).get("Location"):
+            assert "URL follows" not in created["description"], (method, path)
+
+
+def test_gr4vy_action_lists_its_accepted_values(document: dict[str, Any]) -> None:
+    [action] = [
+        p for p in document["paths"]["/audit-logs"]["get"]["parameters"] if p["name"] == "action"
+    ]
+    assert set(action["schema"]["enum"]) - {None} == set(gr4vy.ACTIONS)

@@ -14,10 +14,10 @@ import pytest
 from gr4vy import auth as gr4vy_auth
 from litestar.testing import TestClient
 
-from trailkeeper import auth
+from trailkeeper import auth, retention
 from trailkeeper.api.viewer import viewer_session
 from trailkeeper.errors import Unauthenticated
-from trailkeeper.service import AuditService
+from trailkeeper.service import AdminActor, AuditService
 from trailkeeper.streams.manage import StreamAdmin
 from trailkeeper.streams.model import StreamIn
 
@@ -36,6 +36,8 @@ class Route:
         path = self.path.replace("{pair}", seeded[0]).replace("{key}", seeded[2])
         if "{stream}" in path:  # a stream of its own: deleting one must not spoil the next call
             path = path.replace("{stream}", seeded[3]())
+        if "{hold}" in path:  # a fresh hold each call: lifting one succeeds once
+            path = path.replace("{hold}", seeded[4]())
         body = self.body() if callable(self.body) else self.body
         return client.request(self.method, path, json=body, headers={**MERCHANT, **headers})
 
@@ -43,11 +45,13 @@ class Route:
         return f"{self.method} {self.path}"
 
 
-# A key pair's id and private key, an API key's id, and a maker of streams (all acme's).
-Seeded = tuple[str, str, str, Callable[[], str]]
+# A key pair's id and private key, an API key's id, and makers of streams and legal holds
+# (all acme's).
+Seeded = tuple[str, str, str, Callable[[], str], Callable[[], str]]
 WRITE, READ = {auth.SCOPE_EVENTS_WRITE}, {auth.SCOPE_EVENTS_READ}
 AUDIT, PAIRS = {auth.SCOPE_AUDIT_LOGS_READ}, {auth.SCOPE_KEY_PAIRS_WRITE}
 VIEWER = {auth.SCOPE_VIEWER_CREATE}
+ERASE, HOLDS = {auth.SCOPE_ERASURE_WRITE}, {auth.SCOPE_LEGAL_HOLDS_WRITE}
 STREAMS = {auth.SCOPE_STREAMS_WRITE}
 WEBHOOK = {"type": "webhook", "url": "https://siem.example.com/hook"}
 ADMIN = {auth.SCOPE_ADMIN}
@@ -77,6 +81,10 @@ ROUTES = [
     Route("GET", "/audit-events/evt-1", AUDIT),
     Route("GET", "/audit-logs", AUDIT),
     Route("POST", "/v1/viewer-tokens", VIEWER, {}),
+    Route("POST", "/v1/erasures", ERASE, {"subject": {"email": "a@b.c"}, "reason": "asked"}),
+    Route("POST", "/v1/legal-holds", HOLDS, {"reason": "case", "subject": {"actor_id": "u9"}}),
+    Route("GET", "/v1/legal-holds", HOLDS),
+    Route("DELETE", "/v1/legal-holds/{hold}", HOLDS),
     Route("POST", "/v1/streams", STREAMS, {"name": "s", "destination": WEBHOOK}),
     Route("GET", "/v1/streams", STREAMS),
     Route("GET", "/v1/streams/{stream}", STREAMS),
@@ -107,7 +115,10 @@ def seeded(client: TestClient[Any], key_for: Headers, service: AuditService) -> 
     def new_stream() -> str:
         return streams.create("acme", stream_in)[0].id
 
-    return pair.id, private_pem, key.id, new_stream
+    def new_hold() -> str:
+        return retention.place_hold(service, "acme", "matrix", AdminActor.cli()).id
+
+    return pair.id, private_pem, key.id, new_stream, new_hold
 
 
 def _key_with(key_for: Headers, scopes: set[str] | tuple[str, ...]) -> dict[str, str]:

@@ -22,6 +22,7 @@ from trailkeeper import verifier
 from trailkeeper.api.native import to_view
 from trailkeeper.errors import Conflict, InvalidInput
 from trailkeeper.model import FIELDS, Event, EventFilter, EventIn
+from trailkeeper.query import Query
 from trailkeeper.service import AuditService
 from trailkeeper.store import Store, open_store
 
@@ -64,7 +65,7 @@ def test_indexes_are_gap_free_under_concurrent_writers(store: Store, service: Au
     for thread in threads:
         thread.join()
     assert errors == []
-    events = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
+    events = sorted(store.iter_events("acme", Query()), key=lambda e: e.log_index or 0)
     assert [e.log_index for e in events] == list(range(4 * 6 * 7))
     leaves = [stored_leaf(e) for e in events]
     assert leaves == [verifier.event_leaf_hash(msgspec.to_builtins(to_view(e))) for e in events]
@@ -135,7 +136,7 @@ def test_batches_that_share_a_commit_stand_or_fall_alone(
     assert isinstance(outcomes["invalid_late"], InvalidInput)
     assert outcomes["replay"] == [False, False, True]
     assert outcomes["last"] == [True] * 2
-    events = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
+    events = sorted(store.iter_events("acme", Query()), key=lambda e: e.log_index or 0)
     assert sorted(e.id for e in events) == sorted(
         f"evt-{n:05d}" for n in [*range(4), *range(10, 13), *range(20, 25), 30, 40, 41]
     )
@@ -165,7 +166,7 @@ def test_writers_in_other_processes_and_failed_batches_keep_the_log_whole(
         ingest(other, 500, 2)
     finally:
         other.close()
-    events = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
+    events = sorted(store.iter_events("acme", Query()), key=lambda e: e.log_index or 0)
     assert [e.log_index for e in events] == list(range(9 + 5 + 6 + 3 + 2))
     leaves = [verifier.event_leaf_hash(msgspec.to_builtins(to_view(e))) for e in events]
     assert store.ledger_head("acme") == (len(events), verifier.root_hash(leaves))
@@ -175,7 +176,7 @@ def test_writers_in_other_processes_and_failed_batches_keep_the_log_whole(
 def test_tenants_have_separate_logs(store: Store, service: AuditService) -> None:
     ingest(service, 0, 5, "acme")
     ingest(service, 0, 3, "globex")
-    globex = sorted(e.log_index or 0 for e in store.iter_events("globex", EventFilter()))
+    globex = sorted(e.log_index or 0 for e in store.iter_events("globex", Query()))
     assert globex == [0, 1, 2]
     assert service.checkpoint("acme").size == 5
     assert service.checkpoint("globex").size == 3
@@ -392,7 +393,7 @@ def test_rolled_back_tree_is_detected(
     service, note = logged
     held = verifier.parse_checkpoint(note, service.signer.vkey)
     # The attacker removes the last 5 events and rewinds the tree to size 15, consistently.
-    kept = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)[:15]
+    kept = sorted(store.iter_events("acme", Query()), key=lambda e: e.log_index or 0)[:15]
     root = verifier.root_hash([stored_leaf(e) for e in kept])
     hex_root = root.hex()
     root_literal = f"X'{hex_root}'" if database_url.startswith("sqlite") else f"'\\x{hex_root}'"

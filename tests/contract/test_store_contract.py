@@ -37,6 +37,7 @@ from trailkeeper.model import (
     to_ms,
     utc_now_ms,
 )
+from trailkeeper.query import Query, parse_query
 from trailkeeper.service import AuditService
 from trailkeeper.store import Store, open_store
 from trailkeeper.store.sqlite import SQLiteStore
@@ -118,7 +119,7 @@ def test_events_built_in_python_are_checked_as_decoding_checks_json(
     with pytest.raises(InvalidInput) as refused:
         service.ingest("acme", [event_in(1), bad])
     assert refused.value.details[0]["field"] == field
-    assert list(store.iter_events("acme", EventFilter())) == []
+    assert list(store.iter_events("acme", Query())) == []
 
 
 def test_same_id_same_content_is_not_stored_twice(store: Store, service: AuditService) -> None:
@@ -127,7 +128,7 @@ def test_same_id_same_content_is_not_stored_twice(store: Store, service: AuditSe
     assert created
     assert not created_again
     assert again == as_stored(first)
-    assert len(list(store.iter_events("acme", EventFilter()))) == 1
+    assert len(list(store.iter_events("acme", Query()))) == 1
 
 
 def test_same_id_other_content_conflicts_and_batch_stores_nothing(
@@ -137,7 +138,7 @@ def test_same_id_other_content_conflicts_and_batch_stores_nothing(
     batch = [event_in(2), event_in(3), event_in(1, action="tampered")]
     with pytest.raises(Conflict):
         service.ingest("acme", batch)
-    ids = [e.id for e in store.iter_events("acme", EventFilter())]
+    ids = [e.id for e in store.iter_events("acme", Query())]
     assert ids == ["evt-00001"]
 
 
@@ -162,7 +163,7 @@ def test_batch_mixing_stored_and_new_ids_keeps_the_log_gap_free(
         ("evt-00004", True),
         ("evt-00003", False),
     ]
-    stored = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
+    stored = sorted(store.iter_events("acme", Query()), key=lambda e: e.log_index or 0)
     assert [e.log_index for e in stored] == [0, 1, 2, 3]
     assert [e.id for e in stored] == ["evt-00001", "evt-00002", "evt-00003", "evt-00004"]
     assert store.ledger_head("acme") == (4, service.checkpoint("acme").root)
@@ -176,7 +177,7 @@ def test_a_full_batch_is_stored_whole_and_in_order(store: Store, service: AuditS
     batch = [event_in(n) for n in range(MAX_BATCH - 1)] + [event_in(5000)]
     results = service.ingest("acme", batch)
     assert [created for _, created in results] == [True] * (MAX_BATCH - 1) + [False]
-    stored = sorted(store.iter_events("acme", EventFilter()), key=lambda e: e.log_index or 0)
+    stored = sorted(store.iter_events("acme", Query()), key=lambda e: e.log_index or 0)
     assert [e.id for e in stored] == ["evt-05000"] + [f"evt-{n:05d}" for n in range(MAX_BATCH - 1)]
     assert [e.log_index for e in stored] == list(range(MAX_BATCH))
     assert stored[1:] == [event for event, _ in results[:-1]]
@@ -222,7 +223,7 @@ def test_a_reused_id_is_a_replay_exactly_when_it_describes_the_same_event(store:
     assert created([{**timed, "occurred_at": "2024-01-01T00:00:00.000Z"}]) == [False]
     with pytest.raises(Conflict):
         created([{"id": "t1"}])  # omitted now, given at first
-    assert [e.id for e in store.iter_events("acme", EventFilter())] == ["t1", "r1", "r2"]
+    assert [e.id for e in store.iter_events("acme", Query())] == ["t1", "r1", "r2"]
 
 
 def test_sqlite_builds_before_3_32_take_full_batches_and_replays(
@@ -257,7 +258,7 @@ def test_invalid_event_late_in_a_batch_stores_nothing(store: Store, service: Aud
     with pytest.raises(InvalidInput) as raised:
         service.ingest("acme", batch)
     assert "events[38].occurred_at" in str(raised.value.details)
-    assert [e.id for e in store.iter_events("acme", EventFilter())] == ["evt-00001"]
+    assert [e.id for e in store.iter_events("acme", Query())] == ["evt-00001"]
     assert store.ledger_head("acme") == head
     [(after, created)] = service.ingest("acme", [event_in(2)])
     assert created
@@ -355,7 +356,7 @@ def test_every_filter_alone_and_combined(
     service.ingest("acme", [msgspec.convert(p, EventIn) for p in payloads])
     service.ingest("globex", [msgspec.convert(p, EventIn) for p in payloads[:30]])
     expected = {p["id"] for p in payloads if _matches(p, filters)}
-    got = [e.id for e in store.iter_events("acme", EventFilter(**filters))]  # type: ignore[arg-type]
+    got = [e.id for e in store.iter_events("acme", Query.from_filters(EventFilter(**filters)))]  # type: ignore[arg-type]
     assert set(got) == expected
     assert len(got) == len(expected)
     if filters != {"actor_id": "nobody"}:
@@ -366,14 +367,14 @@ def test_keyset_pages_in_both_directions_without_gap_or_duplicate(
     store: Store, service: AuditService
 ) -> None:
     seed(service, "acme", 57)
-    everything = listing(store, "acme", EventFilter(), None, Direction.OLDER, 1000)
+    everything = listing(store, "acme", Query(), None, Direction.OLDER, 1000)
     keys = [(position.occurred_ms, position.seq) for position, _ in everything]
     assert keys == sorted(keys, reverse=True), "newest first, ties broken by seq"
     assert [format_ms(ms) for ms, _ in keys] == [view.occurred_at for _, view in everything]
 
     pages, position = [], None
     while True:
-        rows = listing(store, "acme", EventFilter(), position, Direction.OLDER, 10)
+        rows = listing(store, "acme", Query(), position, Direction.OLDER, 10)
         if not rows:
             break
         pages.append(rows)
@@ -381,14 +382,14 @@ def test_keyset_pages_in_both_directions_without_gap_or_duplicate(
     assert [v.id for page in pages for _, v in page] == [v.id for _, v in everything]
 
     # Walk back from the oldest event towards the newest.
-    back = listing(store, "acme", EventFilter(), position, Direction.NEWER, 1000)
+    back = listing(store, "acme", Query(), position, Direction.NEWER, 1000)
     assert [v.id for _, v in reversed(back)] == [v.id for _, v in everything[:-1]]
 
 
 def test_iter_events_is_oldest_first_across_chunks(store: Store, service: AuditService) -> None:
     seed(service, "acme", 25)
-    events = [to_view(e) for e in store.iter_events("acme", EventFilter(), chunk=4)]
-    newest_first = listing(store, "acme", EventFilter(), None, Direction.OLDER, 1000)
+    events = [to_view(e) for e in store.iter_events("acme", Query(), chunk=4)]
+    newest_first = listing(store, "acme", Query(), None, Direction.OLDER, 1000)
     assert len(events) == 25
     assert events == [view for _, view in reversed(newest_first)]
 
@@ -411,22 +412,22 @@ def test_event_reads_keep_every_millisecond_around_the_engines_epochs(
     service.ingest(
         "acme", [event_in(n, occurred_at=at) for n, at in enumerate(reversed(EDGE_TIMES))]
     )
-    newest_first = listing(store, "acme", EventFilter(), None, Direction.OLDER, 100)
+    newest_first = listing(store, "acme", Query(), None, Direction.OLDER, 100)
     assert [view.occurred_at for _, view in newest_first] == EDGE_TIMES[::-1]
     assert [format_ms(position.occurred_ms) for position, _ in newest_first] == EDGE_TIMES[::-1]
 
     walked, position = [], None
-    while rows := listing(store, "acme", EventFilter(), position, Direction.OLDER, 1):
+    while rows := listing(store, "acme", Query(), position, Direction.OLDER, 1):
         walked.append(rows[0][1].occurred_at)
         position = rows[0][0]
     assert walked == EDGE_TIMES[::-1]
 
-    assert [to_view(e).occurred_at for e in store.iter_events("acme", EventFilter(), chunk=2)] == (
+    assert [to_view(e).occurred_at for e in store.iter_events("acme", Query(), chunk=2)] == (
         EDGE_TIMES
     )
-    lines = store.iter_event_json("acme", EventFilter(), chunk=2)
+    lines = store.iter_event_json("acme", Query(), chunk=2)
     assert [msgspec.json.decode(line)["occurred_at"] for line in lines] == EDGE_TIMES
-    since = EventFilter(since=datetime(2000, 1, 1, tzinfo=UTC))
+    since = Query.from_filters(EventFilter(since=datetime(2000, 1, 1, tzinfo=UTC)))
     assert [v.occurred_at for _, v in listing(store, "acme", since, None, Direction.OLDER, 9)] == (
         EDGE_TIMES[:2:-1]
     )
@@ -452,7 +453,7 @@ def test_concurrent_writers_lose_nothing(store: Store, service: AuditService) ->
     for thread in threads:
         thread.join()
     assert errors == []
-    rows = listing(store, "acme", EventFilter(), None, Direction.OLDER, 1000)
+    rows = listing(store, "acme", Query(), None, Direction.OLDER, 1000)
     assert len(rows) == 200
     assert len({view.id for _, view in rows}) == 200
     assert len({position.seq for position, _ in rows}) == 200
@@ -518,7 +519,7 @@ def test_json_export_holds_every_match_once_in_order(
     service.ingest("acme", events[:25])
     service.ingest("acme", events[25:])
     service.ingest("globex", events[:5])
-    for filters in (EventFilter(), EventFilter(actor_id="user-1"), EventFilter(source="api")):
+    for filters in (Query(), parse_query("actor:user-1"), parse_query("source:api")):
         expected = [view.id for view in store.iter_events("acme", filters)]
         lines = store.iter_event_json("acme", filters, chunk=chunk)
         assert [msgspec.json.decode(line)["id"] for line in lines] == expected
@@ -527,7 +528,7 @@ def test_json_export_holds_every_match_once_in_order(
 
 def test_abandoned_json_export_leaves_no_thread_behind(store: Store, service: AuditService) -> None:
     service.ingest("acme", [event_in(n) for n in range(50)])
-    lines = store.iter_event_json("acme", EventFilter(), chunk=5)
+    lines = store.iter_event_json("acme", Query(), chunk=5)
     assert next(lines)
     lines.close()  # what a client hanging up does to a streamed export
     assert not [t for t in threading.enumerate() if t.name.startswith("trailkeeper-export")]
@@ -560,8 +561,8 @@ def test_database_rendered_json_is_exactly_the_view(store: Store, service: Audit
     service.ingest("acme", events[:20])
     service.ingest("acme", events[20:])
 
-    views = list(store.iter_events("acme", EventFilter()))
-    documents = list(store.iter_event_json("acme", EventFilter(), chunk=7))
+    views = list(store.iter_events("acme", Query()))
+    documents = list(store.iter_event_json("acme", Query(), chunk=7))
     assert len(views) == len(documents) == 40
     sorted_json = msgspec.json.Encoder(order="sorted")  # compares types too: 0 is not false
     for view, document in zip(views, documents, strict=True):
@@ -578,8 +579,8 @@ def test_rendered_json_of_events_outside_the_log(database_url: str) -> None:
         service = AuditService(plain)
         service.create_tenant("acme")
         service.ingest("acme", [event_in(n) for n in range(5)])
-        views = list(plain.iter_events("acme", EventFilter()))
-        documents = [msgspec.json.decode(d) for d in plain.iter_event_json("acme", EventFilter())]
+        views = list(plain.iter_events("acme", Query()))
+        documents = [msgspec.json.decode(d) for d in plain.iter_event_json("acme", Query())]
     finally:
         plain.close()
     assert [(d["log_index"], d["leaf_hash"]) for d in documents] == [(None, None)] * 5

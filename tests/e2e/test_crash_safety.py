@@ -16,6 +16,7 @@ import pytest
 from tests.e2e.server import start_serve
 from trailkeeper import verifier
 from trailkeeper.model import EventFilter
+from trailkeeper.query import Query
 from trailkeeper.service import AuditService
 
 pytestmark = pytest.mark.slow
@@ -85,7 +86,7 @@ def test_sigkill_rounds_lose_nothing(
         kills += 1
     assert failures == []
 
-    events = list(service.store.iter_events("acme", EventFilter()))
+    events = list(service.store.iter_events("acme", Query()))
     per_batch = Counter(int(e.id[1:6]) for e in events)
     ids = [e.id for e in events]
     assert len(ids) == len(set(ids)), "no event is stored twice"

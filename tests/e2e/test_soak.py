@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.server import start_serve
-from trailkeeper.model import EventFilter
+from trailkeeper.query import Query
 from trailkeeper.service import AuditService
 from trailkeeper.store.sqlite import CACHE_BOUND_MIB
 
@@ -116,6 +116,6 @@ def test_soak_mixed_load(service: AuditService, database_url: str, tmp_path: Pat
     assert errors == [], errors[:5]
     assert len(written) > 1000, "the soak wrote a meaningful amount"
     assert final - warm < RSS_GROWTH_LIMIT_MB, f"RSS grew from {warm:.0f} to {final:.0f} MB"
-    stored = {e.id for e in service.store.iter_events("acme", EventFilter())}
+    stored = {e.id for e in service.store.iter_events("acme", Query())}
     assert set(written) <= stored, "every acknowledged event is readable"
     print(f"soak: {SECONDS:.0f}s, {len(written)} events, RSS {warm:.0f} -> {final:.0f} MB")

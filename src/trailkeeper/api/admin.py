@@ -18,7 +18,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from trailkeeper import auth
 from trailkeeper.api.reference import NATIVE, documented
-from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
+from trailkeeper.api.shared import caller, requires, service_of
 from trailkeeper.errors import InvalidInput
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, ApiKey, Tenant, bound_ms, format_ts
 from trailkeeper.service import AdminActor
@@ -41,11 +41,19 @@ class TenantIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: Name | None = None
 
 
+RetentionDays = Annotated[int, msgspec.Meta(ge=1, le=36500)]
+MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
 class TenantPatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Rename (`name`), deactivate (`active: false`) or reactivate (`active: true`)."""
+    """Rename (`name`), deactivate (`active: false`) or reactivate (`active: true`); keep
+    events `retention_days` after they were received (`null`: for ever); name the metadata
+    keys an erasure redacts (`personal_metadata_keys`). See docs/retention.md."""
 
     name: Name | None = None
     active: bool | None = None
+    retention_days: RetentionDays | msgspec.UnsetType | None = msgspec.UNSET
+    personal_metadata_keys: Annotated[list[MetadataKey], msgspec.Meta(max_length=100)] | None = None
 
 
 class TenantView(msgspec.Struct, frozen=True):
@@ -54,6 +62,8 @@ class TenantView(msgspec.Struct, frozen=True):
     active: bool
     created_at: str
     deactivated_at: str | None
+    retention_days: int | None = None
+    personal_metadata_keys: list[str] = []
 
 
 class TenantPage(msgspec.Struct, frozen=True):
@@ -103,6 +113,8 @@ def _tenant_view(tenant: Tenant) -> TenantView:
         active=tenant.active,
         created_at=format_ts(tenant.created_at),
         deactivated_at=_ts(tenant.deactivated_at),
+        retention_days=tenant.retention_days,
+        personal_metadata_keys=list(tenant.personal_metadata_keys),
     )
 
 
@@ -195,7 +207,6 @@ def create_tenant(request: Request[Any, Any, Any], data: JSONBody[TenantIn]) -> 
 def list_tenants(
     request: Request[Any, Any, Any], limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> TenantPage:
-    reject_unknown_query(request, {"limit", "cursor"})
     tenants, next_cursor = service_of(request).tenants_page(limit, cursor)
     return TenantPage(
         items=[_tenant_view(t) for t in tenants], limit=limit, next_cursor=next_cursor
@@ -221,7 +232,10 @@ def get_tenant(request: Request[Any, Any, Any], tenant_id: FromPath[str]) -> Ten
     description="`name` renames; `active: false` deactivates: from then on every API key and "
     "key-pair JWT of the tenant gets 401 (other server processes follow within "
     "TRAILKEEPER_CREDENTIAL_CACHE_SECONDS), and its events, keys and log stay as they are. "
-    "`active: true` lets its unrevoked, unexpired keys in again. The operator tenant `_system` "
+    "`active: true` lets its unrevoked, unexpired keys in again. `retention_days` (1-36500, "
+    "`null`: for ever) purges events that long after they were received; "
+    "`personal_metadata_keys` are the metadata keys an erasure redacts (docs/retention.md). "
+    "The operator tenant `_system` "
     "cannot be changed (400). Each change is recorded in the operator log." + _SCOPE_NOTE,
     sync_to_thread=True,
     guards=_GUARD,
@@ -231,6 +245,7 @@ def get_tenant(request: Request[Any, Any, Any], tenant_id: FromPath[str]) -> Ten
             "rename": {"name": "Acme Corporation"},
             "deactivate": {"active": False},
             "reactivate": {"active": True},
+            "retention": {"retention_days": 365, "personal_metadata_keys": ["phone"]},
         },
         response=_TENANT_EXAMPLE,
     ),
@@ -238,10 +253,20 @@ def get_tenant(request: Request[Any, Any, Any], tenant_id: FromPath[str]) -> Ten
 def update_tenant(
     request: Request[Any, Any, Any], tenant_id: FromPath[str], data: JSONBody[TenantPatch]
 ) -> TenantView:
-    if data.name is None and data.active is None:
-        raise InvalidInput("give `name`, `active` or both")
+    if (
+        data.name is None
+        and data.active is None
+        and data.retention_days is msgspec.UNSET
+        and data.personal_metadata_keys is None
+    ):
+        raise InvalidInput("give `name`, `active`, `retention_days` or `personal_metadata_keys`")
     tenant = service_of(request).update_tenant(
-        tenant_id, name=data.name, active=data.active, by=_actor(request)
+        tenant_id,
+        name=data.name,
+        active=data.active,
+        retention_days=data.retention_days,
+        personal_metadata_keys=data.personal_metadata_keys,
+        by=_actor(request),
     )
     return _tenant_view(tenant)
 
@@ -272,7 +297,7 @@ def update_tenant(
 def create_key(
     request: Request[Any, Any, Any], tenant_id: FromPath[str], data: JSONBody[KeyIn]
 ) -> KeyCreated:
-    default = (auth.SCOPE_ADMIN,) if tenant_id == auth.SYSTEM_TENANT else auth.ALL_SCOPES
+    default = (auth.SCOPE_ADMIN,) if tenant_id == auth.SYSTEM_TENANT else auth.DEFAULT_SCOPES
     key, token = service_of(request).create_key(
         tenant_id,
         data.name,

@@ -20,6 +20,7 @@ from trailkeeper.api.admin import admin_router
 from trailkeeper.api.checkpointer import PeriodicCheckpoints
 from trailkeeper.api.courier import courier_router
 from trailkeeper.api.docs_ui import LocalSwaggerUI, docs_router
+from trailkeeper.api.erasures import erasures_router
 from trailkeeper.api.errors import handler, render_native
 from trailkeeper.api.gr4vy import gr4vy_router
 from trailkeeper.api.key_pairs import key_pairs_router
@@ -27,13 +28,14 @@ from trailkeeper.api.ledger import ledger_router
 from trailkeeper.api.native import native_router
 from trailkeeper.api.observability import instrument
 from trailkeeper.api.ratelimit import rate_limiter
-from trailkeeper.api.reference import NATIVE, documented
+from trailkeeper.api.reference import NATIVE, documented, fit_error_examples
 from trailkeeper.api.request import SafeRequest
-from trailkeeper.api.shared import service_of
+from trailkeeper.api.shared import check_request, normalise_integer_query, service_of
 from trailkeeper.api.streams import streams_router
 from trailkeeper.api.viewer import viewer_api_router, viewer_router, viewer_tokens_router
 from trailkeeper.config import Settings
 from trailkeeper.errors import Unavailable
+from trailkeeper.retention import PeriodicPurge
 from trailkeeper.service import AuditService
 from trailkeeper.streams.delivery import DeliveryOptions, StreamDeliverer
 from trailkeeper.streams.manage import StreamAdmin
@@ -44,6 +46,8 @@ _METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 class App(Litestar):
     """Litestar, with the HEAD and OPTIONS of RFC 9110 on every route.
 
+    Integer query parameters lose their leading zeros first (`shared.normalise_integer_query`).
+
     Litestar answers HEAD on a GET route with 405, and its OPTIONS lists only the methods of
     the first handler registered on a path. Here HEAD runs the GET and sends its status and
     headers without the body, and OPTIONS (and a 405's `Allow`) lists every method of the path.
@@ -51,6 +55,8 @@ class App(Litestar):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         method = scope.get("method") if scope["type"] == "http" else None
+        if method is not None and (query := scope.get("query_string")):
+            scope = {**scope, "query_string": normalise_integer_query(query)}
         if method not in ("HEAD", "OPTIONS"):
             if method is not None:
                 send = _with_allow(send, lambda: self.allowed_methods(scope))
@@ -176,15 +182,18 @@ def create_app(
         ),
     )
     checkpoints = PeriodicCheckpoints(service, settings.checkpoint_interval_seconds)
+    purges = PeriodicPurge(service, settings.purge_interval_seconds)
     deliverer = StreamDeliverer(service.store, delivery_options(settings))
 
     def startup() -> None:
         checkpoints.start()
         deliverer.start()
+        purges.start()
 
     def shutdown() -> None:
         deliverer.stop()
         checkpoints.stop()
+        purges.stop()
         if owns_service:
             service.close()
 
@@ -195,6 +204,7 @@ def create_app(
             native_router,
             ledger_router,
             key_pairs_router,
+            erasures_router,
             streams_router,
             admin_router,
             courier_router,
@@ -204,6 +214,7 @@ def create_app(
             viewer_api_router,
         ],
         request_class=SafeRequest,
+        before_request=check_request,
         request_max_body_size=settings.max_body_bytes,
         exception_handlers={Exception: handler(render_native)},
         openapi_config=openapi,
@@ -219,6 +230,9 @@ def create_app(
         on_shutdown=[shutdown],
         logging_config=None,
     )
+    for route in app.routes:
+        for route_handler in getattr(route, "route_handlers", ()):
+            fit_error_examples(route_handler)
     instrument(app, service, settings.metrics_max_tenants, settings.metrics_token)
     return app
 

@@ -15,13 +15,13 @@ import hashlib
 import html
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get
 from litestar.datastructures import ResponseHeader
 from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import OpenAPIRenderPlugin
-from litestar.params import FromPath
+from litestar.params import FromPath, Parameter
 
 ASSETS_PATH = "/assets"
 CACHE_FOREVER = "public, max-age=31536000, immutable"
@@ -38,6 +38,11 @@ _FILES = {
     "favicon.png": ("swagger-ui/favicon-32x32.png", "image/png"),
     "docs.js": ("docs.js", "text/javascript"),
 }
+
+
+# The `?v=` of an asset URL: its content digest, so that the URL changes with the content.
+# Declared, so the route accepts it (every route refuses undeclared query parameters); unchecked.
+CacheBuster = Annotated[str | None, Parameter(max_length=64)]
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def _asset(name: str) -> Asset:
     return found
 
 
-def serve_asset(name: FromPath[str]) -> Response[bytes]:
+def serve_asset(name: FromPath[str], v: CacheBuster = None) -> Response[bytes]:
     found = asset(name)
     if found is None:
         raise NotFoundException(f"no documentation asset {name!r}")

@@ -19,7 +19,7 @@ from trailkeeper import auth
 from trailkeeper.api import examples
 from trailkeeper.api.errors import handler
 from trailkeeper.api.reference import Dialect, documented
-from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
+from trailkeeper.api.shared import caller, requires, service_of
 from trailkeeper.errors import InvalidInput, PermissionDenied
 from trailkeeper.model import DEFAULT_PAGE, MAX_PAGE, Event, EventFilter, format_ts
 
@@ -171,7 +171,10 @@ def list_audit_logs(
     user_id: Annotated[
         str | None, QueryParameter(min_length=1, max_length=256, pattern=_FILTER)
     ] = None,
-    action: Annotated[str | None, QueryParameter(min_length=1, max_length=256)] = None,
+    action: Annotated[
+        str | None,
+        QueryParameter(min_length=1, max_length=256, schema_extra={"enum": [*ACTIONS, None]}),
+    ] = None,
     resource_type: Annotated[
         str | None, QueryParameter(min_length=1, max_length=256, pattern=_FILTER)
     ] = None,
@@ -180,7 +183,6 @@ def list_audit_logs(
     ] = None,
 ) -> Gr4vyAuditLogs:
     who = caller(request)
-    reject_unknown_query(request, {"limit", "cursor", "user_id", "action", "resource_type"})
     merchant = merchant_account_id or "default"
     if merchant != who.tenant:
         raise PermissionDenied(f"no access to merchant account {merchant!r} with this credential")

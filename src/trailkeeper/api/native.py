@@ -18,7 +18,7 @@ from trailkeeper import auth
 from trailkeeper.api import examples
 from trailkeeper.api.observability import note_ingested
 from trailkeeper.api.reference import NATIVE, Alternative, documented
-from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
+from trailkeeper.api.shared import caller, requires, service_of
 from trailkeeper.formats import DOCUMENT_KEYS, document_values
 from trailkeeper.model import (
     DEFAULT_PAGE,
@@ -32,6 +32,7 @@ from trailkeeper.model import (
     Outcome,
     Target,
 )
+from trailkeeper.service import search_query
 
 DIALECT = "native"
 
@@ -47,19 +48,14 @@ Since = Annotated[
 Until = Annotated[
     datetime | None, Parameter(description="Only events before this time (RFC 3339).")
 ]
-FILTER_PARAMS = frozenset(
-    {
-        "actor_id",
-        "action",
-        "outcome",
-        "type",
-        "target_type",
-        "target_id",
-        "source",
-        "since",
-        "until",
-    }
-)
+Search = Annotated[
+    str,
+    Parameter(
+        description="A search query (docs/search.md), e.g. `action:user.* -outcome:failure "
+        "after:2026-01-01 invoice`; ANDed with the other filters. A syntax error is a 400 "
+        "whose `details` name the position and token."
+    ),
+]
 
 
 def provide_filters(
@@ -73,7 +69,8 @@ def provide_filters(
     since: Since = None,
     until: Until = None,
 ) -> EventFilter:
-    """The filter query parameters shared by listing and export (documented in OpenAPI)."""
+    """The filter query parameters shared by listing and export (documented in OpenAPI);
+    shorthand for qualifiers of the search query `q`, with which they are ANDed."""
     return EventFilter(
         actor_id=actor_id,
         action=action,
@@ -263,9 +260,11 @@ def create_events(
     "/events",
     summary="List events, newest first",
     guards=requires(auth.SCOPE_EVENTS_READ),
-    description="One page of the tenant's events, newest first, optionally filtered (filters "
+    description="One page of the tenant's events, newest first, optionally searched with `q` "
+    "(docs/search.md) and filtered (filters "
     "combine with AND; unknown or repeated parameters are a 400). Follow `next_cursor` for older "
-    "events and `previous_cursor` to go back; keep the same filters when following a cursor. "
+    "events and `previous_cursor` to go back; keep the same `q` and filters when following a "
+    "cursor (a cursor is bound to them). "
     "Scope `events.read`.",
     sync_to_thread=True,
     responses=QUERY_ERRORS,
@@ -274,13 +273,13 @@ def create_events(
 def list_events(
     request: Request[Any, Any, Any],
     filters: NamedDependency[EventFilter],
+    q: Search = "",
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> EventPageView:
     who = caller(request)
-    reject_unknown_query(request, FILTER_PARAMS | {"limit", "cursor"})
     page, next_cursor, previous_cursor = service_of(request).list_events(
-        who.tenant, filters, limit, cursor, DIALECT
+        who.tenant, search_query(filters, q), limit, cursor, DIALECT
     )
     return EventPageView(
         items=[to_view(event) for event in page.events],
@@ -327,13 +326,13 @@ def get_event(request: Request[Any, Any, Any], event_id: FromPath[str]) -> Event
 def export_events(
     request: Request[Any, Any, Any],
     filters: NamedDependency[EventFilter],
+    q: Search = "",
     format: Annotated[
         Literal["jsonl", "csv"], Parameter(description="`jsonl` (JSON lines) or `csv`.")
     ] = "jsonl",
 ) -> Stream:
     who = caller(request)
-    reject_unknown_query(request, FILTER_PARAMS | {"format"})
-    chunks = service_of(request).export(who.tenant, filters, format)
+    chunks = service_of(request).export(who.tenant, search_query(filters, q), format)
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"  # Litestar adds the charset
     return Stream(
         chunks,

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
+from litestar.utils import normalize_path
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -273,9 +275,15 @@ class Observability:
     """ASGI wrapper: request id, metrics, access line; serves `/metrics` itself."""
 
     def __init__(
-        self, app: Any, service: AuditService, metrics: Metrics, metrics_token: str
+        self,
+        app: Any,
+        service: AuditService,
+        metrics: Metrics,
+        metrics_token: str,
+        router: Any = None,
     ) -> None:
         self.app = app
+        self.router = router
         self.service = service
         self.metrics = metrics
         self.metrics_token = metrics_token
@@ -304,11 +312,25 @@ class Observability:
             await self.app(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
-            route = scope.get("path_template") or UNMATCHED_ROUTE
+            route = scope.get("path_template") or self._template(scope, status)
             self.metrics.observe(info, route, status, seconds)
             self.metrics.refresh_pool(self.service)
             _log_access(info, route, status, seconds)
             _current.reset(token)
+
+    def _template(self, scope: Scope, status: int) -> str:
+        """The route of a request Litestar did not route: a 405's path is served by a route
+        (another method), so it is labelled with that route's template; else `unmatched`."""
+        if status != 405 or self.router is None:
+            return UNMATCHED_ROUTE
+        path = normalize_path(scope["path"])
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            try:
+                template: str = self.router.handle_routing(path=path, method=method)[4]
+            except (NotFoundException, MethodNotAllowedException):
+                continue
+            return template
+        return UNMATCHED_ROUTE
 
     async def _serve_metrics(self, scope: Scope, send: Any) -> None:
         if not self.metrics_token:
@@ -331,10 +353,13 @@ class Observability:
 
 
 def _bearer_matches(headers: list[tuple[bytes, bytes]], token: str) -> bool:
-    expected = f"Bearer {token}".encode()
+    """`Authorization: Bearer <token>`, the scheme in any case (RFC 9110 11.1), as API keys."""
     for name, value in headers:
         if name.lower() == b"authorization":
-            return hmac.compare_digest(value.strip(), expected)
+            scheme, _, given = value.strip().partition(b" ")
+            return scheme.lower() == b"bearer" and hmac.compare_digest(
+                given.strip(), token.encode()
+            )
     return False
 
 
@@ -477,4 +502,6 @@ def instrument(app: Any, service: AuditService, max_tenants: int, metrics_token:
     metrics = Metrics(max_tenants)
     metrics.streams = app.state.get("streams")
     app.state.metrics = metrics
-    app.asgi_handler = Observability(app.asgi_handler, service, metrics, metrics_token)
+    app.asgi_handler = Observability(
+        app.asgi_handler, service, metrics, metrics_token, router=app.asgi_router
+    )

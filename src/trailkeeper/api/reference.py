@@ -11,7 +11,7 @@ that are not JSON, and no body for a 204. Route modules use it in their decorato
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -19,6 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, Schema
 
 from trailkeeper.api.errors import ErrorBody, Renderer, render_native
+from trailkeeper.auth import lacking
 
 # Why a route answers each status; the same words in every dialect.
 ERROR_DESCRIPTIONS = {
@@ -39,13 +40,20 @@ _EXAMPLE_ERRORS: dict[int, tuple[str, str, list[dict[str, Any]]]] = {
         [{"field": "limit", "message": "Expected `int` <= 100", "in": "query"}],
     ),
     401: ("unauthenticated", "unknown or revoked API key", []),
-    403: ("forbidden", "this credential lacks the scope events.read", []),
+    403: ("forbidden", lacking(["events.read"]), []),
     404: ("not_found", "no event '01HZX3J5M2Q7R8S9T0V1W2X3Y4'", []),
     409: ("conflict", "event '01HZX3J5M2Q7R8S9T0V1W2X3Y4' exists with other content", []),
     413: ("payload_too_large", "request body is larger than this server accepts", []),
     429: ("rate_limited", "too many requests for this credential; retry in 1 s", []),
     503: ("unavailable", "database unavailable; retry later", []),
 }
+
+# The 400 example of a route that takes a JSON body (`fit_error_examples`).
+_BODY_400 = (
+    "invalid_request",
+    "body: Expected `object`, got `array`",
+    [{"field": "body", "message": "Expected `object`, got `array`", "in": "body"}],
+)
 
 
 class JSONExample(Example):
@@ -66,33 +74,76 @@ class Dialect:
     render: Renderer
 
     def errors(
-        self, *statuses: int, messages: Mapping[int, str] | None = None
+        self,
+        *statuses: int,
+        messages: Mapping[int, str] | None = None,
+        scopes: tuple[str, ...] = (),
+        body: bool = False,
     ) -> dict[int, ResponseSpec]:
         """The error responses of one route: exactly `statuses`, each with an example
-        (`messages` replaces the example's message for a status, to fit the route)."""
-        codes = {status: _EXAMPLE_ERRORS[status][0] for status in statuses}
+        (`messages` replaces the example's message for a status, to fit the route). The 403
+        names `scopes` and the 400 is about the body when `body`: `fit_error_examples` sets
+        both from the route itself."""
+        fixed = dict(messages or {})
         return {
-            status: ResponseSpec(
+            status: ErrorSpec(
                 data_container=self.body,
                 description=ERROR_DESCRIPTIONS[status],
                 generate_examples=False,
                 examples=[
                     Example(
                         summary=_EXAMPLE_ERRORS[status][0],
-                        value=self.example(status, messages or {}),
+                        value=self.example(status, fixed, scopes, body),
                     )
                 ],
+                dialect=self,
+                messages=fixed,
             )
-            for status, code in codes.items()
+            for status in statuses
         }
 
-    def example(self, status: int, messages: Mapping[int, str]) -> Any:
+    def example(
+        self,
+        status: int,
+        messages: Mapping[int, str],
+        scopes: tuple[str, ...] = (),
+        body: bool = False,
+    ) -> Any:
         """The body this dialect sends for `status` (the route's message where it has one)."""
-        code, message, details = _EXAMPLE_ERRORS[status]
+        code, message, details = _BODY_400 if status == 400 and body else _EXAMPLE_ERRORS[status]
+        if status == 403 and scopes:
+            message = lacking(scopes)
         if status in messages:
             message, details = messages[status], []
         response = self.render(status, code, message, details)
         return msgspec.to_builtins(response.content)
+
+
+@dataclass
+class ErrorSpec(ResponseSpec):
+    """An error response that can be re-rendered to fit its route (`fit_error_examples`)."""
+
+    dialect: Dialect | None = None
+    messages: Mapping[int, str] = field(default_factory=dict)
+
+
+def fit_error_examples(handler: Any) -> None:
+    """Make a route's error examples its own: the 403 names the scopes its guard requires
+    (a guard with a `scopes` attribute, as `shared.requires` makes), and a route that takes a
+    JSON body shows a body error as its 400, not a query one."""
+    responses: Mapping[int, ResponseSpec] | None = handler.responses
+    if not responses:
+        return
+    guards = [guard for layer in handler.ownership_layers for guard in layer.guards or ()]
+    scopes: tuple[str, ...] = next((g.scopes for g in guards if hasattr(g, "scopes")), ())
+    body = "data" in handler.parsed_fn_signature.parameters
+    refitted = dict(responses)
+    for status, spec in responses.items():
+        if isinstance(spec, ErrorSpec) and spec.dialect is not None:
+            refitted[status] = spec.dialect.errors(
+                status, messages=spec.messages, scopes=scopes, body=body
+            )[status]
+    handler.responses = refitted
 
 
 NATIVE = Dialect(ErrorBody, render_native)
@@ -140,6 +191,9 @@ def _complete(
 ) -> None:
     responses = operation.responses or {}
     for status, spec in list(responses.items()):
+        if status == "201" and not (getattr(spec, "headers", None) or {}).get("Location"):
+            # Litestar's default says "URL follows", but no route here sends a Location.
+            spec.description = "Created"
         if status.startswith("4") and _is_litestar_400(spec):
             del responses[status]
         elif status == "204":

@@ -21,7 +21,6 @@ import hmac
 import html
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -37,15 +36,14 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED
 
 from trailkeeper import auth
-from trailkeeper.api.docs_ui import CACHE_FOREVER, Asset
+from trailkeeper.api.docs_ui import CACHE_FOREVER, Asset, CacheBuster
 from trailkeeper.api.ledger import InclusionProofView
 from trailkeeper.api.native import EventView, to_view
 from trailkeeper.api.reference import NATIVE, documented
-from trailkeeper.api.shared import caller, reject_unknown_query, requires, service_of
+from trailkeeper.api.shared import caller, requires, service_of
 from trailkeeper.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from trailkeeper.formats import csv_chunks
-from trailkeeper.model import DEFAULT_PAGE, EPOCH, MAX_PAGE, Event, EventFilter
-from trailkeeper.query import Match, Query, Term, TimeBound, parse_query
+from trailkeeper.model import DEFAULT_PAGE, EPOCH, MAX_PAGE, Event
+from trailkeeper.query import Query, matches, parse_query
 from trailkeeper.service import AuditService
 
 DIALECT = "viewer"
@@ -164,7 +162,6 @@ def mint(
             details=[{"field": "ttl_seconds", "message": "out of range"}],
         )
     pin = parse_query(pinned_query).render() if pinned_query.strip() else ""
-    viewer_filters(tenant, pin, "")  # a pin the viewer cannot apply is refused now, not later
     exp = int(time.time() if now is None else now) + ttl_seconds
     origins = check_origins(list(allowed_origins))
     token = encode_grant(service.viewer_key, Grant("link", tenant, exp, pin, origins))
@@ -177,75 +174,11 @@ def mint(
 
 # ---- the query: the pin ANDed with what the page asks --------------------------------------
 
-_FILTER_OF = {
-    "actor": "actor_id",
-    "action": "action",
-    "type": "type",
-    "target.type": "target_type",
-    "target.id": "target_id",
-    "source": "source",
-}
 
-
-def viewer_filters(tenant: str, pin: str, q: str) -> EventFilter | None:
-    """The one place the viewer's search text becomes a store query: the pin AND `q`.
-
-    Until `/v1/events` takes `q=`, the query is applied through the list filters, which take
-    one exact value per field and a time range; other constructs are a 400 naming them. None:
-    the clauses contradict each other (two values of one field), so nothing matches.
-    """
-    del tenant  # the tenant is applied by the service; kept for the `q=` version of this
-    query = parse_query(pin).and_(parse_query(q)) if pin else parse_query(q)
-    return _as_filters(query)
-
-
-def _as_filters(query: Query) -> EventFilter | None:
-    values: dict[str, str] = {}
-    for clause in query.clauses:
-        if isinstance(clause, TimeBound):
-            continue
-        if not (
-            isinstance(clause, Term)
-            and clause.field in _FILTER_OF
-            and not clause.negated
-            and len(clause.values) == 1
-            and clause.values[0].match is Match.EXACT
-        ):
-            shown = Query((clause,)).render()
-            raise InvalidInput(
-                f"the viewer cannot search for '{shown}' yet: use field:value terms (actor, "
-                "action, type, target.type, target.id, source) and after:/before:",
-                details=[{"field": "q", "token": shown, "message": "not supported yet"}],
-            )
-        name, value = _FILTER_OF[clause.field], clause.values[0].text
-        if values.setdefault(name, value) != value:
-            return None
-    after, before = query.time_bounds()
-    if after is not None and before is not None and after >= before:
-        return None
-    return EventFilter(
-        **values,
-        since=None if after is None else EPOCH + timedelta(milliseconds=after),
-        until=None if before is None else EPOCH + timedelta(milliseconds=before),
-    )
-
-
-def _matches(event: Event, filters: EventFilter) -> bool:
-    """Whether one event is inside the filters: the pin applied to a single event."""
-    target = event.target
-    fields = {
-        "actor_id": event.actor.id,
-        "action": event.action,
-        "type": event.type,
-        "target_type": target.type if target else None,
-        "target_id": target.id if target else None,
-        "source": event.source,
-    }
-    if any(getattr(filters, n) is not None and getattr(filters, n) != v for n, v in fields.items()):
-        return False
-    if filters.since is not None and event.occurred_at < filters.since:
-        return False
-    return filters.until is None or event.occurred_at < filters.until
+def viewer_filters(tenant: str, pin: str, q: str) -> Query:
+    """The one place the viewer's search text becomes a store query: the pin AND `q`."""
+    del tenant  # the tenant is applied by the service
+    return parse_query(pin).and_(parse_query(q))
 
 
 # ---- minting: the customer's backend --------------------------------------------------------
@@ -343,7 +276,7 @@ def _asset_url(name: str) -> str:
 
 
 @get("/viewer/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-def serve_asset(name: FromPath[str]) -> Response[bytes]:
+def serve_asset(name: FromPath[str], v: CacheBuster = None) -> Response[bytes]:
     found = asset(name)
     if found is None:
         raise NotFoundException(f"no viewer asset {name!r}")
@@ -517,11 +450,8 @@ def list_events(
     cursor: Annotated[str | None, Parameter(max_length=256)] = None,
     limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> ViewerPage:
-    reject_unknown_query(request, {"q", "cursor", "limit"})
     grant = _grant(request)
     filters = viewer_filters(grant.tenant, grant.pin, q)
-    if filters is None:
-        return ViewerPage(items=[], limit=limit, next_cursor=None, previous_cursor=None)
     page, next_cursor, previous_cursor = service_of(request).list_events(
         grant.tenant, filters, limit, cursor, DIALECT
     )
@@ -532,8 +462,7 @@ def _pinned_event(request: Request[Any, Any, Any], event_id: str) -> Event:
     """The event, if the session may see it; outside the pin it does not exist (404)."""
     grant = _grant(request)
     event = service_of(request).get_event(grant.tenant, event_id)
-    pin = viewer_filters(grant.tenant, grant.pin, "")
-    if pin is None or not _matches(event, pin):
+    if not matches(viewer_filters(grant.tenant, grant.pin, ""), event):
         raise NotFound(f"no event {event_id!r}")
     return event
 
@@ -552,7 +481,6 @@ class ViewerProof(msgspec.Struct, frozen=True):
 def get_proof(request: Request[Any, Any, Any], event_id: FromPath[str]) -> ViewerProof:
     """The event as stored, its RFC 9162 inclusion proof and the signed checkpoint: what the
     page checks against the key it pinned (it trusts none of this answer by itself)."""
-    reject_unknown_query(request, set())
     event = _pinned_event(request, event_id)
     stored, checkpoint, path = service_of(request).inclusion_proof(event.tenant, event.id)
     if stored.log_index is None or stored.leaf_hash is None:
@@ -575,14 +503,9 @@ def export_events(
     format: Annotated[Literal["jsonl", "csv"], Parameter()] = "jsonl",
 ) -> Stream:
     """The current query, oldest first, as a download (the same files as `/v1/export`)."""
-    reject_unknown_query(request, {"q", "format"})
     grant = _grant(request)
     filters = viewer_filters(grant.tenant, grant.pin, q)
-    chunks: Iterator[bytes] = (
-        service_of(request).export(grant.tenant, filters, format)
-        if filters is not None
-        else (csv_chunks([]) if format == "csv" else iter(()))
-    )
+    chunks = service_of(request).export(grant.tenant, filters, format)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return Stream(
         chunks,

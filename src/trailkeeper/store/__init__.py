@@ -18,12 +18,13 @@ from trailkeeper.model import (
     Checkpoint,
     Direction,
     Event,
-    EventFilter,
     KeyPair,
+    LegalHold,
     NewEvent,
     Position,
     Tenant,
 )
+from trailkeeper.query import Query
 from trailkeeper.streams.model import Stream
 
 
@@ -82,7 +83,7 @@ class Store(Protocol):
     def list_events(
         self,
         tenant: str,
-        filters: EventFilter,
+        filters: Query,
         position: Position | None,
         direction: Direction,
         limit: int,
@@ -90,12 +91,10 @@ class Store(Protocol):
         """Up to `limit` events strictly past `position`, nearest first (each event's own
         position is `Position.of(event)`, so the caller can continue from any of them)."""
 
-    def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
+    def iter_events(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[Event]:
         """All matching events, oldest first, fetched in keyset chunks (constant memory)."""
 
-    def iter_event_json(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[bytes]:
+    def iter_event_json(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[bytes]:
         """`iter_events` as JSON documents (one object each, no newline) rendered by the
         database: the objects `formats.event_document` makes, for fast bulk export."""
 
@@ -146,6 +145,20 @@ class Store(Protocol):
 
     def first_log_index_since(self, tenant: str, at: datetime) -> int | None:
         """The log index of the first event received at or after `at`."""
+
+    # retention, erasure, legal holds (store/purge.py)
+    def purged_size(self, tenant: str) -> int: ...
+    def purgeable(self, tenant: str, cutoff: datetime, floor: int, limit: int) -> int: ...
+    def purge_batch(self, tenant: str, cutoff: datetime, limit: int) -> int: ...
+    def frontier(self, tenant: str) -> tuple[int, list[bytes]]: ...
+    def kept_node_count(self, tenant: str) -> int: ...
+    def subject_events(self, tenant: str, kind: str, value: str) -> list[int]: ...
+    def redact(
+        self, tenant: str, kind: str, value: str, indexes: Sequence[int], personal: Sequence[str]
+    ) -> int: ...
+    def add_hold(self, hold: LegalHold) -> None: ...
+    def remove_hold(self, tenant: str, hold_id: str) -> bool: ...
+    def holds(self, tenant: str) -> list[LegalHold]: ...
 
 
 def open_store(

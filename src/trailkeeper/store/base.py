@@ -19,13 +19,14 @@ from trailkeeper.model import (
     Checkpoint,
     Direction,
     Event,
-    EventFilter,
     KeyPair,
     Position,
     Tenant,
     to_ms,
 )
+from trailkeeper.query import Query
 from trailkeeper.store import ledger_state, sql
+from trailkeeper.store.purge import RetentionStore
 from trailkeeper.store.streams import StreamRows
 
 _json = msgspec.json.Encoder()
@@ -36,14 +37,17 @@ _SELECT_KEY = (
     "k.expires_at, k.last_used_at, t.deactivated_at IS NULL "
     "FROM api_keys k JOIN tenants t ON t.id = k.tenant"
 )
-_SELECT_TENANT = "SELECT id, name, created_at, deactivated_at FROM tenants"
+_SELECT_TENANT = (
+    "SELECT id, name, created_at, deactivated_at, retention_days, personal_metadata_keys "
+    "FROM tenants"
+)
 _SELECT_KEY_PAIR = (
     "SELECT k.id, k.tenant, k.name, k.public_key, k.created_at, k.revoked_at, "
     "t.deactivated_at IS NULL FROM key_pairs k JOIN tenants t ON t.id = k.tenant"
 )
 
 
-class SqlReads(StreamRows):
+class SqlReads(StreamRows, RetentionStore):
     """Read queries over `_fetch`; subclasses set the engine specifics below."""
 
     ph: str  # parameter placeholder
@@ -134,14 +138,16 @@ class SqlReads(StreamRows):
         return [self._tenant(r) for r in rows]
 
     def update_tenant(self, tenant: Tenant) -> bool:
-        """Store the tenant's name and deactivation time; False when there is no such tenant."""
+        """Store the tenant's name, deactivation time and retention settings; False when there
+        is no such tenant."""
         ph = self.ph
         deactivated = None if tenant.deactivated_at is None else self.to_db(tenant.deactivated_at)
+        personal = _json.encode(list(tenant.personal_metadata_keys)).decode()
         with self._writer() as db:
             rows = db.rows(
-                f"UPDATE tenants SET name = {ph}, deactivated_at = {ph} WHERE id = {ph} "
-                "RETURNING id",
-                (tenant.name, deactivated, tenant.id),
+                f"UPDATE tenants SET name = {ph}, deactivated_at = {ph}, retention_days = {ph}, "
+                f"personal_metadata_keys = {ph} WHERE id = {ph} RETURNING id",
+                (tenant.name, deactivated, tenant.retention_days, personal, tenant.id),
             )
         return bool(rows)
 
@@ -304,17 +310,17 @@ class SqlReads(StreamRows):
     def list_events(
         self,
         tenant: str,
-        filters: EventFilter,
+        filters: Query,
         position: Position | None,
         direction: Direction,
         limit: int,
     ) -> list[Event]:
         query, params = sql.page_query(
-            tenant, filters, position, direction, limit, self.ph, self.to_db, self.position_ts
+            tenant, filters, position, direction, limit, self.ph, self.position_ts
         )
         return [sql.row_to_event(row, self.from_db) for row in self._fetch(query, params)]
 
-    def iter_events(self, tenant: str, filters: EventFilter, chunk: int = 1000) -> Iterator[Event]:
+    def iter_events(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[Event]:
         """Export support: all matches oldest first in keyset chunks, so memory stays flat."""
         position: Position | None = None
         while True:
@@ -324,16 +330,14 @@ class SqlReads(StreamRows):
                 return
             position = Position.of(events[-1])
 
-    def iter_event_json(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[bytes]:
+    def iter_event_json(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[bytes]:
         """`iter_events`, each event encoded as its JSON document (engines may do better)."""
         encode = _json.encode
         for event in self.iter_events(tenant, filters, chunk):
             yield encode(event_document(event))
 
     def _rendered_chunks(
-        self, tenant: str, filters: EventFilter, chunk: int, columns: str, outer: str = "{}"
+        self, tenant: str, filters: Query, chunk: int, columns: str, outer: str = "{}"
     ) -> Iterator[list[Sequence[Any]]]:
         """Rows of `columns` for all matches, oldest first, in ranges of about `chunk` (each
         range's query formatted into `outer`, which may aggregate it).
@@ -348,7 +352,7 @@ class SqlReads(StreamRows):
         try:
             for after, upto in self._export_ranges(tenant, filters, chunk):
                 query, params = sql.range_query(
-                    tenant, filters, after, upto, self.ph, self.to_db, self.position_ts, columns
+                    tenant, filters, after, upto, self.ph, self.position_ts, columns
                 )
                 pending.append(readers.submit(self._fetch, outer.format(query), params))
                 while len(pending) > self.export_readers:
@@ -359,13 +363,13 @@ class SqlReads(StreamRows):
             readers.shutdown(wait=True, cancel_futures=True)
 
     def _export_ranges(
-        self, tenant: str, filters: EventFilter, chunk: int
+        self, tenant: str, filters: Query, chunk: int
     ) -> Iterator[tuple[Position | None, Position | None]]:
         """Consecutive (after, upto] ranges covering every match; the last is open-ended."""
         after: Position | None = None
         while True:
             query, params = sql.boundary_query(
-                tenant, filters, after, chunk, self.ph, self.to_db, self.position_ts
+                tenant, filters, after, chunk, self.ph, self.position_ts
             )
             rows = self._fetch(query, params)
             if not rows:
@@ -381,6 +385,8 @@ class SqlReads(StreamRows):
             name=row[1],
             created_at=self.from_db(row[2]),
             deactivated_at=None if row[3] is None else self.from_db(row[3]),
+            retention_days=None if row[4] is None else int(row[4]),
+            personal_metadata_keys=tuple(msgspec.json.decode(row[5] or "[]")),
         )
 
     def _key(self, row: Sequence[Any]) -> ApiKey:

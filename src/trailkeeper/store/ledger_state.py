@@ -46,6 +46,13 @@ class LedgerCorrupt(TrailkeeperError):
     code = "ledger_corrupt"
 
 
+class Purged(TrailkeeperError):
+    """A proof or checkpoint needs events that retention purged (docs/retention.md)."""
+
+    status = 410
+    code = "purged"
+
+
 # Nodes below this level are not stored: each is recomputed from at most 2**(level) leaves
 # when needed. That keeps proofs at O(log n) reads (plus at most 15 leaves per low sibling)
 # while writing one node row per 8 events instead of one per event.
@@ -86,8 +93,58 @@ def fetch_nodes(db: Runner, tenant: str, wanted: set[Node]) -> dict[Node, bytes]
             found[(level, index)] = root_hash([found[(0, i)] for i in range(start, end)])
     missing = wanted - found.keys()
     if missing:
-        raise LedgerCorrupt(f"ledger of tenant {tenant!r} is missing nodes {sorted(missing)[:3]}")
+        floor = purged_size(db, tenant)
+        if floor:
+            _resolve_purged(db, tenant, floor, missing, found)
+            missing = wanted - found.keys()
+        if missing and floor and min(index << level for level, index in missing) < floor:
+            raise Purged(
+                f"the first {floor} events of tenant {tenant!r} were purged; this needs them "
+                "(ask for a later size, or from a checkpoint the server stored)"
+            )
+        if missing:
+            raise LedgerCorrupt(
+                f"ledger of tenant {tenant!r} is missing nodes {sorted(missing)[:3]}"
+            )
     return {node: found[node] for node in wanted}
+
+
+def purged_size(db: Runner, tenant: str) -> int:
+    """How many events at the start of the tenant's log were purged (0: none)."""
+    rows = db.rows(f"SELECT first_index FROM ledger_floors WHERE tenant = {db.ph}", (tenant,))
+    return int(rows[0][0]) if rows else 0
+
+
+def kept_nodes(db: Runner, tenant: str) -> dict[Node, bytes]:
+    """The nodes a purge kept for proofs (store/purge.py); a few per stored checkpoint."""
+    rows = db.rows(f"SELECT level, idx, hash FROM ledger_kept WHERE tenant = {db.ph}", (tenant,))
+    return {(int(level), int(index)): bytes(value) for level, index, value in rows}
+
+
+def _resolve_purged(
+    db: Runner, tenant: str, floor: int, missing: set[Node], found: dict[Node, bytes]
+) -> None:
+    """Fill in missing nodes from those a purge kept: a node below the purged size is kept or
+    lost; one straddling it is hashed from its children (at most one such node per level)."""
+    kept = kept_nodes(db, tenant)
+
+    def resolve(node: Node) -> bytes | None:
+        if node in found:
+            return found[node]
+        level, index = node
+        start, end = index << level, (index + 1) << level
+        value = kept.get(node)
+        low = level < MIN_STORED_LEVEL  # hashed from leaves, which survive from the floor on
+        if value is None and level > 0 and floor < end and (start < floor or low):
+            left, right = resolve((level - 1, 2 * index)), resolve((level - 1, 2 * index + 1))
+            if left is not None and right is not None:
+                value = root_hash([left, right])
+        if value is not None:
+            found[node] = value
+        return value
+
+    for node in sorted(missing):
+        resolve(node)
 
 
 def head(db: Runner, tenant: str) -> tuple[int, bytes] | None:

@@ -24,12 +24,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from trailkeeper.errors import Conflict, InvalidInput, Unavailable
 from trailkeeper.model import (
     Event,
-    EventFilter,
     NewEvent,
     Tenant,
     format_ts,
     from_ms,
 )
+from trailkeeper.query import Query
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
 from trailkeeper.store.group_commit import GroupCommit, GroupCommitByKey
@@ -202,9 +202,14 @@ class PostgresStore(SqlReads):
             events = self._insert_new(conn, tenant, to_insert) if to_insert else []
         return assemble_results(outcome, events, stored)
 
-    def iter_event_json(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[bytes]:
+    def _after_erasure(self) -> None:
+        """An UPDATE leaves the old row versions in the table's pages until VACUUM reclaims
+        them; run it now (outside a transaction) so they are not kept for autovacuum's next
+        turn. Their bytes can stay in free space and in WAL segments (docs/retention.md)."""
+        with self._conn() as conn:
+            conn.execute("VACUUM events")
+
+    def iter_event_json(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[bytes]:
         """Rendered by PostgreSQL (see sql.PG_EVENT_JSON), two ranges at a time."""
         for rows in self._rendered_chunks(tenant, filters, chunk, sql.PG_EXPORT_COLUMNS):
             for row in rows:

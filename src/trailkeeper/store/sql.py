@@ -18,17 +18,16 @@ import msgspec
 from trailkeeper.formats import encode_leaf
 from trailkeeper.model import (
     FIELDS,
-    FILTER_FIELDS,
     LAYOUT,
     NESTED_TYPES,
     Direction,
     Event,
-    EventFilter,
     Field,
     Position,
-    bound_ms,
     field_values,
 )
+from trailkeeper.query import Query
+from trailkeeper.store import search
 
 EVENT_COLUMNS = ("seq", *(field.column for field in FIELDS))
 # occurred_at_given: whether the client gave occurred_at, which tells a replay (idempotency.py).
@@ -102,30 +101,18 @@ def row_to_event(row: Sequence[Any], from_db: TsFromDb) -> Event:
 
 
 def filter_clause(
-    tenant: str, filters: EventFilter, ph: str, to_db: TsToDb
+    tenant: str, query: Query, ph: str, position_ts: Callable[[int], Any]
 ) -> tuple[list[str], list[Any]]:
-    """WHERE terms (ANDed) and their parameters; always leads with the tenant."""
-    terms = [f"tenant = {ph}"]
-    params: list[Any] = [tenant]
-    for field in FILTER_FIELDS:
-        value = getattr(filters, field.column)
-        if value is not None:
-            terms.append(f"{field.column} = {ph}")
-            params.append(value)
-    if filters.since is not None:
-        terms.append(f"occurred_at >= {ph}")
-        params.append(to_db(bound_ms(filters.since)))
-    if filters.until is not None:
-        terms.append(f"occurred_at < {ph}")
-        params.append(to_db(bound_ms(filters.until)))
-    return terms, params
+    """WHERE terms (ANDed) and their parameters; always leads with the tenant, then what the
+    search query selects (store/search.py)."""
+    terms, params = search.where(query, ph, position_ts)
+    return [f"tenant = {ph}", *terms], [tenant, *params]
 
 
 def _keyset_where(
     tenant: str,
-    filters: EventFilter,
+    filters: Query,
     ph: str,
-    to_db: TsToDb,
     position_ts: Callable[[int], Any],
     *bounds: tuple[str, Position | None],
 ) -> tuple[list[str], list[Any]]:
@@ -137,7 +124,7 @@ def _keyset_where(
     1000 rows out of 1M was planned as a parallel scan of the whole table (~35 ms a range
     instead of ~6); a plain range on occurred_at it estimates from the column's histogram.
     """
-    terms, params = filter_clause(tenant, filters, ph, to_db)
+    terms, params = filter_clause(tenant, filters, ph, position_ts)
     for op, position in bounds:
         if position is not None:
             ts = position_ts(position.occurred_ms)
@@ -149,12 +136,11 @@ def _keyset_where(
 
 def page_query(
     tenant: str,
-    filters: EventFilter,
+    filters: Query,
     position: Position | None,
     direction: Direction,
     limit: int,
     ph: str,
-    to_db: TsToDb,
     position_ts: Callable[[int], Any],
     columns: str = SELECT_EVENT,
 ) -> tuple[str, list[Any]]:
@@ -164,7 +150,7 @@ def page_query(
     caller reverses the rows. Row-value comparison lets both engines use the index range.
     """
     op, order = ("<", "DESC") if direction is Direction.OLDER else (">", "ASC")
-    terms, params = _keyset_where(tenant, filters, ph, to_db, position_ts, (op, position))
+    terms, params = _keyset_where(tenant, filters, ph, position_ts, (op, position))
     sql = (
         f"SELECT {columns} FROM events WHERE {' AND '.join(terms)} "
         f"ORDER BY occurred_at {order}, seq {order} LIMIT {ph}"
@@ -175,16 +161,15 @@ def page_query(
 
 def boundary_query(
     tenant: str,
-    filters: EventFilter,
+    filters: Query,
     after: Position | None,
     count: int,
     ph: str,
-    to_db: TsToDb,
     position_ts: Callable[[int], Any],
 ) -> tuple[str, list[Any]]:
     """The position of the `count`-th match past `after` (oldest first), from the index alone:
     where an export range of `count` events ends."""
-    terms, params = _keyset_where(tenant, filters, ph, to_db, position_ts, (">", after))
+    terms, params = _keyset_where(tenant, filters, ph, position_ts, (">", after))
     query = (
         f"SELECT occurred_at, seq FROM events WHERE {' AND '.join(terms)} "
         f"ORDER BY occurred_at, seq LIMIT 1 OFFSET {int(count) - 1}"
@@ -194,18 +179,15 @@ def boundary_query(
 
 def range_query(
     tenant: str,
-    filters: EventFilter,
+    filters: Query,
     after: Position | None,
     upto: Position | None,
     ph: str,
-    to_db: TsToDb,
     position_ts: Callable[[int], Any],
     columns: str,
 ) -> tuple[str, list[Any]]:
     """Matches with a position in (after, upto], oldest first (open ends when None)."""
-    terms, params = _keyset_where(
-        tenant, filters, ph, to_db, position_ts, (">", after), ("<=", upto)
-    )
+    terms, params = _keyset_where(tenant, filters, ph, position_ts, (">", after), ("<=", upto))
     query = f"SELECT {columns} FROM events WHERE {' AND '.join(terms)} ORDER BY occurred_at, seq"
     return query, params
 

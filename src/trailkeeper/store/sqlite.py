@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain, count
@@ -21,12 +22,12 @@ from typing import Any
 from trailkeeper.errors import Conflict, Unavailable
 from trailkeeper.model import (
     Event,
-    EventFilter,
     NewEvent,
     Tenant,
     from_ms,
     to_ms,
 )
+from trailkeeper.query import Query
 from trailkeeper.store import ledger_state, sql
 from trailkeeper.store.base import SqlReads
 from trailkeeper.store.group_commit import GroupCommit
@@ -113,6 +114,9 @@ class SQLiteStore(SqlReads):
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
                 conn.execute("PRAGMA foreign_keys = ON")
+                # Deleted and rewritten content is overwritten with zeros, so an erased
+                # value or a purged event cannot be read back from the file's free space.
+                conn.execute("PRAGMA secure_delete = ON")
                 # Inside a savepoint (each batch of a group commit has one), SQLite first copies
                 # every page it changes into a sub-journal: on disk by default, a temp file per
                 # batch. In memory it is a copy of the pages one batch changes (+3 MB peak RSS
@@ -200,6 +204,18 @@ class SQLiteStore(SqlReads):
         with self._write() as conn:
             conn.execute("PRAGMA optimize")
 
+    def _after_erasure(self) -> None:
+        """Erased values are gone from the rows, and secure_delete zeroed the space they held;
+        copy the WAL (which still holds the
+        pages as they were before) into the database and truncate it. Readers holding an old
+        snapshot can delay that: a few tries, then the next checkpoint does it."""
+        with self._write_lock, self._translate():
+            for _ in range(20):
+                busy, _, _ = self._write_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return
+                time.sleep(0.05)
+
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         with self._read() as conn:
             return conn.execute(query, params).fetchall()
@@ -221,9 +237,7 @@ class SQLiteStore(SqlReads):
             except sqlite3.IntegrityError:
                 raise Conflict(f"tenant {tenant.id!r} already exists") from None
 
-    def iter_event_json(
-        self, tenant: str, filters: EventFilter, chunk: int = 1000
-    ) -> Iterator[bytes]:
+    def iter_event_json(self, tenant: str, filters: Query, chunk: int = 1000) -> Iterator[bytes]:
         """Rendered by SQLite's JSON functions (see sql.SQLITE_EVENT_JSON)."""
         for rows in self._rendered_chunks(
             tenant, filters, chunk, sql.SQLITE_EXPORT_COLUMNS, sql.SQLITE_RANGE_AS_ONE_ROW
