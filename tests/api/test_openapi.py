@@ -18,10 +18,11 @@ from trailkeeper.service import AuditService
 from trailkeeper.store import open_store
 
 PUBLIC = {("get", "/healthz"), ("get", "/v1/ledger/public-key")}
-# Minting a viewer token stores nothing, and only a key's or a stream's id is chosen by the
+# Minting a viewer token stores nothing; a key's, a stream's or a legal hold's id is chosen by the
 # server (replaying and rotating a secret change one stream): nothing a client sends to these
 # can conflict.
 SERVER_CHOSEN_IDS = {
+    "/v1/legal-holds",
     "/v1/tenants/{tenant_id}/keys",
     "/v1/viewer-tokens",
     "/v1/streams",
